@@ -1,0 +1,118 @@
+package transport
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/directmethods/iotdevice/sas"
+)
+
+// Config is what an adapter needs to reach one identity's method channel.
+// The client builds it once, validated and defaulted; adapters must not
+// modify it.
+type Config struct {
+	// HostName is the hub's host name, used in the MQTT username, the token
+	// resource and, unless GatewayHostName is set, as the network endpoint.
+	HostName string
+	// GatewayHostName, when set, is the host to connect to (an IoT Edge
+	// gateway); the identity and token still name HostName.
+	GatewayHostName string
+	// Port overrides the protocol's standard port (8883, 5671 or 443).
+	Port int
+	// DeviceID and ModuleID name the identity; ModuleID is empty for a
+	// device.
+	DeviceID string
+	ModuleID string
+	// Credential supplies the token or the client certificate.
+	Credential sas.Credential
+	// TLSConfig is cloned for each connection. Nil means the system roots;
+	// set RootCAs to trust a private CA such as the local hub's.
+	TLSConfig *tls.Config
+	// KeepAlive is the interval of protocol keep-alives (MQTT PINGREQ, AMQP
+	// idle time-out) by which a dead connection is detected.
+	KeepAlive time.Duration
+	// UserAgent identifies the client software to the hub.
+	UserAgent string
+	// Proxy picks an HTTP proxy for WebSocket transports; nil means
+	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY).
+	Proxy func(*http.Request) (*url.URL, error)
+	// Logger receives the adapter's logs; never nil once the client built
+	// the Config.
+	Logger *slog.Logger
+}
+
+// Endpoint returns the host to connect to: the gateway if set, else the hub.
+func (c *Config) Endpoint() string {
+	if c.GatewayHostName != "" {
+		return c.GatewayHostName
+	}
+	return c.HostName
+}
+
+// Address returns "host:port" for the endpoint, with Port if set, else
+// defaultPort.
+func (c *Config) Address(defaultPort int) string {
+	port := defaultPort
+	if c.Port != 0 {
+		port = c.Port
+	}
+	return joinHostPort(c.Endpoint(), port)
+}
+
+func joinHostPort(host string, port int) string {
+	if len(host) > 0 && host[0] != '[' && containsColon(host) {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+func containsColon(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientID returns "{device}" or "{device}/{module}".
+func (c *Config) ClientID() string {
+	if c.ModuleID != "" {
+		return c.DeviceID + "/" + c.ModuleID
+	}
+	return c.DeviceID
+}
+
+// Resource returns the resource URI the identity's tokens must cover.
+func (c *Config) Resource() string { return sas.Resource(c.HostName, c.DeviceID, c.ModuleID) }
+
+// ClientTLS returns a TLS configuration for one connection: a clone of
+// TLSConfig with ServerName set to the endpoint, TLS 1.2 at least, and the
+// credential's client certificate if it has one. Verification is never
+// disabled here.
+func (c *Config) ClientTLS() (*tls.Config, error) {
+	var t *tls.Config
+	if c.TLSConfig != nil {
+		t = c.TLSConfig.Clone()
+	} else {
+		t = &tls.Config{}
+	}
+	if t.ServerName == "" {
+		t.ServerName = c.Endpoint()
+	}
+	if t.MinVersion < tls.VersionTLS12 {
+		t.MinVersion = tls.VersionTLS12
+	}
+	if c.Credential == nil {
+		return nil, errors.New("transport: config has no credential")
+	}
+	if cert := c.Credential.ClientCertificate(); cert != nil {
+		t.Certificates = []tls.Certificate{*cert}
+	}
+	return t, nil
+}

@@ -1,0 +1,67 @@
+package transport
+
+import (
+	"context"
+	"time"
+)
+
+// Dialer opens connections to the hub. The client calls Dial again after
+// every failure, so a Dialer keeps no per-connection state.
+type Dialer interface {
+	// Dial connects, authenticates and subscribes to method requests, and
+	// returns only when requests can flow: after the MQTT SUBACK, or once
+	// both AMQP method links are attached. It honours ctx for the whole
+	// attempt. Tokens must be obtained through cfg.Credential, at most once
+	// per Dial.
+	Dial(ctx context.Context, cfg *Config) (Conn, error)
+}
+
+// DialerFunc adapts a function to a Dialer.
+type DialerFunc func(ctx context.Context, cfg *Config) (Conn, error)
+
+// Dial calls f.
+func (f DialerFunc) Dial(ctx context.Context, cfg *Config) (Conn, error) { return f(ctx, cfg) }
+
+// Conn is one authenticated connection carrying method requests. It never
+// reconnects.
+type Conn interface {
+	// Receive returns the next method request. It blocks until one arrives,
+	// ctx is done (returning ctx's error; the Conn stays usable), or the
+	// connection fails or is closed (returning an error; the Conn is then
+	// unusable). After Close, Receive first returns the requests already
+	// received and buffered, then an error wrapping net.ErrClosed, so that
+	// a client replacing a connection loses nothing the hub delivered.
+	Receive(ctx context.Context) (*MethodRequest, error)
+
+	// Respond sends the response to req, which this Conn or an earlier one
+	// of the same client returned. payload is the JSON body, already
+	// validated by the client.
+	Respond(ctx context.Context, req *MethodRequest, status int, payload []byte) error
+
+	// Close ends the connection. It is idempotent and returns once the
+	// adapter's goroutines have ended.
+	Close() error
+}
+
+// MethodRequest is one method invocation as the hub delivered it.
+type MethodRequest struct {
+	// Name is the method name exactly as the hub wrote it.
+	Name string
+	// RequestID identifies the invocation: the MQTT $rid, or the AMQP
+	// correlation id in its string form. It is echoed in the response.
+	RequestID string
+	// Payload is the request body, normally JSON; empty means no payload.
+	Payload []byte
+	// Handle is the adapter's own data for answering, such as the AMQP
+	// correlation id in its wire type. Other code must leave it alone.
+	Handle any
+}
+
+// TokenRefresher is implemented by a Conn that can put a new token on the
+// live connection (AMQP's claims-based security). Without it, the client
+// renews a token by closing the connection and dialing a new one.
+type TokenRefresher interface {
+	// RefreshToken obtains a new token from the Config's credential,
+	// presents it on the connection and returns its expiry.
+	RefreshToken(ctx context.Context) (expiry time.Time, err error)
+}
