@@ -66,12 +66,6 @@ func (c Class) String() string {
 // errors, lost connections, busy servers, errors of unknown kind) is
 // Retriable, because a device should keep trying to come back.
 func Classify(err error) Class {
-	var (
-		unknownAuthority x509.UnknownAuthorityError
-		hostname         x509.HostnameError
-		invalid          x509.CertificateInvalidError
-		verify           *tls.CertificateVerificationError
-	)
 	switch {
 	case err == nil:
 		return Retriable
@@ -81,11 +75,24 @@ func Classify(err error) Class {
 		errors.Is(err, sas.ErrTokenExpired), errors.Is(err, sas.ErrWrongResource),
 		errors.Is(err, sas.ErrNeedCertificate):
 		return Fatal
-	case errors.As(err, &unknownAuthority), errors.As(err, &hostname),
-		errors.As(err, &invalid), errors.As(err, &verify):
+	case IsCertificateError(err):
 		return Fatal
 	case errors.Is(err, ErrThrottled):
 		return Throttled
 	}
 	return Retriable
+}
+
+// IsCertificateError reports whether err is the failure to verify the
+// hub's certificate: an untrusted CA, a wrong host name, an expired
+// certificate.
+func IsCertificateError(err error) bool {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verify           *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &verify)
 }

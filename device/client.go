@@ -1,0 +1,193 @@
+package device
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/transport"
+)
+
+// Client is a device or module's connection to the hub's direct methods.
+// Build it with NewClient, NewModuleClient or NewClientFromConnectionString,
+// serve methods with Run, stop it with Close or by cancelling Run's
+// context. A Client runs once. Its methods are safe for concurrent use.
+type Client struct {
+	cfg  transport.Config // template of every connection's Config
+	opts ClientOptions    // with defaults
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	cancelRun context.CancelCauseFunc // ends Run; set while it runs
+	done      chan struct{}           // closed when Run has returned
+	conn      transport.Conn          // the live connection, nil between connections
+	connMoved chan struct{}           // closed and replaced whenever conn changes
+	final     bool                    // no connection will come any more
+}
+
+// NewClient returns a client for a device identity on the hub hostName,
+// authenticated by cred (see package sas). Invalid arguments or options
+// fail here, not at Run.
+func NewClient(hostName, deviceID string, cred sas.Credential, opts *ClientOptions) (*Client, error) {
+	return newClient(hostName, deviceID, "", cred, "", opts)
+}
+
+// NewModuleClient returns a client for the module moduleID of deviceID.
+func NewModuleClient(hostName, deviceID, moduleID string, cred sas.Credential, opts *ClientOptions) (*Client, error) {
+	if moduleID == "" {
+		return nil, fmt.Errorf("%w: empty module id", ErrInvalidConfig)
+	}
+	return newClient(hostName, deviceID, moduleID, cred, "", opts)
+}
+
+// NewClientFromConnectionString returns a client for the identity a device
+// or module connection string names (see sas.ParseConnectionString). With
+// x509=true, opts.ClientCertificate is required.
+func NewClientFromConnectionString(connectionString string, opts *ClientOptions) (*Client, error) {
+	cs, err := sas.ParseConnectionString(connectionString)
+	if err != nil {
+		return nil, err
+	}
+	var lifetime time.Duration
+	var cert *tls.Certificate
+	if opts != nil {
+		lifetime, cert = opts.TokenLifetime, opts.ClientCertificate
+	}
+	var cred sas.Credential
+	switch {
+	case cs.X509 && cert == nil:
+		return nil, fmt.Errorf("%w: %w: set ClientOptions.ClientCertificate", ErrInvalidConfig, sas.ErrNeedCertificate)
+	case cs.X509:
+		if cred, err = sas.NewCertificateCredential(*cert); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	case cert != nil:
+		return nil, fmt.Errorf("%w: ClientCertificate is set but the connection string does not say x509=true", ErrInvalidConfig)
+	default:
+		if cred, err = cs.Credential(lifetime); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	return newClient(cs.HostName, cs.DeviceID, cs.ModuleID, cred, cs.GatewayHostName, opts)
+}
+
+func newClient(host, deviceID, moduleID string, cred sas.Credential, gateway string, opts *ClientOptions) (*Client, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if cred == nil {
+		return nil, fmt.Errorf("%w: nil credential", ErrInvalidConfig)
+	}
+	if err := sas.ValidateHostName(host); err != nil {
+		return nil, fmt.Errorf("%w: host name: %w", ErrInvalidConfig, err)
+	}
+	if err := sas.ValidateID(deviceID); err != nil {
+		return nil, fmt.Errorf("%w: device id: %w", ErrInvalidConfig, err)
+	}
+	if moduleID != "" {
+		if err := sas.ValidateID(moduleID); err != nil {
+			return nil, fmt.Errorf("%w: module id: %w", ErrInvalidConfig, err)
+		}
+	}
+	if o.GatewayHostName != "" {
+		gateway = o.GatewayHostName
+	}
+	if gateway != "" {
+		if err := sas.ValidateHostName(gateway); err != nil {
+			return nil, fmt.Errorf("%w: gateway host name: %w", ErrInvalidConfig, err)
+		}
+	}
+	log := o.Logger.With("device_id", deviceID)
+	if moduleID != "" {
+		log = log.With("module_id", moduleID)
+	}
+	o.Logger = log
+	return &Client{
+		cfg: transport.Config{
+			HostName: host, GatewayHostName: gateway, Port: o.Port,
+			DeviceID: deviceID, ModuleID: moduleID, Credential: cred,
+			TLSConfig: o.TLSConfig, KeepAlive: o.KeepAlive, UserAgent: o.UserAgent,
+			Proxy: o.Proxy, Logger: log,
+		},
+		opts:      o,
+		log:       log,
+		done:      make(chan struct{}),
+		connMoved: make(chan struct{}),
+	}, nil
+}
+
+// Close stops the client: it stops taking requests, lets running handlers
+// finish for up to ShutdownTimeout, then cancels them, closes the
+// connection, and returns once every goroutine the client started has
+// ended (a handler that ignores its cancelled context is left to finish on
+// its own: Go cannot stop it). Run then returns ErrClientClosed. Close is
+// idempotent; it returns nil.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	cancel, started := c.cancelRun, c.started
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel(ErrClientClosed)
+	}
+	if started {
+		<-c.done
+	}
+	return nil
+}
+
+// setConn makes conn the live connection (nil: none) and wakes responders
+// waiting for a change.
+func (c *Client) setConn(conn transport.Conn, final bool) {
+	c.mu.Lock()
+	c.conn, c.final = conn, final
+	close(c.connMoved)
+	c.connMoved = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// liveConn returns the live connection, a channel closed when it changes,
+// and whether no connection will come any more.
+func (c *Client) liveConn() (transport.Conn, <-chan struct{}, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn, c.connMoved, c.final
+}
+
+// respond sends an answer on the live connection. When the connection that
+// delivered the request has gone, the answer goes on the next one, so a
+// request received before a reconnect is still answered, once.
+func (c *Client) respond(ctx context.Context, cl *call, status int, body []byte) {
+	ctx, cancel := context.WithTimeout(ctx, respondTimeout)
+	defer cancel()
+	var lastErr error
+	for {
+		conn, moved, final := c.liveConn()
+		if conn != nil {
+			err := conn.Respond(ctx, cl.req, status, body)
+			if err == nil {
+				c.log.Debug("method answered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status)
+				return
+			}
+			lastErr = err
+		} else if final {
+			lastErr = errors.New("client stopped")
+			break
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			c.log.Warn("method answer not delivered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status, "err", errors.Join(lastErr, ctx.Err()))
+			return
+		}
+	}
+	c.log.Warn("method answer not delivered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status, "err", lastErr)
+}

@@ -1,0 +1,52 @@
+// Package device is the device side of Azure IoT Hub direct methods: a
+// Client that connects a device or module to the hub, receives method
+// invocations and answers them with the status and JSON payload of your
+// handler.
+//
+//	client, err := device.NewClientFromConnectionString(cs, nil)
+//	mux := device.NewMethodMux()
+//	mux.HandleFunc("reboot", func(ctx context.Context, req *device.MethodRequest) (*device.MethodResponse, error) {
+//		return device.JSONResponse(200, map[string]string{"scheduled": "now"})
+//	})
+//	err = client.Run(ctx, mux)
+//
+// The transport is pluggable (ClientOptions.Transport): MQTT by default,
+// AMQP, or either over WebSockets. Tests of your own handlers use the fake
+// transport of package transport/transporttest, with no network.
+//
+// # Behaviour
+//
+// Every request is answered exactly once, and never left to time out at
+// the caller: unknown methods get 501, a request body that is not JSON
+// gets 400, a handler error gets 500 (or the status of a *MethodError), a
+// panic gets 500, a handler past its deadline gets 504, an answer that is
+// not JSON or exceeds 128 KB is replaced by 500, and requests beyond the
+// queue get 503. Handlers run on a bounded pool of the client's
+// goroutines, never on the network's, so a slow handler delays neither
+// keep-alives nor other methods.
+//
+// Run reconnects after failures with exponential backoff and full jitter,
+// and every connection is subscribed to methods before it counts as
+// connected. Tokens are renewed at 80 % of their lifetime: in band on AMQP,
+// by a new connection on MQTT.
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use. Run blocks; call it once, usually
+// in its own goroutine, and stop it with Close or its context.
+// OnStateChange runs on one goroutine of the client's, in order.
+//
+// # Errors
+//
+// Run returns ErrClientClosed after Close, the context's cause when its
+// context ends, or an *Error whose Code says why the hub will not take the
+// client (unauthorized, unknown identity, certificate verification).
+// Constructor errors wrap ErrInvalidConfig or sas.ErrInvalidConnectionString.
+//
+// # Logging
+//
+// ClientOptions.Logger receives connection changes at Info, retries at
+// Warn and each request at Debug, with the keys device_id, method,
+// request_id, status, attempt, delay and err. Payloads, keys and tokens are
+// never logged.
+package device

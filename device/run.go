@@ -1,0 +1,222 @@
+package device
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/directmethods/iotdevice/transport"
+)
+
+// respondTimeout bounds the delivery of one answer, waiting for a
+// reconnection included.
+const respondTimeout = 30 * time.Second
+
+// Run connects to the hub and serves method requests with h until ctx is
+// done, Close is called, or an error that retrying cannot fix occurs. It
+// reconnects after failures with backoff and renews tokens before they
+// expire. Wrap h in a MethodMux to route by name.
+//
+// Run returns ErrClientClosed after Close, context.Cause(ctx) when ctx
+// ends, or an *Error. Before returning it lets running handlers finish (up
+// to ShutdownTimeout) and waits for its goroutines. A client runs once: a
+// second call returns ErrAlreadyRunning.
+func (c *Client) Run(ctx context.Context, h MethodHandler) error {
+	if h == nil {
+		return fmt.Errorf("%w: nil MethodHandler", ErrInvalidConfig)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	c.mu.Lock()
+	switch {
+	case c.started:
+		c.mu.Unlock()
+		return ErrAlreadyRunning
+	case c.closed:
+		c.mu.Unlock()
+		return ErrClientClosed
+	}
+	c.started, c.cancelRun = true, cancel
+	c.mu.Unlock()
+	defer close(c.done)
+
+	notify := startStateNotifier(c.opts.OnStateChange)
+	d := newDispatcher(h, &c.opts, c.respond)
+	err := c.connectLoop(ctx, d, notify)
+
+	// Stopped taking requests; the live connection, if any, stays open
+	// while running handlers finish, so that their answers get out.
+	d.shutdown(c.opts.ShutdownTimeout)
+	conn, _, _ := c.liveConn()
+	c.setConn(nil, true)
+	if conn != nil {
+		conn.Close()
+	}
+	c.log.Info("client stopped", "err", err)
+	notify.emit(StateClosed, err)
+	notify.stop()
+	return err
+}
+
+// connectLoop dials, serves and redials until ctx ends or a fatal error.
+// On return, the last connection may still be live (see Run).
+func (c *Client) connectLoop(ctx context.Context, d *dispatcher, notify *stateNotifier) error {
+	attempt := 0
+	var renewed *issuedToken // a fresh token for the next dial, after a renewal
+	for {
+		notify.emit(StateConnecting, nil)
+		cred := &recordingCredential{Credential: c.cfg.Credential, preload: renewed}
+		renewed = nil
+		cfg := c.cfg
+		cfg.Credential = cred
+		dialCtx, cancelDial := context.WithTimeout(ctx, c.opts.DialTimeout)
+		conn, err := c.opts.Transport.Dial(dialCtx, &cfg)
+		cancelDial()
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			notify.emit(StateDisconnected, err)
+			class := transport.Classify(err)
+			if class == transport.Fatal {
+				c.log.Error("connection refused for good", "err", err)
+				return fatalError(err)
+			}
+			attempt++
+			delay := c.opts.Backoff(attempt)
+			if class == transport.Throttled {
+				delay = max(delay, throttledFloor)
+			}
+			c.log.Warn("connection attempt failed", "attempt", attempt, "delay", delay, "err", err)
+			if !sleep(ctx, delay) {
+				return context.Cause(ctx)
+			}
+			continue
+		}
+
+		connectedAt := time.Now()
+		c.setConn(conn, false)
+		c.log.Info("connected")
+		notify.emit(StateConnected, nil)
+		end := c.serve(ctx, conn, cred, d)
+		if end.stopped {
+			return context.Cause(ctx) // the connection stays live for Run's shutdown
+		}
+		c.setConn(nil, false)
+		conn.Close()
+		switch {
+		case end.redial:
+			c.log.Info("reconnecting for a new token", "reason", end.err)
+			renewed, attempt = end.renewed, 0
+			continue
+		case end.fatal:
+			notify.emit(StateDisconnected, end.err)
+			c.log.Error("connection ended for good", "err", end.err)
+			return fatalError(end.err)
+		}
+		notify.emit(StateDisconnected, end.err)
+		if time.Since(connectedAt) >= stableConnection {
+			attempt = 0
+		}
+		attempt++
+		delay := c.opts.Backoff(attempt)
+		c.log.Warn("connection lost", "attempt", attempt, "delay", delay, "err", end.err)
+		if !sleep(ctx, delay) {
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// serveEnd says why serve returned.
+type serveEnd struct {
+	stopped bool         // ctx ended; the connection is still open
+	redial  bool         // redial at once: the token was due or expired
+	renewed *issuedToken // with redial: present this token on the next dial
+	fatal   bool         // err cannot be fixed by retrying
+	err     error        // why the connection ended
+}
+
+// serve receives requests from conn until it fails, ctx ends, or its token
+// is due for renewal. Tokens are renewed at 80 % of their lifetime: in
+// band when the connection can (transport.TokenRefresher), otherwise by
+// handing a new token to the next dial.
+func (c *Client) serve(ctx context.Context, conn transport.Conn, cred *recordingCredential, d *dispatcher) serveEnd {
+	var wg sync.WaitGroup
+	defer wg.Wait() // runs last, after stopRecv
+	recvCtx, stopRecv := context.WithCancel(ctx)
+	defer stopRecv()
+	recvErr := make(chan error, 1)
+	wg.Go(func() { recvErr <- receive(recvCtx, conn, d) }) // owned by serve: ends with recvCtx or conn, joined above
+
+	renew := newRenewTimer(cred.lifetime())
+	defer renew.stop()
+	for {
+		select {
+		case err := <-recvErr:
+			if ctx.Err() != nil {
+				return serveEnd{stopped: true}
+			}
+			return serveEnd{err: err}
+		case <-ctx.Done():
+			return serveEnd{stopped: true}
+		case <-renew.expired():
+			// The token could not be renewed and has expired: the next dial
+			// gets a fresh one or fails for good.
+			drain(conn, recvErr)
+			return serveEnd{redial: true, err: fmt.Errorf("token expired at %v", cred.expiryTime())}
+		case <-renew.due():
+			if r, ok := conn.(transport.TokenRefresher); ok {
+				expiry, err := r.RefreshToken(ctx)
+				if err != nil {
+					drain(conn, recvErr)
+					return serveEnd{err: fmt.Errorf("renew token: %w", err), fatal: transport.Classify(err) == transport.Fatal}
+				}
+				c.log.Info("token renewed in band", "expiry", expiry)
+				renew.reset(cred.lifetime())
+				continue
+			}
+			tok, err := cred.fresh(ctx, c.cfg.Resource())
+			if err != nil {
+				drain(conn, recvErr)
+				return serveEnd{err: fmt.Errorf("renew token: %w", err), fatal: transport.Classify(err) == transport.Fatal}
+			}
+			if tok == nil { // the credential cannot renew: run until expiry
+				renew.untilExpiry(cred.expiryTime())
+				continue
+			}
+			drain(conn, recvErr)
+			return serveEnd{redial: true, renewed: tok}
+		}
+	}
+}
+
+// receive hands conn's requests to the dispatcher until Receive fails.
+func receive(ctx context.Context, conn transport.Conn, d *dispatcher) error {
+	for {
+		req, err := conn.Receive(ctx)
+		if err != nil {
+			return err
+		}
+		d.submit(req)
+	}
+}
+
+// drain closes conn and waits until the receive loop has handed over every
+// request the connection had buffered.
+func drain(conn transport.Conn, recvErr <-chan error) {
+	conn.Close()
+	<-recvErr
+}
+
+// sleep waits for d or ctx; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

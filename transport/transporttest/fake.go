@@ -1,0 +1,443 @@
+// Package transporttest provides Fake, an in-memory transport for testing
+// code built on device.Client without a network or a hub: invoke methods
+// as the cloud would, and make connections fail, drop or be refused.
+//
+// A complete test of a handler:
+//
+//	func TestTurnOnFan(t *testing.T) {
+//		fake := transporttest.NewFake(nil)
+//		cred, _ := sas.NewKeyCredential(base64.StdEncoding.EncodeToString([]byte("test-key")), "", 0)
+//		client, err := device.NewClient("hub.example", "fan-1", cred, &device.ClientOptions{Transport: fake})
+//		if err != nil {
+//			t.Fatal(err)
+//		}
+//		mux := device.NewMethodMux()
+//		mux.HandleFunc("turnOnFan", turnOnFan)
+//		go client.Run(t.Context(), mux)
+//		defer client.Close()
+//
+//		status, payload, err := fake.Invoke(t.Context(), "turnOnFan", []byte(`{"speed":2}`))
+//		if err != nil || status != 200 {
+//			t.Fatalf("turnOnFan: status %d, err %v", status, err)
+//		}
+//		_ = payload // check the JSON your handler answered
+//	}
+package transporttest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/transport"
+)
+
+// FakeOptions configures a Fake. A nil *FakeOptions means the defaults.
+type FakeOptions struct {
+	// Key, when set, is the identity's decoded shared access key: tokens
+	// presented at Dial (and at RefreshToken) are verified with it, and a
+	// bad token fails with transport.ErrUnauthorized. Default: any token is
+	// accepted.
+	Key []byte
+	// InBandRefresh makes connections implement transport.TokenRefresher,
+	// as AMQP connections do. Default: off, as MQTT.
+	InBandRefresh bool
+	// KeepExpired keeps a connection whose token has expired. Default: off;
+	// the connection is dropped at expiry, as the hub does.
+	KeepExpired bool
+}
+
+// Fake is a transport.Dialer whose connections live in memory. It plays
+// the hub's part: Invoke sends a method request to the connected client
+// and returns its answer. All methods are safe for concurrent use.
+type Fake struct {
+	opts FakeOptions
+
+	mu        sync.Mutex
+	conn      *fakeConn     // the connected client, if any
+	connected chan struct{} // closed while conn is set; replaced when it drops
+	dialErr   error         // returned by the next failDials dials
+	failDials int           // < 0: every dial
+	dials     int
+	refreshes int
+	nextID    uint64
+	waiting   map[string]chan answer // request id → the Invoke awaiting it
+	answers   map[string]int         // request id → answers received
+	dupes     int
+}
+
+type answer struct {
+	status  int
+	payload []byte
+}
+
+// NewFake returns a Fake with no client connected.
+func NewFake(opts *FakeOptions) *Fake {
+	f := &Fake{connected: make(chan struct{}), waiting: map[string]chan answer{}, answers: map[string]int{}}
+	if opts != nil {
+		f.opts = *opts
+	}
+	return f
+}
+
+// ErrRefused is what dials fail with after FailDials(n, nil).
+var ErrRefused = fmt.Errorf("transporttest: connection refused: %w", transport.ErrConnLost)
+
+// FailDials makes the next n dials fail with err (ErrRefused when nil);
+// n < 0 fails every dial until FailDials(0, nil).
+func (f *Fake) FailDials(n int, err error) {
+	if err == nil {
+		err = ErrRefused
+	}
+	f.mu.Lock()
+	f.failDials, f.dialErr = n, err
+	f.mu.Unlock()
+}
+
+// RejectCredentials makes every dial fail as the hub does for a wrong key.
+func (f *Fake) RejectCredentials() {
+	f.FailDials(-1, fmt.Errorf("transporttest: credentials rejected: %w", transport.ErrUnauthorized))
+}
+
+// Dial implements transport.Dialer. It obtains a token from
+// cfg.Credential as a real transport does, checks it when FakeOptions.Key
+// is set, and connects.
+func (f *Fake) Dial(ctx context.Context, cfg *transport.Config) (transport.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.dials++
+	if f.failDials != 0 {
+		if f.failDials > 0 {
+			f.failDials--
+		}
+		err := f.dialErr
+		f.mu.Unlock()
+		return nil, err
+	}
+	f.mu.Unlock()
+
+	expiry, err := f.authenticate(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &fakeConn{fake: f, cfg: cfg, wake: make(chan struct{}, 1), dead: make(chan struct{})}
+	f.mu.Lock()
+	old := f.conn
+	if old == nil {
+		close(f.connected) // wakes WaitConnected; disconnected makes a new one
+	}
+	f.conn = c
+	f.mu.Unlock()
+	if old != nil { // one connection per identity: the newcomer evicts the old
+		old.fail(fmt.Errorf("transporttest: replaced by a new connection: %w", transport.ErrConnLost))
+	}
+	c.armExpiry(expiry)
+	if f.opts.InBandRefresh {
+		return &refreshingConn{c}, nil
+	}
+	return c, nil
+}
+
+// authenticate gets a token from the credential and checks it.
+func (f *Fake) authenticate(ctx context.Context, cfg *transport.Config) (time.Time, error) {
+	if cfg.Credential == nil {
+		return time.Time{}, fmt.Errorf("transporttest: no credential: %w", transport.ErrUnauthorized)
+	}
+	tok, expiry, err := cfg.Credential.Token(ctx, cfg.Resource())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("transporttest: get token: %w", err)
+	}
+	if tok == "" {
+		if cfg.Credential.ClientCertificate() == nil {
+			return time.Time{}, fmt.Errorf("transporttest: empty token: %w", transport.ErrUnauthorized)
+		}
+		return time.Time{}, nil
+	}
+	if !expiry.IsZero() && !time.Now().Before(expiry) {
+		return time.Time{}, fmt.Errorf("transporttest: token expired: %w", transport.ErrUnauthorized)
+	}
+	if f.opts.Key != nil {
+		t, err := sas.ParseToken(tok)
+		if err == nil {
+			err = t.Verify(f.opts.Key, time.Now())
+		}
+		if err == nil && !t.Covers(cfg.Resource()) {
+			err = sas.ErrWrongResource
+		}
+		if err != nil {
+			return time.Time{}, fmt.Errorf("transporttest: token refused: %w: %w", transport.ErrUnauthorized, err)
+		}
+	}
+	return expiry, nil
+}
+
+// WaitConnected waits until a client is connected (subscribed, in the
+// terms of a real hub) or ctx is done.
+func (f *Fake) WaitConnected(ctx context.Context) error {
+	for {
+		f.mu.Lock()
+		c, ch := f.conn, f.connected
+		f.mu.Unlock()
+		if c != nil {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("transporttest: no client connected: %w", ctx.Err())
+		}
+	}
+}
+
+// Connected reports whether a client is connected.
+func (f *Fake) Connected() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.conn != nil
+}
+
+// Drop fails the current connection as a network failure would: its
+// Receive returns an error wrapping err (transport.ErrConnLost when nil).
+// It reports whether a connection was dropped.
+func (f *Fake) Drop(err error) bool {
+	if err == nil {
+		err = fmt.Errorf("transporttest: connection dropped: %w", transport.ErrConnLost)
+	}
+	f.mu.Lock()
+	c := f.conn
+	f.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.fail(err)
+	return true
+}
+
+// Invoke calls a method on the connected client, as a cloud application
+// would, and returns the status and payload the client answered. It waits
+// for a client to connect first (like the hub's connect timeout), and for
+// the answer, both bounded by ctx. The answer may arrive on a later
+// connection than the request.
+func (f *Fake) Invoke(ctx context.Context, method string, payload []byte) (status int, response []byte, err error) {
+	if err := f.WaitConnected(ctx); err != nil {
+		return 0, nil, err
+	}
+	f.mu.Lock()
+	c := f.conn
+	if c == nil { // dropped in between: try once more
+		f.mu.Unlock()
+		return f.Invoke(ctx, method, payload)
+	}
+	f.nextID++
+	id := strconv.FormatUint(f.nextID, 16)
+	ch := make(chan answer, 1)
+	f.waiting[id] = ch
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.waiting, id)
+		f.mu.Unlock()
+	}()
+
+	c.deliver(&transport.MethodRequest{Name: method, RequestID: id, Payload: append([]byte(nil), payload...)})
+	select {
+	case a := <-ch:
+		return a.status, a.payload, nil
+	case <-ctx.Done():
+		return 0, nil, fmt.Errorf("transporttest: no answer to %s: %w", method, ctx.Err())
+	}
+}
+
+// Dials returns how many times Dial was called.
+func (f *Fake) Dials() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dials
+}
+
+// Refreshes returns how many in-band token renewals succeeded.
+func (f *Fake) Refreshes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refreshes
+}
+
+// DuplicateAnswers returns how many answers came for a request that had
+// been answered already. A correct client never sends any.
+func (f *Fake) DuplicateAnswers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dupes
+}
+
+// answered records an answer and hands it to the waiting Invoke.
+func (f *Fake) answered(id string, status int, payload []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.answers[id]++
+	if f.answers[id] > 1 {
+		f.dupes++
+		return
+	}
+	if ch, ok := f.waiting[id]; ok {
+		ch <- answer{status, append([]byte(nil), payload...)}
+	}
+}
+
+// disconnected forgets c if it is still the current connection.
+func (f *Fake) disconnected(c *fakeConn) {
+	f.mu.Lock()
+	if f.conn == c {
+		f.conn = nil
+		f.connected = make(chan struct{})
+	}
+	f.mu.Unlock()
+}
+
+// fakeConn is one connection of a Fake.
+type fakeConn struct {
+	fake *Fake
+	cfg  *transport.Config
+
+	mu     sync.Mutex
+	queue  []*transport.MethodRequest
+	err    error // why the connection ended; nil while it lives
+	closed bool
+	expiry *time.Timer
+	wake   chan struct{} // buffered 1: the queue or err changed
+	dead   chan struct{} // closed when the connection ends
+}
+
+func (c *fakeConn) deliver(req *transport.MethodRequest) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.queue = append(c.queue, req)
+	}
+	c.mu.Unlock()
+	c.poke()
+}
+
+func (c *fakeConn) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fail ends the connection: buffered requests are lost, as on a network
+// failure.
+func (c *fakeConn) fail(err error) {
+	c.end(err, true)
+}
+
+func (c *fakeConn) end(err error, lose bool) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = err
+	if lose {
+		c.queue = nil
+	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	close(c.dead)
+	c.mu.Unlock()
+	c.fake.disconnected(c)
+	c.poke()
+}
+
+// armExpiry drops the connection when its token expires, as the hub does.
+func (c *fakeConn) armExpiry(expiry time.Time) {
+	if expiry.IsZero() || c.fake.opts.KeepExpired {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	if c.err != nil {
+		return
+	}
+	c.expiry = time.AfterFunc(time.Until(expiry), func() {
+		c.fail(fmt.Errorf("transporttest: token expired: %w", transport.ErrConnLost))
+	})
+}
+
+// Receive implements transport.Conn.
+func (c *fakeConn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
+	for {
+		c.mu.Lock()
+		if len(c.queue) > 0 {
+			req := c.queue[0]
+			c.queue = c.queue[1:]
+			c.mu.Unlock()
+			return req, nil
+		}
+		err := c.err
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Respond implements transport.Conn.
+func (c *fakeConn) Respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("transporttest: respond on an ended connection: %w", transport.ErrConnLost)
+	}
+	c.fake.answered(req.RequestID, status, payload)
+	return nil
+}
+
+// Close implements transport.Conn: buffered requests stay readable, then
+// Receive fails with net.ErrClosed.
+func (c *fakeConn) Close() error {
+	c.end(fmt.Errorf("transporttest: connection closed: %w", net.ErrClosed), false)
+	return nil
+}
+
+// refreshingConn adds in-band token renewal.
+type refreshingConn struct{ *fakeConn }
+
+// RefreshToken implements transport.TokenRefresher.
+func (c *refreshingConn) RefreshToken(ctx context.Context) (time.Time, error) {
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("transporttest: refresh on an ended connection: %w", transport.ErrConnLost)
+	}
+	expiry, err := c.fake.authenticate(ctx, c.cfg)
+	if err != nil {
+		return time.Time{}, err
+	}
+	c.armExpiry(expiry)
+	c.fake.mu.Lock()
+	c.fake.refreshes++
+	c.fake.mu.Unlock()
+	return expiry, nil
+}
+
+var _ transport.TokenRefresher = (*refreshingConn)(nil)
