@@ -19,10 +19,18 @@ func TestConstructorsRejectBadConfig(t *testing.T) {
 		build   func() (*device.Client, error)
 		wantErr error
 	}{
-		{"bad host", func() (*device.Client, error) { return device.NewClient("hub/x", "d", cred, withFake(device.ClientOptions{})) }, device.ErrInvalidConfig},
-		{"empty device", func() (*device.Client, error) { return device.NewClient(testHost, "", cred, withFake(device.ClientOptions{})) }, device.ErrInvalidConfig},
-		{"bad device char", func() (*device.Client, error) { return device.NewClient(testHost, "a/b", cred, withFake(device.ClientOptions{})) }, device.ErrInvalidConfig},
-		{"nil credential", func() (*device.Client, error) { return device.NewClient(testHost, "d", nil, withFake(device.ClientOptions{})) }, device.ErrInvalidConfig},
+		{"bad host", func() (*device.Client, error) {
+			return device.NewClient("hub/x", "d", cred, withFake(device.ClientOptions{}))
+		}, device.ErrInvalidConfig},
+		{"empty device", func() (*device.Client, error) {
+			return device.NewClient(testHost, "", cred, withFake(device.ClientOptions{}))
+		}, device.ErrInvalidConfig},
+		{"bad device char", func() (*device.Client, error) {
+			return device.NewClient(testHost, "a/b", cred, withFake(device.ClientOptions{}))
+		}, device.ErrInvalidConfig},
+		{"nil credential", func() (*device.Client, error) {
+			return device.NewClient(testHost, "d", nil, withFake(device.ClientOptions{}))
+		}, device.ErrInvalidConfig},
 		{"empty module", func() (*device.Client, error) {
 			return device.NewModuleClient(testHost, "d", "", cred, withFake(device.ClientOptions{}))
 		}, device.ErrInvalidConfig},

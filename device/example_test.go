@@ -1,0 +1,111 @@
+package device_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/transport/transporttest"
+)
+
+func ExampleNewClientFromConnectionString() {
+	// The portal or the local hub prints this; keep it out of source code.
+	cs := "HostName=myhub.azure-devices.net;DeviceId=fan-1;SharedAccessKey=" + testKeyB64
+	client, err := device.NewClientFromConnectionString(cs, nil) // MQTT over TLS, system roots
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	fmt.Println("client ready")
+	// Output: client ready
+}
+
+func ExampleNewClientFromConnectionString_localHub() {
+	// Trust the local hub's CA (written to localhub-data/ca.pem by
+	// `go run ./examples/localhub`), never InsecureSkipVerify.
+	pem, err := os.ReadFile("localhub-data/ca.pem")
+	if err != nil {
+		fmt.Println("start the local hub first")
+		return
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	client, err := device.NewClientFromConnectionString(os.Getenv("IOTHUB_DEVICE_CONNECTION_STRING"),
+		&device.ClientOptions{TLSConfig: &tls.Config{RootCAs: roots}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	// Output: start the local hub first
+}
+
+func ExampleMethodMux_HandleFunc() {
+	mux := device.NewMethodMux()
+	mux.HandleFunc("setSpeed", func(ctx context.Context, req *device.MethodRequest) (*device.MethodResponse, error) {
+		var args struct {
+			Speed int `json:"speed"`
+		}
+		if err := req.Unmarshal(&args); err != nil {
+			return nil, err // answered 400 with the reason
+		}
+		if args.Speed < 1 || args.Speed > 3 {
+			return nil, device.Errorf(400, "speed must be 1, 2 or 3, not %d", args.Speed)
+		}
+		return device.JSONResponse(200, map[string]int{"speed": args.Speed})
+	})
+
+	// Try it through the fake transport, as a unit test would.
+	fake := transporttest.NewFake(nil)
+	client, _ := device.NewClientFromConnectionString("HostName=h.example;DeviceId=fan-1;SharedAccessKey="+testKeyB64,
+		&device.ClientOptions{Transport: fake})
+	go client.Run(context.Background(), mux)
+	defer client.Close()
+	for _, payload := range []string{`{"speed":2}`, `{"speed":9}`, ``} {
+		var p []byte
+		if payload != "" {
+			p = []byte(payload)
+		}
+		status, body, _ := fake.Invoke(context.Background(), "setSpeed", p)
+		fmt.Println(status, string(body))
+	}
+	status, body, _ := fake.Invoke(context.Background(), "reboot", nil)
+	fmt.Println(status, string(body))
+	// Output:
+	// 200 {"speed":2}
+	// 400 {"error":"speed must be 1, 2 or 3, not 9"}
+	// 400 {"error":"the method needs a payload"}
+	// 501 {"error":"method not implemented","method":"reboot"}
+}
+
+func ExampleClient_Run() {
+	fake := transporttest.NewFake(nil)
+	var states []device.State // written by the client's notifier goroutine, read after Run returns
+	client, err := device.NewClientFromConnectionString("HostName=h.example;DeviceId=dev-1;SharedAccessKey="+testKeyB64,
+		&device.ClientOptions{
+			Transport:     fake,
+			OnStateChange: func(s device.State, err error) { states = append(states, s) },
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := device.NewMethodMux()
+	mux.HandleFunc("ping", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+		return device.JSONResponse(200, "pong")
+	})
+	done := make(chan error, 1)
+	go func() { done <- client.Run(context.Background(), mux) }()
+
+	status, body, _ := fake.Invoke(context.Background(), "ping", nil)
+	fmt.Println(status, string(body))
+	client.Close()
+	fmt.Println("run:", <-done)
+	fmt.Println("states:", states)
+	// Output:
+	// 200 "pong"
+	// run: device: client closed
+	// states: [connecting connected closed]
+}

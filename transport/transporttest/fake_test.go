@@ -1,0 +1,75 @@
+package transporttest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/transport"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+func testConfig(t *testing.T) *transport.Config {
+	cred, err := sas.NewKeyCredential("MDEyMzQ1Njc4OWFiY2RlZg==", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &transport.Config{HostName: "h.example", DeviceID: "d", Credential: cred}
+}
+
+func TestFakeDialRules(t *testing.T) {
+	ctx := t.Context()
+	f := NewFake(&FakeOptions{Key: []byte("0123456789abcdef")})
+	f.FailDials(2, nil)
+	for i := range 2 {
+		if _, err := f.Dial(ctx, testConfig(t)); !errors.Is(err, ErrRefused) || transport.Classify(err) != transport.Retriable {
+			t.Fatalf("dial %d: %v, want ErrRefused (retriable)", i, err)
+		}
+	}
+	c1, err := f.Dial(ctx, testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second connection evicts the first.
+	c2, err := f.Dial(ctx, testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c1.Receive(ctx); !errors.Is(err, transport.ErrConnLost) {
+		t.Errorf("evicted Receive = %v, want ErrConnLost", err)
+	}
+	// Close keeps buffered requests readable, then reports net.ErrClosed.
+	c2.(*fakeConn).deliver(&transport.MethodRequest{Name: "m", RequestID: "1"})
+	c2.Close()
+	if req, err := c2.Receive(ctx); err != nil || req.Name != "m" {
+		t.Errorf("Receive after Close = %v, %v; want the buffered request", req, err)
+	}
+	if _, err := c2.Receive(ctx); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Receive after drain = %v, want net.ErrClosed", err)
+	}
+	if f.Connected() {
+		t.Error("connected after Close")
+	}
+
+	bad := NewFake(&FakeOptions{Key: []byte("another key")})
+	if _, err := bad.Dial(ctx, testConfig(t)); !errors.Is(err, transport.ErrUnauthorized) || !errors.Is(err, sas.ErrBadSignature) {
+		t.Errorf("dial with a wrong key = %v", err)
+	}
+	if n := f.Dials(); n != 4 {
+		t.Errorf("Dials = %d, want 4", n)
+	}
+}
+
+func TestInvokeWaitsForConnection(t *testing.T) {
+	f := NewFake(nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := f.Invoke(ctx, "m", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Invoke with nobody connected = %v, want the context's deadline", err)
+	}
+}
