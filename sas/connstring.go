@@ -38,8 +38,8 @@ var connectionStringKeys = []string{
 
 // ParseConnectionString parses and validates a connection string. Pairs are
 // separated by ';' and split on their first '=', so base64 padding
-// survives; keys are case-sensitive. Errors name the offending key but
-// never echo a value.
+// survives; spaces around keys and values are dropped; keys are
+// case-sensitive. Errors name the offending key but never echo a value.
 func ParseConnectionString(s string) (*ConnectionString, error) {
 	values := map[string]string{}
 	for i, pair := range strings.Split(strings.TrimSpace(s), ";") {
@@ -47,7 +47,7 @@ func ParseConnectionString(s string) (*ConnectionString, error) {
 			continue
 		}
 		key, value, ok := strings.Cut(pair, "=")
-		key = strings.TrimSpace(key)
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
 		if !ok {
 			return nil, fmt.Errorf("%w: pair %d has no '='", ErrInvalidConnectionString, i+1)
 		}
@@ -115,13 +115,15 @@ func (cs *ConnectionString) validate() error {
 			schemes++
 		}
 	}
+	// The key name is checked first so that a string holding only a key
+	// name is told what it lacks.
 	switch {
+	case cs.SharedAccessKeyName != "" && cs.SharedAccessKey == "":
+		return bad("SharedAccessKeyName needs SharedAccessKey")
 	case schemes == 0:
 		return bad("no authentication: want one of SharedAccessKey, SharedAccessSignature or x509=true")
 	case schemes > 1:
 		return bad("more than one authentication scheme: use only one of SharedAccessKey, SharedAccessSignature or x509=true")
-	case cs.SharedAccessKeyName != "" && cs.SharedAccessKey == "":
-		return bad("SharedAccessKeyName needs SharedAccessKey")
 	}
 	if cs.SharedAccessKey != "" {
 		if _, err := DecodeKey(cs.SharedAccessKey); err != nil {

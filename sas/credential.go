@@ -68,13 +68,18 @@ func (c *KeyCredential) Token(_ context.Context, resource string) (string, time.
 // ClientCertificate returns nil.
 func (c *KeyCredential) ClientCertificate() *tls.Certificate { return nil }
 
-// String describes the credential without its key.
-func (c *KeyCredential) String() string {
+// String describes the credential without its key. It and GoString have
+// value receivers so that neither a KeyCredential nor a pointer to one
+// ever prints its fields.
+func (c KeyCredential) String() string {
 	return fmt.Sprintf("sas.KeyCredential{keyName: %q, lifetime: %v, key: REDACTED}", c.keyName, c.lifetime)
 }
 
+// GoString is String: %#v would otherwise print the key.
+func (c KeyCredential) GoString() string { return c.String() }
+
 // LogValue implements slog.LogValuer without the key.
-func (c *KeyCredential) LogValue() slog.Value {
+func (c KeyCredential) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("kind", "key"), slog.String("key_name", c.keyName), slog.Duration("lifetime", c.lifetime))
 }
 
@@ -98,6 +103,9 @@ func NewTokenCredential(token string) (*TokenCredential, error) {
 // Token returns the fixed token, or an error if it has expired or does not
 // cover resource.
 func (c *TokenCredential) Token(_ context.Context, resource string) (string, time.Time, error) {
+	if c.parsed == nil {
+		return "", time.Time{}, fmt.Errorf("%w: TokenCredential not made by NewTokenCredential", ErrMalformedToken)
+	}
 	if !c.parsed.Covers(resource) {
 		return "", time.Time{}, fmt.Errorf("%w: token for %q presented for %q", ErrWrongResource, c.parsed.Resource, resource)
 	}
@@ -111,12 +119,21 @@ func (c *TokenCredential) Token(_ context.Context, resource string) (string, tim
 func (c *TokenCredential) ClientCertificate() *tls.Certificate { return nil }
 
 // String describes the credential without its signature.
-func (c *TokenCredential) String() string {
+func (c TokenCredential) String() string {
+	if c.parsed == nil {
+		return "sas.TokenCredential{}"
+	}
 	return "sas.TokenCredential{" + c.parsed.String() + "}"
 }
 
+// GoString is String: %#v would otherwise print the token.
+func (c TokenCredential) GoString() string { return c.String() }
+
 // LogValue implements slog.LogValuer without the signature.
-func (c *TokenCredential) LogValue() slog.Value {
+func (c TokenCredential) LogValue() slog.Value {
+	if c.parsed == nil {
+		return slog.GroupValue(slog.String("kind", "token"))
+	}
 	return slog.GroupValue(slog.String("kind", "token"), slog.Time("expiry", c.parsed.Expiry))
 }
 
@@ -157,4 +174,12 @@ func (c *CertificateCredential) Token(context.Context, string) (string, time.Tim
 func (c *CertificateCredential) ClientCertificate() *tls.Certificate { return &c.cert }
 
 // String describes the credential without its private key.
-func (c *CertificateCredential) String() string { return "sas.CertificateCredential{}" }
+func (c CertificateCredential) String() string { return "sas.CertificateCredential{}" }
+
+// GoString is String: %#v would otherwise print the certificate's fields.
+func (c CertificateCredential) GoString() string { return c.String() }
+
+// LogValue implements slog.LogValuer without the private key.
+func (c CertificateCredential) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("kind", "x509"))
+}

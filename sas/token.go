@@ -32,6 +32,10 @@ const MaxClockSkew = 5 * time.Minute
 
 const tokenPrefix = "SharedAccessSignature"
 
+// maxExpiry is the last second of the year 9999. A larger se would overflow
+// time.Time's arithmetic, turning a far-future expiry into a past one.
+const maxExpiry = 253402300799
+
 // Sign returns a SAS token granting access to resource until expiry:
 //
 //	SharedAccessSignature sr=<enc resource>&sig=<enc signature>&se=<unix>[&skn=<enc keyName>]
@@ -89,13 +93,16 @@ type Token struct {
 }
 
 // String returns the token's claims without its signature.
-func (t *Token) String() string {
+func (t Token) String() string {
 	s := "sr=" + t.EncodedResource + " se=" + t.expiry
 	if t.KeyName != "" {
 		s += " skn=" + t.KeyName
 	}
 	return s
 }
+
+// GoString is String: %#v would otherwise print the signature.
+func (t Token) GoString() string { return "sas.Token{" + t.String() + "}" }
 
 // ParseToken parses a SAS token. Fields may come in any order and their
 // names are matched case-insensitively; sr, sig and se are required, skn is
@@ -155,8 +162,8 @@ func ParseToken(s string) (*Token, error) {
 		return nil, fmt.Errorf("%w: se is not URL-encoded correctly", ErrMalformedToken)
 	}
 	unix, err := strconv.ParseInt(t.expiry, 10, 64)
-	if err != nil || unix < 0 {
-		return nil, fmt.Errorf("%w: se is not a number of seconds", ErrMalformedToken)
+	if err != nil || unix < 0 || unix > maxExpiry {
+		return nil, fmt.Errorf("%w: se is not a number of seconds before the year 10000", ErrMalformedToken)
 	}
 	t.Expiry = time.Unix(unix, 0)
 	// PathUnescape keeps a literal '+', which is part of the base64

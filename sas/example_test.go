@@ -1,0 +1,74 @@
+package sas_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/directmethods/iotdevice/sas"
+)
+
+func ExampleParseConnectionString() {
+	cs, err := sas.ParseConnectionString(
+		"HostName=myhub.azure-devices.net;DeviceId=dev-01;ModuleId=fan-ctl;SharedAccessKey=bG9jYWwtaHViLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWY=")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cs.HostName, cs.DeviceID, cs.ModuleID)
+	fmt.Println(cs) // the key is redacted
+
+	// Errors name the key at fault but never show a value.
+	_, err = sas.ParseConnectionString("HostName=myhub.azure-devices.net;DeviceId=dev-01;SharedAccessKey=not-base64!")
+	fmt.Println(err)
+	// Output:
+	// myhub.azure-devices.net dev-01 fan-ctl
+	// HostName=myhub.azure-devices.net;DeviceId=dev-01;ModuleId=fan-ctl;SharedAccessKey=REDACTED
+	// sas: invalid connection string: SharedAccessKey: sas: key is not valid base64
+}
+
+func ExampleSign() {
+	key, err := sas.DecodeKey("bG9jYWwtaHViLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWY=")
+	if err != nil {
+		log.Fatal(err)
+	}
+	resource := sas.Resource("myhub.azure-devices.net", "dev-01", "")
+	expiry := time.Unix(1767225600, 0) // 2026-01-01T00:00:00Z
+	token := sas.Sign(key, resource, "", expiry)
+	fmt.Println(token)
+
+	// The local hub checks tokens the other way round.
+	parsed, err := sas.ParseToken(token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(parsed.Verify(key, expiry.Add(-time.Minute)), parsed.Covers(resource))
+	// Output:
+	// SharedAccessSignature sr=myhub.azure-devices.net%2Fdevices%2Fdev-01&sig=%2BitkQGIHQUM%2BDNRTbRNrWLESz9QQ%2FVFlP1QrtqFUt4Y%3D&se=1767225600
+	// <nil> true
+}
+
+func ExampleNewKeyCredential() {
+	cred, err := sas.NewKeyCredential("bG9jYWwtaHViLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWY=", "", 10*time.Minute)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cred) // the key is redacted
+
+	// A transport asks for a fresh token each time it connects.
+	start := time.Now()
+	token, expiry, err := cred.Token(context.Background(), sas.Resource("myhub.azure-devices.net", "dev-01", ""))
+	if err != nil {
+		log.Fatal(err)
+	}
+	parsed, err := sas.ParseToken(token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(parsed.Resource)
+	fmt.Println("valid for", expiry.Sub(start).Round(time.Minute))
+	// Output:
+	// sas.KeyCredential{keyName: "", lifetime: 10m0s, key: REDACTED}
+	// myhub.azure-devices.net/devices/dev-01
+	// valid for 10m0s
+}
