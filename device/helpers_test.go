@@ -84,7 +84,6 @@ type stateLog struct {
 	mu     sync.Mutex
 	states []device.State
 	errs   []error
-	notify chan struct{}
 }
 
 func (s *stateLog) add(st device.State, err error) {

@@ -308,7 +308,6 @@ type fakeConn struct {
 	mu     sync.Mutex
 	queue  []*transport.MethodRequest
 	err    error // why the connection ended; nil while it lives
-	closed bool
 	expiry *time.Timer
 	wake   chan struct{} // buffered 1: the queue or err changed
 	dead   chan struct{} // closed when the connection ends

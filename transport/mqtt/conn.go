@@ -1,0 +1,167 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/directmethods/iotdevice/transport"
+	paho "github.com/eclipse/paho.mqtt.golang"
+)
+
+// busyPayload answers requests that arrive while the queue is full.
+var busyPayload = []byte(`{"error":"device busy: too many pending requests"}`)
+
+// busyStatus is the status of that answer.
+const busyStatus = 503
+
+// conn is one MQTT connection carrying method requests. It implements
+// transport.Conn.
+type conn struct {
+	client   paho.Client
+	log      *slog.Logger
+	requests chan *transport.MethodRequest // never closed: paho may still deliver while Close runs
+
+	lost     chan struct{} // closed when paho reports the connection lost
+	lostOnce sync.Once
+	lostErr  error // set before lost is closed
+
+	closed    chan struct{} // closed by Close
+	closeOnce sync.Once
+	released  chan struct{} // closed when paho has closed the network connection
+}
+
+var _ transport.Conn = (*conn)(nil)
+
+func newConn(cfg *transport.Config, queueSize int) *conn {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &conn{
+		log:      logger.With("transport", "mqtt", "device_id", cfg.ClientID()),
+		requests: make(chan *transport.MethodRequest, queueSize),
+		lost:     make(chan struct{}),
+		closed:   make(chan struct{}),
+	}
+}
+
+// onMessage runs on paho's router goroutine for every PUBLISH received. It
+// must not block: it parses the topic, copies the payload and queues the
+// request, or answers 503 when the queue is full.
+func (c *conn) onMessage(_ paho.Client, m paho.Message) {
+	name, rid, err := ParseRequestTopic(m.Topic())
+	if err != nil {
+		c.log.Warn("mqtt: dropping message on an unexpected topic", "topic", m.Topic(), "err", err)
+		return
+	}
+	req := &transport.MethodRequest{Name: name, RequestID: rid}
+	if p := m.Payload(); len(p) > 0 {
+		req.Payload = bytes.Clone(p)
+	}
+	select {
+	case c.requests <- req:
+		c.log.Debug("mqtt: method request received", "method", name, "request_id", rid)
+	default:
+		c.log.Warn("mqtt: request queue full, answering 503", "method", name, "request_id", rid, "status", busyStatus)
+		// Not waiting on the token keeps this callback from blocking.
+		c.client.Publish(string(AppendResponseTopic(nil, busyStatus, rid)), 1, false, busyPayload)
+	}
+}
+
+// onConnectionLost runs on a goroutine of paho's when the connection fails.
+func (c *conn) onConnectionLost(_ paho.Client, cause error) {
+	c.lostOnce.Do(func() {
+		c.lostErr = fmt.Errorf("%w: %w", transport.ErrConnLost, cause)
+		close(c.lost)
+	})
+	c.log.Info("mqtt connection lost", "err", cause)
+}
+
+// Receive returns the next method request. Requests already buffered are
+// returned first, even once the connection is lost or closed.
+func (c *conn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
+	select {
+	case req := <-c.requests:
+		return req, nil
+	default:
+	}
+	select {
+	case req := <-c.requests:
+		return req, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.lost:
+	case <-c.closed:
+	}
+	// Drain what arrived before the connection ended.
+	select {
+	case req := <-c.requests:
+		return req, nil
+	default:
+	}
+	select {
+	case <-c.closed:
+		return nil, fmt.Errorf("mqtt: receive: %w", net.ErrClosed)
+	default:
+		return nil, fmt.Errorf("mqtt: receive: %w", c.lostErr)
+	}
+}
+
+// Respond publishes the response at QoS 1 and waits for the PUBACK.
+func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte) error {
+	select {
+	case <-c.closed:
+		return fmt.Errorf("mqtt: respond: %w", net.ErrClosed)
+	case <-c.lost:
+		return fmt.Errorf("mqtt: respond: %w", c.lostErr)
+	default:
+	}
+	topic := string(AppendResponseTopic(make([]byte, 0, 64), status, req.RequestID))
+	if payload == nil {
+		payload = []byte{}
+	}
+	tok := c.client.Publish(topic, 1, false, payload)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("mqtt: respond: %w: %w", transport.ErrConnLost, err)
+		}
+		c.log.Debug("mqtt: method response sent", "method", req.Name, "request_id", req.RequestID, "status", status)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.lost:
+		return fmt.Errorf("mqtt: respond: %w", c.lostErr)
+	case <-c.closed:
+		return fmt.Errorf("mqtt: respond: %w", net.ErrClosed)
+	}
+}
+
+// Close disconnects and waits until paho has released the network
+// connection. It is idempotent.
+func (c *conn) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.shutdown()
+		c.log.Info("mqtt disconnected")
+	})
+	return nil
+}
+
+// shutdown sends DISCONNECT (if still connected), stops paho and waits for
+// it to close the network connection.
+func (c *conn) shutdown() {
+	c.client.Disconnect(disconnectQuiesce)
+	t := time.NewTimer(releaseTimeout)
+	defer t.Stop()
+	select {
+	case <-c.released:
+	case <-t.C:
+		c.log.Warn("mqtt: network connection not released after disconnect")
+	}
+}

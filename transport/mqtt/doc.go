@@ -1,0 +1,39 @@
+// Package mqtt carries IoT Hub direct methods over MQTT 3.1.1, on TLS port
+// 8883 or over WebSockets (wss://{host}:443/$iothub/websocket, subprotocol
+// "mqtt"), as protocol.md §3 and §4 describe. Its Dialer implements
+// transport.Dialer on top of github.com/eclipse/paho.mqtt.golang.
+//
+// A Dial sends CONNECT with client id "{device}[/{module}]", the username
+// that Username returns, the SAS token as password (none with a certificate
+// credential, whose TLS client certificate authenticates), CleanSession 0
+// and the configured keep-alive; it subscribes to $iothub/methods/POST/# at
+// QoS 0 and returns only once the SUBACK has granted it. Responses are
+// published at QoS 1 on $iothub/methods/res/{status}/?$rid={rid}.
+//
+// The adapter only moves bytes: paho's own reconnect and connect-retry are
+// off, and retry, dispatch, JSON validation and token renewal belong to the
+// client (package device), which dials again when a Conn fails.
+//
+// # Concurrency
+//
+// One goroutine calls Receive; Respond may be called from many goroutines,
+// concurrently with Receive and Close. paho's message callback never
+// blocks: it queues each request (Options.QueueSize) and, when the queue is
+// full, answers 503 at once.
+//
+// # Errors
+//
+// Refused CONNACKs wrap transport.ErrUnauthorized (codes 2, 4, 5) or
+// transport.ErrServerBusy (code 3); a lost connection wraps
+// transport.ErrConnLost and its cause; a closed Conn returns errors wrapping
+// net.ErrClosed; certificate failures keep their crypto/x509 error in the
+// chain. transport.Classify decides what to retry.
+//
+// # Logging
+//
+// Logs go to Config.Logger with the attribute transport=mqtt and the keys
+// device_id, method, request_id, status and err: Info for connection
+// changes, Debug per request, Warn for dropped or refused requests. Tokens
+// and payloads are never logged; paho's package-global loggers are left
+// alone.
+package mqtt

@@ -1,0 +1,22 @@
+package mqtt
+
+import (
+	"fmt"
+
+	"github.com/directmethods/iotdevice/transport"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// connackError turns a refused CONNACK into an error wrapping the transport
+// sentinel that tells the client whether to retry (protocol.md §3.1).
+func connackError(code byte, cause error) error {
+	switch code {
+	case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised, packets.ErrRefusedIDRejected:
+		return fmt.Errorf("mqtt: connection refused (code %d): %w: %w", code, transport.ErrUnauthorized, cause)
+	case packets.ErrRefusedServerUnavailable:
+		// The hub answers this for a disabled device, which may be enabled
+		// again, so it is worth retrying.
+		return fmt.Errorf("mqtt: connection refused (code %d): %w: %w", code, transport.ErrServerBusy, cause)
+	}
+	return fmt.Errorf("mqtt: connection refused (code %d): %w", code, cause)
+}

@@ -1,0 +1,322 @@
+package mqtt
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/directmethods/iotdevice/transport/ws"
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// waitTimeout bounds every wait of the tests.
+const waitTimeout = 10 * time.Second
+
+// hubScript says how the fake hub answers.
+type hubScript struct {
+	connackCode  byte            // CONNACK return code; 0 accepts
+	noConnack    bool            // read CONNECT and never answer
+	subackCode   byte            // SUBACK return code; 0 grants QoS 0
+	subackGate   <-chan struct{} // when set, SUBACK waits until it is closed
+	requestCerts bool            // ask the client for a TLS certificate
+}
+
+// fakeHub is a scripted IoT Hub MQTT endpoint built on paho's packets.
+// Every accepted connection becomes a session the test receives from
+// sessions.
+type fakeHub struct {
+	t        *testing.T
+	script   hubScript
+	sessions chan *session
+	ln       net.Listener // TLS listener, nil for the WebSocket hub
+	wg       sync.WaitGroup
+
+	mu   sync.Mutex
+	live map[*session]bool
+}
+
+// session is one client connection as the fake hub sees it.
+type session struct {
+	conn       net.Conn
+	connect    *packets.ConnectPacket
+	peerCerts  []*x509.Certificate
+	subscribes chan *packets.SubscribePacket
+	publishes  chan *packets.PublishPacket // PUBLISH packets from the client
+	subackSent atomic.Bool
+	done       chan struct{} // closed when the session's reader ends
+	writeMu    sync.Mutex
+}
+
+// testPKI is a throwaway CA with a server certificate for 127.0.0.1.
+type testPKI struct {
+	roots      *x509.CertPool
+	serverCert tls.Certificate
+}
+
+var pki = sync.OnceValue(func() *testPKI {
+	caKey := mustKey()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "fake hub test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		panic(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		panic(err)
+	}
+	srvKey := mustKey()
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		panic(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	return &testPKI{roots: roots, serverCert: tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}
+})
+
+func mustKey() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// selfSignedClientCert returns a client certificate as an X.509 device has.
+func selfSignedClientCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key := mustKey()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "device-1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func (h *fakeHub) serverTLS() *tls.Config {
+	cfg := &tls.Config{Certificates: []tls.Certificate{pki().serverCert}, MinVersion: tls.VersionTLS12}
+	if h.script.requestCerts {
+		// The test only records the certificate; the hub's registry would
+		// check its thumbprint.
+		cfg.ClientAuth = tls.RequireAnyClientCert
+	}
+	return cfg
+}
+
+// startHub listens for MQTT over TLS on 127.0.0.1.
+func startHub(t *testing.T, script hubScript) *fakeHub {
+	t.Helper()
+	h := &fakeHub{t: t, script: script, sessions: make(chan *session, 16), live: map[*session]bool{}}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", h.serverTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ln = ln
+	h.wg.Go(func() { // owned by the hub; ends when Close closes the listener, joined in Close
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.wg.Go(func() { h.serve(c) }) // owned by the hub; ends when the connection closes, joined in Close
+		}
+	})
+	t.Cleanup(h.Close)
+	return h
+}
+
+// startWebSocketHub serves MQTT over WebSockets at ws.Path with subprotocol
+// mqtt and returns the hub and its address.
+func startWebSocketHub(t *testing.T, script hubScript) (*fakeHub, string) {
+	t.Helper()
+	h := &fakeHub{t: t, script: script, sessions: make(chan *session, 16), live: map[*session]bool{}}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != ws.Path {
+			http.NotFound(w, r)
+			return
+		}
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"mqtt"}})
+		if err != nil {
+			return
+		}
+		h.wg.Add(1)
+		defer h.wg.Done()
+		h.serve(websocket.NetConn(r.Context(), c, websocket.MessageBinary))
+	}))
+	srv.TLS = h.serverTLS()
+	srv.StartTLS()
+	t.Cleanup(h.Close)
+	t.Cleanup(srv.Close) // runs before h.Close
+	return h, srv.Listener.Addr().String()
+}
+
+// Close closes the listener and every session and waits for the hub's
+// goroutines.
+func (h *fakeHub) Close() {
+	if h.ln != nil {
+		h.ln.Close()
+	}
+	h.mu.Lock()
+	for s := range h.live {
+		s.conn.Close()
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+func (h *fakeHub) port() int { return h.ln.Addr().(*net.TCPAddr).Port }
+
+// serve runs one connection: CONNECT, CONNACK, then SUBSCRIBE, PUBLISH,
+// PINGREQ and DISCONNECT until the connection ends.
+func (h *fakeHub) serve(c net.Conn) {
+	defer c.Close()
+	s := &session{conn: c, subscribes: make(chan *packets.SubscribePacket, 4),
+		publishes: make(chan *packets.PublishPacket, 64), done: make(chan struct{})}
+	defer close(s.done)
+	h.mu.Lock()
+	h.live[s] = true
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.live, s)
+		h.mu.Unlock()
+	}()
+
+	if tc, ok := c.(*tls.Conn); ok {
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		s.peerCerts = tc.ConnectionState().PeerCertificates
+	}
+	p, err := packets.ReadPacket(c)
+	if err != nil {
+		return
+	}
+	connect, ok := p.(*packets.ConnectPacket)
+	if !ok {
+		return
+	}
+	s.connect = connect
+	h.sessions <- s
+	if h.script.noConnack {
+		_, _ = io.Copy(io.Discard, c) // until the client gives up
+		return
+	}
+	ack := packets.NewControlPacket(packets.Connack).(*packets.ConnackPacket)
+	ack.ReturnCode = h.script.connackCode
+	if err := s.write(ack); err != nil || ack.ReturnCode != packets.Accepted {
+		return
+	}
+	for {
+		p, err := packets.ReadPacket(c)
+		if err != nil {
+			return
+		}
+		switch p := p.(type) {
+		case *packets.SubscribePacket:
+			s.subscribes <- p
+			if h.script.subackGate != nil {
+				select {
+				case <-h.script.subackGate:
+				case <-time.After(waitTimeout):
+					return
+				}
+			}
+			sa := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
+			sa.MessageID = p.MessageID
+			for range p.Topics {
+				sa.ReturnCodes = append(sa.ReturnCodes, h.script.subackCode)
+			}
+			s.subackSent.Store(true)
+			if s.write(sa) != nil {
+				return
+			}
+		case *packets.PublishPacket:
+			s.publishes <- p
+			if p.Qos == 1 {
+				pa := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+				pa.MessageID = p.MessageID
+				if s.write(pa) != nil {
+					return
+				}
+			}
+		case *packets.PingreqPacket:
+			if s.write(packets.NewControlPacket(packets.Pingresp)) != nil {
+				return
+			}
+		case *packets.DisconnectPacket:
+			return
+		}
+	}
+}
+
+func (s *session) write(p packets.ControlPacket) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return p.Write(s.conn)
+}
+
+// request publishes a method request to the client at QoS 0.
+func (s *session) request(t *testing.T, topic string, payload []byte) {
+	t.Helper()
+	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	p.TopicName = topic
+	p.Payload = payload
+	if err := s.write(p); err != nil && !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("fake hub: publish: %v", err)
+	}
+}
+
+// receive waits for a value from ch, failing the test after waitTimeout.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
