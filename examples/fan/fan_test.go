@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/transport/transporttest"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// recordingPin remembers what the fan was told.
+type recordingPin struct {
+	sets []fanState
+	fail error
+}
+
+func (p *recordingPin) Set(on bool, speed int) error {
+	if p.fail != nil {
+		return p.fail
+	}
+	p.sets = append(p.sets, fanState{on, speed})
+	return nil
+}
+
+func TestFanMethods(t *testing.T) {
+	pin := &recordingPin{}
+	f := newFan(pin)
+	fake := transporttest.NewFake(nil)
+	cred, _ := sas.NewKeyCredential("MDEyMzQ1Njc4OWFiY2RlZg==", "", 0)
+	client, err := device.NewClient("hub.example", "fan-1", cred, &device.ClientOptions{Transport: fake})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- client.Run(context.Background(), f.methods()) }()
+	defer func() {
+		client.Close()
+		if err := <-done; !errors.Is(err, device.ErrClientClosed) {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+
+	steps := []struct {
+		method, payload string
+		status          int
+		body            string
+	}{
+		{"getFanState", "", 200, `{"on":false,"speed":0}`},
+		{"turnOnFan", "", 200, `{"on":true,"speed":1}`},
+		{"turnOnFan", `{"speed":3}`, 200, `{"on":true,"speed":3}`},
+		{"turnOnFan", `{}`, 200, `{"on":true,"speed":3}`},
+		{"turnOnFan", `{"speed":4}`, 400, `{"error":"speed must be 1, 2 or 3"}`},
+		{"turnOnFan", `{"speed":0}`, 400, `{"error":"speed must be 1, 2 or 3"}`},
+		{"turnOnFan", `{"speed":"max"}`, 400, ""},
+		{"turnOnFan", `not json`, 400, `{"error":"request payload is not valid JSON"}`},
+		{"getFanState", "", 200, `{"on":true,"speed":3}`},
+		{"turnOffFan", "", 200, `{"on":false,"speed":0}`},
+		{"turnOnFan", `null`, 200, `{"on":true,"speed":1}`},
+		{"explode", "", 501, `{"error":"method not implemented","method":"explode"}`},
+	}
+	for _, s := range steps {
+		var p []byte
+		if s.payload != "" {
+			p = []byte(s.payload)
+		}
+		status, body, err := fake.Invoke(ctx, s.method, p)
+		if err != nil {
+			t.Fatalf("%s %s: %v", s.method, s.payload, err)
+		}
+		if status != s.status || (s.body != "" && string(body) != s.body) {
+			t.Errorf("%s %s = %d %s, want %d %s", s.method, s.payload, status, body, s.status, s.body)
+		}
+	}
+	want := []fanState{{true, 1}, {true, 3}, {true, 3}, {false, 0}, {true, 1}}
+	if diff := cmp.Diff(want, pin.sets); diff != "" {
+		t.Errorf("pin changes (-want +got):\n%s", diff)
+	}
+}
+
+func TestFanPinFailureAnswers500(t *testing.T) {
+	f := newFan(&recordingPin{fail: errors.New("gpio busy")})
+	_, err := f.turnOn(t.Context(), &device.MethodRequest{Name: "turnOnFan"})
+	var me *device.MethodError
+	if !errors.As(err, &me) || me.Status != 500 {
+		t.Errorf("turnOn with a failing pin = %v, want a 500 MethodError", err)
+	}
+}
+
+func TestFanShutdownSwitchesOff(t *testing.T) {
+	pin := &recordingPin{}
+	f := newFan(pin)
+	if _, err := f.turnOn(t.Context(), &device.MethodRequest{Payload: []byte(`{"speed":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]fanState{{true, 2}, {false, 0}}, pin.sets); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestRunNeedsAConnectionString(t *testing.T) {
+	err := run(t.Context(), slog.New(slog.DiscardHandler), "", "mqtt", "", 0)
+	if err == nil {
+		t.Error("run without a connection string succeeded")
+	}
+}

@@ -1,0 +1,160 @@
+// Command quickstart shows direct methods end to end on one machine: it
+// starts a local IoT hub, connects a device built on this SDK, and invokes
+// methods through the hub's REST API exactly as a cloud application would,
+// printing each request and answer.
+//
+//	go run ./examples/quickstart                  # MQTT over TLS
+//	go run ./examples/quickstart -transport mqtt-ws
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/internal/localhub"
+	"github.com/directmethods/iotdevice/internal/transportname"
+)
+
+const deviceID = "thermostat-1"
+
+func main() {
+	transportName := flag.String("transport", "mqtt", transportname.Usage)
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *transportName); err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, transportName string) error {
+	dialer, webSocket, err := transportname.Dialer(transportName)
+	if err != nil {
+		return err
+	}
+	hub, err := localhub.Start(ctx, localhub.Options{Devices: []string{deviceID}})
+	if err != nil {
+		return fmt.Errorf("start the local hub: %w", err)
+	}
+	defer hub.Close()
+	fmt.Printf("local hub: MQTT on %s, HTTPS on %s\n", hub.MQTTAddr(), hub.HTTPSAddr())
+
+	// The device side: what runs on your board.
+	connectionString, err := hub.ConnectionString(deviceID)
+	if err != nil {
+		return err
+	}
+	port := hub.MQTTPort()
+	if webSocket {
+		port = hub.HTTPSPort()
+	}
+	connected := make(chan struct{}, 1)
+	client, err := device.NewClientFromConnectionString(connectionString, &device.ClientOptions{
+		Transport: dialer,
+		Port:      port,                                   // the real hub uses the standard ports
+		TLSConfig: &tls.Config{RootCAs: hub.CertPool()}, // trust the local hub's CA
+		OnStateChange: func(s device.State, err error) {
+			switch {
+			case s == device.StateConnected:
+				fmt.Printf("device: connected over %s\n", transportName)
+				select {
+				case connected <- struct{}{}:
+				default:
+				}
+			case err != nil && !errors.Is(err, device.ErrClientClosed):
+				fmt.Printf("device: %s (%v)\n", s, err)
+			default:
+				fmt.Printf("device: %s\n", s)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	t := &thermostat{target: 20}
+	runErr := make(chan error, 1)
+	go func() { runErr <- client.Run(ctx, t.methods()) }() // joined below, after Close
+	defer func() {
+		client.Close()
+		if err := <-runErr; err != nil && !errors.Is(err, device.ErrClientClosed) {
+			fmt.Fprintln(os.Stderr, "device stopped:", err)
+		}
+	}()
+	waitCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	select {
+	case <-connected:
+	case err := <-runErr:
+		runErr <- err // for the deferred join
+		return fmt.Errorf("device stopped: %w", err)
+	case <-waitCtx.Done():
+		return fmt.Errorf("device did not connect: %w", waitCtx.Err())
+	}
+
+	// The cloud side: POST /twins/{id}/methods with a service token.
+	service := hub.ServiceClient()
+	calls := []localhub.MethodCall{
+		{MethodName: "getTemperature"},
+		{MethodName: "setTargetTemperature", Payload: json.RawMessage(`{"celsius": 22.5}`)},
+		{MethodName: "setTargetTemperature", Payload: json.RawMessage(`{"celsius": 95}`)},
+		{MethodName: "getTemperature"},
+		{MethodName: "selfDestruct"},
+	}
+	for _, call := range calls {
+		call.ResponseTimeoutInSeconds = 10
+		payload := string(call.Payload)
+		if payload == "" {
+			payload = "(no payload)"
+		}
+		fmt.Printf("\ncloud  -> %s %s\n", call.MethodName, payload)
+		res, err := service.Invoke(ctx, deviceID, "", call)
+		if err != nil {
+			return fmt.Errorf("invoke %s: %w", call.MethodName, err)
+		}
+		fmt.Printf("device <- status %d, payload %s\n", res.Status, res.Payload)
+	}
+	fmt.Println("\ndone: every method was invoked through the REST API and answered by the device")
+	return nil
+}
+
+// thermostat is the device's state, changed by its methods.
+type thermostat struct {
+	mu     sync.Mutex
+	target float64
+}
+
+func (t *thermostat) methods() *device.MethodMux {
+	mux := device.NewMethodMux()
+	mux.HandleFunc("getTemperature", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return device.JSONResponse(200, map[string]float64{"current": 19.8, "target": t.target})
+	})
+	mux.HandleFunc("setTargetTemperature", func(_ context.Context, req *device.MethodRequest) (*device.MethodResponse, error) {
+		var args struct {
+			Celsius *float64 `json:"celsius"`
+		}
+		if err := req.Unmarshal(&args); err != nil {
+			return nil, err
+		}
+		if args.Celsius == nil || *args.Celsius < 5 || *args.Celsius > 35 {
+			return nil, device.Errorf(400, "celsius must be between 5 and 35")
+		}
+		t.mu.Lock()
+		t.target = *args.Celsius
+		t.mu.Unlock()
+		return device.JSONResponse(200, map[string]float64{"target": *args.Celsius})
+	})
+	return mux
+}
