@@ -46,13 +46,19 @@ func (c *Client) Run(ctx context.Context, h MethodHandler) error {
 	err := c.connectLoop(ctx, d, notify)
 
 	// Stopped taking requests; the live connection, if any, stays open
-	// while running handlers finish, so that their answers get out.
-	d.shutdown(c.opts.ShutdownTimeout)
+	// while running handlers finish, so that their answers get out, and
+	// requests that still arrive are refused at once.
 	conn, _, _ := c.liveConn()
+	var refuser sync.WaitGroup
+	if conn != nil {
+		refuser.Go(func() { c.refuse(conn) }) // owned by Run: ends when conn is closed below
+	}
+	d.shutdown(c.opts.ShutdownTimeout)
 	c.setConn(nil, true)
 	if conn != nil {
 		conn.Close()
 	}
+	refuser.Wait()
 	c.log.Info("client stopped", "err", err)
 	notify.emit(StateClosed, err)
 	notify.stop()
@@ -188,6 +194,22 @@ func (c *Client) serve(ctx context.Context, conn transport.Conn, cred *recording
 			drain(conn, recvErr)
 			return serveEnd{redial: true, renewed: tok}
 		}
+	}
+}
+
+// refuse answers 503 to every request conn delivers until it is closed.
+func (c *Client) refuse(conn transport.Conn) {
+	body := errorBody("device shutting down")
+	for {
+		req, err := conn.Receive(context.Background())
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), respondTimeout)
+		if err := conn.Respond(ctx, req, statusUnavailable, body); err != nil {
+			c.log.Warn("method answer not delivered", "method", req.Name, "request_id", req.RequestID, "status", statusUnavailable, "err", err)
+		}
+		cancel()
 	}
 }
 

@@ -429,3 +429,30 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestsDuringShutdownAnswered503(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		started := make(chan struct{})
+		h := start(t, nil, &device.ClientOptions{ShutdownTimeout: time.Minute}, func(m *device.MethodMux) {
+			echoMux(m)
+			m.HandleFunc("slow", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+				close(started)
+				<-release
+				return nil, nil
+			})
+		})
+		go h.invoke(context.Background(), "slow", "")
+		<-started
+		closed := make(chan error, 1)
+		go func() { closed <- h.stop() }()
+		synctest.Wait() // Close is waiting for the slow handler
+		begin := time.Now()
+		status, body := h.invoke(context.Background(), "echo", `1`)
+		if status != 503 || !strings.Contains(body, "shutting down") || time.Since(begin) != 0 {
+			t.Errorf("request during shutdown: %d %s after %v, want 503 at once", status, body, time.Since(begin))
+		}
+		close(release)
+		<-closed
+	})
+}
