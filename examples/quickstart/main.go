@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sync"
@@ -32,13 +33,14 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *transportName); err != nil {
+	if err := run(ctx, os.Stdout, *transportName); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, transportName string) error {
+func run(ctx context.Context, w io.Writer, transportName string) error {
+	out := &lockedWriter{w: w} // the device's state callback prints from its own goroutine
 	dialer, webSocket, err := transportname.Dialer(transportName)
 	if err != nil {
 		return err
@@ -48,7 +50,7 @@ func run(ctx context.Context, transportName string) error {
 		return fmt.Errorf("start the local hub: %w", err)
 	}
 	defer hub.Close()
-	fmt.Printf("local hub: MQTT on %s, HTTPS on %s\n", hub.MQTTAddr(), hub.HTTPSAddr())
+	fmt.Fprintf(out, "local hub: MQTT on %s, HTTPS on %s\n", hub.MQTTAddr(), hub.HTTPSAddr())
 
 	// The device side: what runs on your board.
 	connectionString, err := hub.ConnectionString(deviceID)
@@ -62,20 +64,20 @@ func run(ctx context.Context, transportName string) error {
 	connected := make(chan struct{}, 1)
 	client, err := device.NewClientFromConnectionString(connectionString, &device.ClientOptions{
 		Transport: dialer,
-		Port:      port,                                   // the real hub uses the standard ports
+		Port:      port,                                 // the real hub uses the standard ports
 		TLSConfig: &tls.Config{RootCAs: hub.CertPool()}, // trust the local hub's CA
 		OnStateChange: func(s device.State, err error) {
 			switch {
 			case s == device.StateConnected:
-				fmt.Printf("device: connected over %s\n", transportName)
+				fmt.Fprintf(out, "device: connected over %s\n", transportName)
 				select {
 				case connected <- struct{}{}:
 				default:
 				}
 			case err != nil && !errors.Is(err, device.ErrClientClosed):
-				fmt.Printf("device: %s (%v)\n", s, err)
+				fmt.Fprintf(out, "device: %s (%v)\n", s, err)
 			default:
-				fmt.Printf("device: %s\n", s)
+				fmt.Fprintf(out, "device: %s\n", s)
 			}
 		},
 	})
@@ -117,14 +119,14 @@ func run(ctx context.Context, transportName string) error {
 		if payload == "" {
 			payload = "(no payload)"
 		}
-		fmt.Printf("\ncloud  -> %s %s\n", call.MethodName, payload)
+		fmt.Fprintf(out, "\ncloud  -> %s %s\n", call.MethodName, payload)
 		res, err := service.Invoke(ctx, deviceID, "", call)
 		if err != nil {
 			return fmt.Errorf("invoke %s: %w", call.MethodName, err)
 		}
-		fmt.Printf("device <- status %d, payload %s\n", res.Status, res.Payload)
+		fmt.Fprintf(out, "device <- status %d, payload %s\n", res.Status, res.Payload)
 	}
-	fmt.Println("\ndone: every method was invoked through the REST API and answered by the device")
+	fmt.Fprintln(out, "\ndone: every method was invoked through the REST API and answered by the device")
 	return nil
 }
 
@@ -157,4 +159,16 @@ func (t *thermostat) methods() *device.MethodMux {
 		return device.JSONResponse(200, map[string]float64{"target": *args.Celsius})
 	})
 	return mux
+}
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -1,0 +1,96 @@
+// Command localhub runs a local, TLS-only stand-in for Azure IoT Hub: MQTT
+// on -mqtt-port, and on -https-port both MQTT over WebSockets and the REST
+// API that invokes direct methods. It writes the CA certificate and the
+// connection strings to -dir and keeps its keys there across restarts.
+//
+//	go run ./examples/localhub -https-port 8443 -devices device-1,device-2/module-1
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/directmethods/iotdevice/internal/localhub"
+)
+
+func main() {
+	hostName := flag.String("hostname", "localhost", "host name in connection strings, tokens and the certificate")
+	listen := flag.String("listen", "127.0.0.1", "IP address to listen on")
+	mqttPort := flag.Int("mqtt-port", 8883, "MQTT over TLS port (0 picks a free port)")
+	amqpPort := flag.Int("amqp-port", 5671, "AMQP over TLS port (not yet available)")
+	httpsPort := flag.Int("https-port", 443, "HTTPS port for the REST API and WebSockets (0 picks a free port)")
+	devices := flag.String("devices", "device-1", "comma-separated identities to register; dev/mod registers a module")
+	dir := flag.String("dir", "./localhub-data", "directory for ca.pem, service.txt, <identity>.txt and the hub's keys")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	hub, err := localhub.Start(ctx, localhub.Options{
+		HostName:   *hostName,
+		ListenAddr: *listen,
+		MQTTPort:   *mqttPort,
+		HTTPSPort:  *httpsPort,
+		Dir:        *dir,
+		Devices:    splitList(*devices),
+		Logger:     logger,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, explain(err, *mqttPort, *httpsPort))
+		os.Exit(1)
+	}
+	defer hub.Close()
+
+	caFile := "(not written: -dir is empty)"
+	if *dir != "" {
+		if err := hub.WriteConnectionFiles(*dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		caFile = filepath.Join(*dir, "ca.pem")
+	}
+	hub.PrintSummary(os.Stdout, caFile, "getFanState")
+	fmt.Printf("AMQP: not yet available (-amqp-port %d is reserved for it)\n\nPress Ctrl+C to stop.\n", *amqpPort)
+	<-ctx.Done()
+	fmt.Println("Stopping.")
+}
+
+// splitList splits a comma-separated flag, dropping empty entries.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// explain turns a start error into advice, naming the flag to change when
+// a port cannot be bound.
+func explain(err error, mqttPort, httpsPort int) string {
+	var le *localhub.ListenError
+	if !errors.As(err, &le) {
+		return err.Error()
+	}
+	flagName, port := "-https-port", httpsPort
+	if le.Listener == "mqtt" {
+		flagName, port = "-mqtt-port", mqttPort
+	}
+	suggestion := 0 // a free port
+	if port > 0 && port < 1024 {
+		suggestion = port + 8000 // 443 → 8443
+	}
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Sprintf("%v\nThe system refused port %d: ports below 1024 need privileges. Use %s %d instead.", err, port, flagName, suggestion)
+	}
+	return fmt.Sprintf("%v\nPort %d is not available. Choose another with %s (0 picks a free port).", err, port, flagName)
+}

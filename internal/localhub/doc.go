@@ -1,0 +1,30 @@
+// Package localhub is a local, TLS-only stand-in for the device side of
+// Azure IoT Hub and its REST API for invoking direct methods, good enough
+// for the official device SDKs and this module's own device client to talk
+// to it unchanged.
+//
+// A Hub serves MQTT 3.1.1 over TLS on its MQTT port, MQTT over WebSockets on
+// its HTTPS port at /$iothub/websocket, and the service REST API
+// (POST /twins/{id}[/modules/{mid}]/methods) on the same HTTPS port. It keeps
+// an identity registry (devices and modules with symmetric keys, X.509
+// devices by certificate thumbprint, and the iothubowner service policy) and
+// routes each method invocation to exactly one identity.
+//
+// # Concurrency
+//
+// A Hub and a ServiceClient are safe for concurrent use. Close ends every
+// listener and connection and returns once all goroutines of the hub have
+// ended.
+//
+// # Errors
+//
+// The REST API answers errors as the real hub does: an HTTP status, an
+// iothub-errorcode header and a two-level JSON body. ServiceClient turns them
+// into *ServiceError. Start reports a port it cannot bind as *ListenError.
+//
+// # Logging
+//
+// Options.Logger receives connections, authentication failures (with the
+// reason, never the token) and invocations (method, identity, status,
+// duration). Payloads, keys and tokens are never logged.
+package localhub

@@ -1,0 +1,232 @@
+package localhub
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseUsername(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string // host|device|module|api-version
+		wantErr bool
+	}{
+		{"hub.azure-devices.net/dev/?api-version=2021-04-12&DeviceClientType=c%2F1", "hub.azure-devices.net|dev||2021-04-12", false},
+		{"hub/dev/mod/?api-version=2018-06-30", "hub|dev|mod|2018-06-30", false},
+		{"hub/dev/api-version=2020-09-30&model-id=dtmi:x;1", "hub|dev||2020-09-30", false},
+		{"hub/dev/mod/api-version=1", "hub|dev|mod|1", false},
+		{"hub/dev/?api-version=a&api-version=b", "hub|dev||a", false},
+		{"hub/dev/?", "", true},
+		{"hub/dev/?api-version=", "", true},
+		{"hub/dev/?DeviceClientType=x", "", true},
+		{"hub/dev/mod/extra/?api-version=1", "", true},
+		{"hub/?api-version=1", "", true},
+		{"hub//?api-version=1", "", true},
+		{"hub/d e v/?api-version=1", "", true},
+		{"hub/dev/?api-version=%zz", "", true},
+		{"", "", true},
+	}
+	for _, tt := range tests {
+		u, err := parseUsername(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parseUsername(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, ErrBadUsername) {
+				t.Errorf("parseUsername(%q) error %v does not wrap ErrBadUsername", tt.in, err)
+			}
+			continue
+		}
+		got := strings.Join([]string{u.hostName, u.deviceID, u.moduleID, u.query["api-version"]}, "|")
+		if got != tt.want {
+			t.Errorf("parseUsername(%q) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func FuzzParseUsername(f *testing.F) {
+	for _, s := range []string{"hub/dev/?api-version=1", "hub/dev/mod/?api-version=1&x=%41", "hub/dev/api-version=1", "/", "?", "a/b/c/d/?"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := parseUsername(s)
+		if err != nil {
+			return
+		}
+		if u.query["api-version"] == "" || u.deviceID == "" || u.hostName == "" {
+			t.Errorf("parseUsername(%q) = %+v without an error", s, u)
+		}
+		if !strings.HasPrefix(s, u.hostName+"/"+u.identity()+"/") {
+			t.Errorf("parseUsername(%q): identity %q is not the username's path", s, u.identity())
+		}
+	})
+}
+
+func TestParseMethodResponseTopic(t *testing.T) {
+	tests := []struct {
+		topic      string
+		wantStatus int
+		wantRID    string
+		wantErr    error
+	}{
+		{"$iothub/methods/res/200/?$rid=1a", 200, "1a", nil},
+		{"$iothub/methods/res/-1/?$rid=x&other=1", -1, "x", nil},
+		{"$iothub/methods/res/404/?other=1&$rid=ab", 404, "ab", nil},
+		{"$iothub/methods/res/200/?$rid=a%2Fb", 200, "a/b", nil},
+		{"$iothub/methods/res/2x/?$rid=1", 0, "", ErrBadResponseTopic},
+		{"$iothub/methods/res//?$rid=1", 0, "", ErrBadResponseTopic},
+		{"$iothub/methods/res/99999999999/?$rid=1", 0, "", ErrBadResponseTopic},
+		{"$iothub/methods/res/200/?$rid=", 0, "", ErrBadResponseTopic},
+		{"$iothub/methods/res/200/?rid=1", 0, "", ErrBadResponseTopic},
+		{"$iothub/methods/res/200", 0, "", ErrBadResponseTopic},
+		{"$iothub/twin/res/200/?$rid=1", 0, "", errNotMethodResponse},
+		{"devices/dev/messages/events/", 0, "", errNotMethodResponse},
+	}
+	for _, tt := range tests {
+		status, rid, err := parseMethodResponseTopic(tt.topic)
+		if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+			t.Errorf("parse(%q) error = %v, want %v", tt.topic, err, tt.wantErr)
+			continue
+		}
+		if status != tt.wantStatus || rid != tt.wantRID {
+			t.Errorf("parse(%q) = %d, %q; want %d, %q", tt.topic, status, rid, tt.wantStatus, tt.wantRID)
+		}
+	}
+}
+
+func FuzzParseMethodResponseTopic(f *testing.F) {
+	for _, s := range []string{"$iothub/methods/res/200/?$rid=1", "$iothub/methods/res/-5/?$rid=%41&x", "$iothub/methods/res/", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, topic string) {
+		_, rid, err := parseMethodResponseTopic(topic)
+		if err == nil && rid == "" {
+			t.Errorf("parse(%q): empty rid without an error", topic)
+		}
+	})
+}
+
+// FuzzRequestTopicRoundTrip checks that every valid method name and rid
+// survive the request topic as SDKs split it.
+func FuzzRequestTopicRoundTrip(f *testing.F) {
+	f.Add("turnOn", uint64(1))
+	f.Add("comp*cmd", uint64(0xffffffff))
+	f.Fuzz(func(t *testing.T, name string, n uint64) {
+		if validateMethodName(name) != nil {
+			return
+		}
+		rid := strconv.FormatUint(n, 16)
+		gotName, gotRID, ok := parseRequestTopic(methodRequestTopic(name, rid))
+		if !ok || gotName != name || gotRID != rid {
+			t.Errorf("round trip of %q, %q = %q, %q, %v", name, rid, gotName, gotRID, ok)
+		}
+		if parts := strings.Split(methodRequestTopic(name, rid), "/"); len(parts) != 5 {
+			t.Errorf("topic for %q has %d segments, want 5", name, len(parts))
+		}
+	})
+}
+
+func TestDecodeInvokeBody(t *testing.T) {
+	type result struct {
+		Name              string
+		Payload           string
+		Response, Connect int
+		ErrCode           int
+	}
+	tests := []struct {
+		body string
+		want result
+	}{
+		{`{"methodName":"m"}`, result{"m", "", 30, 0, 0}},
+		{`{"methodName":"m","payload":{"a":[1]},"responseTimeoutInSeconds":5,"connectTimeoutInSeconds":300}`, result{"m", `{"a":[1]}`, 5, 300, 0}},
+		{`{"methodName":"m","payload":null,"responseTimeoutInSeconds":null}`, result{"m", "null", 30, 0, 0}},
+		{`{"MethodName":"m"}`, result{"m", "", 30, 0, 0}},
+		{`{"methodName":"m","unknown":1}`, result{"m", "", 30, 0, 0}},
+		{`{"methodName":"m","responseTimeoutInSeconds":0}`, result{ErrCode: 400004}},
+		{`{"methodName":"m","responseTimeoutInSeconds":"30"}`, result{ErrCode: 400004}},
+		{`{"methodName":null}`, result{ErrCode: 400004}},
+		{``, result{ErrCode: 400004}},
+		{`null`, result{ErrCode: 400004}},
+	}
+	for _, tt := range tests {
+		req, rerr := decodeInvokeBody([]byte(tt.body))
+		got := result{Name: req.methodName, Payload: string(req.payload),
+			Response: int(req.responseTimeout.Seconds()), Connect: int(req.connectTimeout.Seconds())}
+		if rerr != nil {
+			got = result{ErrCode: rerr.code}
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("decodeInvokeBody(%s) (-want +got):\n%s", tt.body, diff)
+		}
+	}
+}
+
+func FuzzDecodeInvokeBody(f *testing.F) {
+	for _, s := range []string{`{"methodName":"m"}`, `{"methodName":"m","payload":[1,{"a":null}],"responseTimeoutInSeconds":300}`, `{`, `[]`, `{"methodName":"a b"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, rerr := decodeInvokeBody(body)
+		if rerr != nil {
+			if s := rerr.httpStatus(); s != 400 && s != 413 {
+				t.Errorf("decodeInvokeBody(%q): HTTP %d", body, s)
+			}
+			return
+		}
+		if validateMethodName(req.methodName) != nil {
+			t.Errorf("decodeInvokeBody(%q) accepted method name %q", body, req.methodName)
+		}
+		if len(req.payload) > 0 && !json.Valid(req.payload) {
+			t.Errorf("decodeInvokeBody(%q) accepted an invalid payload", body)
+		}
+		if req.responseTimeout < 5e9 || req.responseTimeout > 300e9 || req.connectTimeout < 0 || req.connectTimeout > 300e9 {
+			t.Errorf("decodeInvokeBody(%q): timeouts %v, %v out of range", body, req.responseTimeout, req.connectTimeout)
+		}
+	})
+}
+
+func FuzzParseMethodsPath(f *testing.F) {
+	for _, s := range []string{"/twins/dev/methods", "/twins/d%2Fx/modules/m/methods", "/twins//methods", "/twins/%zz/methods"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		dev, _, ok := parseMethodsPath(path)
+		if ok && dev == "" {
+			t.Errorf("parseMethodsPath(%q) accepted an empty device id", path)
+		}
+	})
+}
+
+// FuzzReadPacket feeds arbitrary bytes to the packet reader: it returns a
+// packet or an error, never panics, and never reads past the limit.
+func FuzzReadPacket(f *testing.F) {
+	seeds := [][]byte{
+		{0x10, 0x00},
+		{0x30, 0x05, 0x00, 0x01, 'a', 'x', 'y'},
+		{0x32, 0x06, 0x00, 0x01, 'a', 0x00, 0x01, 'x'},
+		{0x82, 0x06, 0x00, 0x01, 0x00, 0x01, '#', 0x01},
+		{0xa2, 0x05, 0x00, 0x01, 0x00, 0x01, '#'},
+		{0x30, 0xff, 0xff, 0xff, 0x7f},
+		{0xc0, 0x00},
+	}
+	var connect bytes.Buffer
+	_ = connectPacket("hub", "dev", "token", false).Write(&connect)
+	seeds = append(seeds, connect.Bytes())
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := readPacket(bufio.NewReader(bytes.NewReader(data)), 1024)
+		if (p == nil) == (err == nil) {
+			t.Errorf("readPacket(%x) = %v, %v", data, p, err)
+		}
+	})
+}

@@ -1,0 +1,373 @@
+package localhub
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Options configures a Hub. The zero value is a hub for "localhost" on
+// free loopback ports that keeps everything in memory.
+type Options struct {
+	// HostName is the hub's name in connection strings, tokens and its
+	// certificate. Default "localhost".
+	HostName string
+	// ListenAddr is the IP address the listeners bind. Default "127.0.0.1".
+	ListenAddr string
+	// MQTTPort and HTTPSPort are the ports of MQTT over TLS and of HTTPS
+	// (REST and WebSockets); 0 picks a free port.
+	MQTTPort, HTTPSPort int
+	// Dir, when set, is where the CA, the server certificate and the
+	// registry keys are loaded from and saved to, so that connection
+	// strings keep working across restarts. Empty keeps everything in memory.
+	Dir string
+	// Devices are identities to register at start: "dev", or "dev/mod"
+	// for a module (its device is registered too).
+	Devices []string
+	// Logger receives the hub's logs; nil is silent.
+	Logger *slog.Logger
+}
+
+// ListenError reports a port the hub could not bind.
+type ListenError struct {
+	Listener string // "mqtt" or "https"
+	Addr     string
+	Err      error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("localhub: listen %s on %s: %v", e.Listener, e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// Hub is a running local IoT hub. Start it with Start and stop it with Close.
+type Hub struct {
+	log      *slog.Logger
+	hostName string
+	reg      *registry
+	router   *router
+	ca       *keyPair
+	caPool   *x509.CertPool
+	state    *stateWriter // nil when in memory
+	server   *keyPair
+
+	mqttListener  net.Listener
+	httpsListener net.Listener
+	httpServer    *http.Server
+	service       *ServiceClient
+
+	// ctx ends when Close starts; sessions and invocations watch it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	conns  map[io.Closer]struct{}
+	wg     sync.WaitGroup // every goroutine of the hub
+
+	closeOnce sync.Once
+}
+
+// Start creates or loads the hub's certificates and registry, binds its
+// listeners and returns once they are accepting connections. ctx bounds
+// only the start; the hub runs until Close.
+func Start(ctx context.Context, opts Options) (*Hub, error) {
+	if opts.HostName == "" {
+		opts.HostName = "localhost"
+	}
+	if opts.ListenAddr == "" {
+		opts.ListenAddr = "127.0.0.1"
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h := &Hub{log: log, hostName: opts.HostName, router: newRouter(), conns: map[io.Closer]struct{}{}}
+	if err := h.loadOrCreate(opts.Dir); err != nil {
+		return nil, err
+	}
+	for _, name := range opts.Devices {
+		if err := h.addIdentity(name); err != nil {
+			return nil, err
+		}
+	}
+	if err := h.save(); err != nil {
+		return nil, err
+	}
+	if err := h.listen(opts); err != nil {
+		return nil, err
+	}
+	service, err := NewServiceClient("https://"+h.HTTPSAddr(), h.ServiceConnectionString(), h.caPool)
+	if err != nil {
+		h.mqttListener.Close()
+		h.httpsListener.Close()
+		return nil, err
+	}
+	h.service = service
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.serve()
+	log.Info("localhub: started", "host", h.hostName, "mqtt", h.MQTTAddr(), "https", h.HTTPSAddr())
+	return h, nil
+}
+
+// addIdentity registers "dev" or "dev/mod" (and the module's device).
+func (h *Hub) addIdentity(name string) error {
+	deviceID, moduleID, err := splitIdentity(name)
+	if err != nil {
+		return err
+	}
+	if _, err := h.reg.addKeyIdentity(deviceID, ""); err != nil && (moduleID == "" || !errors.Is(err, ErrIdentityExists)) {
+		return err
+	}
+	if moduleID != "" {
+		if _, err := h.reg.addKeyIdentity(deviceID, moduleID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listen binds both listeners with TLS.
+func (h *Hub) listen(opts Options) error {
+	server := h.server.tlsCertificate()
+	mqttTLS := &tls.Config{
+		Certificates: []tls.Certificate{server},
+		// Requested, not verified: X.509 devices are self-signed and
+		// identified by thumbprint.
+		ClientAuth: tls.RequestClientCert,
+		MinVersion: tls.VersionTLS12,
+	}
+	httpsTLS := mqttTLS.Clone()
+	httpsTLS.NextProtos = []string{"http/1.1"} // WebSockets need HTTP/1.1
+
+	mqttAddr := net.JoinHostPort(opts.ListenAddr, strconv.Itoa(opts.MQTTPort))
+	ml, err := net.Listen("tcp", mqttAddr)
+	if err != nil {
+		return &ListenError{Listener: "mqtt", Addr: mqttAddr, Err: err}
+	}
+	httpsAddr := net.JoinHostPort(opts.ListenAddr, strconv.Itoa(opts.HTTPSPort))
+	hl, err := net.Listen("tcp", httpsAddr)
+	if err != nil {
+		ml.Close()
+		return &ListenError{Listener: "https", Addr: httpsAddr, Err: err}
+	}
+	h.mqttListener = tls.NewListener(ml, mqttTLS)
+	h.httpsListener = tls.NewListener(hl, httpsTLS)
+	return nil
+}
+
+// serve starts the accept loops.
+func (h *Hub) serve() {
+	h.httpServer = &http.Server{
+		Handler:           h.httpHandler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return h.ctx },
+	}
+	h.wg.Add(2)
+	go func() { // owned by the hub: ends when Close closes the listener; joined in Close
+		defer h.wg.Done()
+		h.acceptMQTT()
+	}()
+	go func() { // owned by the hub: ends when Close closes the server; joined in Close
+		defer h.wg.Done()
+		_ = h.httpServer.Serve(h.httpsListener)
+	}()
+}
+
+// acceptMQTT accepts MQTT connections until the listener closes.
+func (h *Hub) acceptMQTT() {
+	for {
+		conn, err := h.mqttListener.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				h.log.Error("localhub: mqtt accept failed", "err", err)
+			}
+			return
+		}
+		tlsConn, ok := conn.(*tls.Conn)
+		if !ok { // tls.NewListener always returns *tls.Conn
+			conn.Close()
+			continue
+		}
+		s := newMQTTSession(h, tlsConn, "mqtt", nil)
+		if !h.track(s) {
+			conn.Close()
+			return
+		}
+		go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
+			defer h.untrack(s)
+			ctx, cancel := context.WithTimeout(h.ctx, connectTimeout)
+			err := tlsConn.HandshakeContext(ctx)
+			cancel()
+			if err != nil {
+				h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+				conn.Close()
+				return
+			}
+			if certs := tlsConn.ConnectionState().PeerCertificates; len(certs) > 0 {
+				s.peerCert = certs[0].Raw
+			}
+			s.serve()
+		}()
+	}
+}
+
+// track registers a connection to close on shutdown and counts its
+// goroutine; it reports false once the hub is closing.
+func (h *Hub) track(c io.Closer) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.conns[c] = struct{}{}
+	h.wg.Add(1)
+	return true
+}
+
+func (h *Hub) untrack(c io.Closer) {
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+	h.wg.Done()
+}
+
+// Close stops the listeners, closes every connection, fails pending
+// invocations and waits for all the hub's goroutines. It is idempotent.
+func (h *Hub) Close() error {
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closed = true
+		conns := make([]io.Closer, 0, len(h.conns))
+		for c := range h.conns {
+			conns = append(conns, c)
+		}
+		h.mu.Unlock()
+		h.cancel()
+		_ = h.mqttListener.Close()
+		_ = h.httpServer.Close()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		h.wg.Wait()
+		h.service.closeIdleConnections()
+		h.log.Info("localhub: stopped")
+	})
+	return nil
+}
+
+// HostName returns the hub's host name.
+func (h *Hub) HostName() string { return h.hostName }
+
+// MQTTAddr returns the MQTT listener's address, such as "127.0.0.1:8883".
+func (h *Hub) MQTTAddr() string { return h.mqttListener.Addr().String() }
+
+// HTTPSAddr returns the HTTPS listener's address.
+func (h *Hub) HTTPSAddr() string { return h.httpsListener.Addr().String() }
+
+// MQTTPort returns the MQTT listener's port.
+func (h *Hub) MQTTPort() int { return port(h.mqttListener.Addr()) }
+
+// HTTPSPort returns the HTTPS listener's port.
+func (h *Hub) HTTPSPort() int { return port(h.httpsListener.Addr()) }
+
+func port(a net.Addr) int {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.Port
+	}
+	return 0
+}
+
+// CACertPEM returns the PEM of the CA that signed the hub's certificate.
+func (h *Hub) CACertPEM() []byte { return append([]byte(nil), h.ca.certPEM...) }
+
+// CertPool returns a pool trusting the hub's CA.
+func (h *Hub) CertPool() *x509.CertPool { return h.caPool.Clone() }
+
+// AddDevice registers a device with a symmetric key, or keeps the existing
+// one, and returns its connection string.
+func (h *Hub) AddDevice(deviceID string) (string, error) {
+	id, err := h.reg.addKeyIdentity(deviceID, "")
+	if err != nil {
+		return "", err
+	}
+	return h.reg.connectionString(id), nil
+}
+
+// AddModule registers a module of an existing device with a symmetric key,
+// or keeps the existing one, and returns its connection string.
+func (h *Hub) AddModule(deviceID, moduleID string) (string, error) {
+	if moduleID == "" {
+		return "", fmt.Errorf("localhub: empty module id")
+	}
+	id, err := h.reg.addKeyIdentity(deviceID, moduleID)
+	if err != nil {
+		return "", err
+	}
+	return h.reg.connectionString(id), nil
+}
+
+// AddX509Device registers a device authenticated by a new self-signed
+// client certificate (by its SHA-256 thumbprint) and returns the
+// certificate with its key; for an existing X.509 device it returns the
+// registered certificate again.
+func (h *Hub) AddX509Device(deviceID string) (tls.Certificate, error) {
+	id, err := h.reg.addX509Device(deviceID)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	kp, err := parseKeyPair(id.certPEM, id.keyPEM)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return kp.tlsCertificate(), nil
+}
+
+// ConnectionString returns the connection string of "dev" or "dev/mod";
+// for an X.509 device it is "HostName=…;DeviceId=…;x509=true".
+func (h *Hub) ConnectionString(identity string) (string, error) {
+	id, ok := h.reg.lookup(identity)
+	if !ok {
+		return "", fmt.Errorf("%w: %q", ErrUnknownIdentity, identity)
+	}
+	return h.reg.connectionString(id), nil
+}
+
+// ServiceConnectionString returns the iothubowner policy's connection string.
+func (h *Hub) ServiceConnectionString() string { return h.reg.serviceConnectionString() }
+
+// Disconnect drops the live connections of "dev" or "dev/mod", as the real
+// hub sometimes does, and returns how many it dropped.
+func (h *Hub) Disconnect(identity string) int { return h.router.disconnect(identity) }
+
+// WaitSubscribed waits until identity is connected and subscribed to
+// method requests, or ctx is done.
+func (h *Hub) WaitSubscribed(ctx context.Context, identity string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(h.ctx, cancel)
+	defer stop()
+	_, _, err := h.router.waitReady(ctx, identity, time.Time{})
+	if err != nil {
+		return fmt.Errorf("localhub: wait for %q to subscribe: %w", identity, err)
+	}
+	return nil
+}
+
+// ServiceClient returns a REST client for this hub, authenticated as
+// iothubowner and trusting the hub's CA.
+func (h *Hub) ServiceClient() *ServiceClient { return h.service }

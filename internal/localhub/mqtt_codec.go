@@ -1,0 +1,130 @@
+package localhub
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// maxPacketSize is the largest MQTT packet the hub reads, as IoT Hub
+// limits MQTT messages to 256 KB.
+const maxPacketSize = 256 * 1024
+
+// Codec errors, testable with errors.Is.
+var (
+	// ErrPacketTooLarge reports a packet whose remaining length exceeds
+	// maxPacketSize; its body is never read.
+	ErrPacketTooLarge = errors.New("localhub: mqtt packet too large")
+	// ErrMalformedPacket reports bytes that are not a valid MQTT 3.1.1 packet.
+	ErrMalformedPacket = errors.New("localhub: malformed mqtt packet")
+)
+
+// readPacket reads one MQTT packet. Unlike packets.ReadPacket it checks the
+// remaining length before allocating the body, so a peer cannot make the
+// hub buffer more than limit bytes, and it rejects bodies that do not
+// decode exactly.
+func readPacket(r *bufio.Reader, limit int) (packets.ControlPacket, error) {
+	first, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	length, err := readRemainingLength(r)
+	if err != nil {
+		return nil, err
+	}
+	if length > limit {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrPacketTooLarge, length, limit)
+	}
+	header := packets.FixedHeader{
+		MessageType:     first >> 4,
+		Dup:             first&0x08 != 0,
+		Qos:             (first >> 1) & 0x03,
+		Retain:          first&0x01 != 0,
+		RemainingLength: length,
+	}
+	if err := checkFlags(header.MessageType, first&0x0f); err != nil {
+		return nil, err
+	}
+	packet, err := packets.NewControlPacketWithHeader(header)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedPacket, err)
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	rest := bytes.NewReader(body)
+	if err := packet.Unpack(exactReader{rest}); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformedPacket, packetName(header.MessageType), err)
+	}
+	if rest.Len() != 0 {
+		return nil, fmt.Errorf("%w: %s: %d trailing bytes", ErrMalformedPacket, packetName(header.MessageType), rest.Len())
+	}
+	return packet, nil
+}
+
+// readRemainingLength decodes the variable-length remaining length: at
+// most four bytes, as MQTT 3.1.1 section 2.2.3 allows.
+func readRemainingLength(r io.ByteReader) (int, error) {
+	length, shift := 0, 0
+	for i := 0; i < 4; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		length |= int(b&0x7f) << shift
+		if b&0x80 == 0 {
+			return length, nil
+		}
+		shift += 7
+	}
+	return 0, fmt.Errorf("%w: remaining length longer than 4 bytes", ErrMalformedPacket)
+}
+
+// checkFlags enforces the fixed-header flags of MQTT 3.1.1 section 2.2.2.
+func checkFlags(packetType, flags byte) error {
+	want := byte(0)
+	switch packetType {
+	case packets.Publish:
+		if flags>>1&0x03 == 3 {
+			return fmt.Errorf("%w: PUBLISH with QoS 3", ErrMalformedPacket)
+		}
+		return nil
+	case packets.Pubrel, packets.Subscribe, packets.Unsubscribe:
+		want = 0x02
+	}
+	if flags != want {
+		return fmt.Errorf("%w: %s with flags %#x", ErrMalformedPacket, packetName(packetType), flags)
+	}
+	return nil
+}
+
+// exactReader fails a read it cannot fill completely, so that a field
+// longer than the packet is an error instead of a short, zero-padded value.
+type exactReader struct{ r *bytes.Reader }
+
+func (e exactReader) Read(p []byte) (int, error) {
+	n, err := io.ReadFull(e.r, p)
+	if err != nil {
+		return n, fmt.Errorf("%w: field runs past the end of the packet", ErrMalformedPacket)
+	}
+	return n, nil
+}
+
+// packetName names a packet type for errors, including reserved ones.
+func packetName(packetType byte) string {
+	if name, ok := packets.PacketNames[packetType]; ok {
+		return name
+	}
+	return fmt.Sprintf("packet type %d", packetType)
+}

@@ -1,0 +1,415 @@
+package localhub
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eclipse/paho.mqtt.golang/packets"
+)
+
+// connectTimeout bounds the TLS handshake plus the CONNECT packet.
+const connectTimeout = 30 * time.Second
+
+// maxMethodPayload is the largest request or response body of a direct
+// method (128 KB).
+const maxMethodPayload = 128 * 1024
+
+// CONNACK return codes of MQTT 3.1.1.
+const (
+	connackAccepted             = 0
+	connackBadProtocolVersion   = 1
+	connackBadUsernameOrPassord = 4
+	connackNotAuthorized        = 5
+)
+
+// errClientDisconnected ends a session on the client's DISCONNECT.
+var errClientDisconnected = errors.New("localhub: client sent DISCONNECT")
+
+// mqttSession is one MQTT connection, over TLS or a WebSocket. Its serve
+// goroutine reads and handles packets; a writer goroutine it owns sends
+// everything queued on out.
+type mqttSession struct {
+	hub       *Hub
+	conn      net.Conn
+	transport string // "mqtt" or "mqtt-ws", for logs
+	peerCert  []byte // DER of the TLS client certificate, if any
+	log       *slog.Logger
+
+	out       chan outbound
+	done      chan struct{}
+	closeOnce sync.Once
+
+	// Set once CONNECT succeeds, then read-only.
+	identity    string
+	keepAlive   time.Duration
+	tokenExpiry time.Time
+}
+
+func newMQTTSession(h *Hub, conn net.Conn, transport string, peerCert []byte) *mqttSession {
+	return &mqttSession{
+		hub:       h,
+		conn:      conn,
+		transport: transport,
+		peerCert:  peerCert,
+		log:       h.log.With("transport", transport, "remote", conn.RemoteAddr().String()),
+		out:       make(chan outbound, 64),
+		done:      make(chan struct{}),
+	}
+}
+
+// serve runs the session until the connection ends. It returns once the
+// writer goroutine has ended too.
+func (s *mqttSession) serve() {
+	defer s.close()
+	br := bufio.NewReader(s.conn)
+	if err := s.conn.SetReadDeadline(time.Now().Add(connectTimeout)); err != nil {
+		return
+	}
+	// Leave the router at the end; a no-op if another session took over
+	// or the session never attached.
+	defer func() {
+		if s.identity != "" {
+			s.hub.router.detach(s.identity, s)
+		}
+	}()
+	if !s.connect(br) {
+		return
+	}
+	var writer sync.WaitGroup
+	writer.Go(s.writeLoop) // owned by this session: ends when done closes; joined below
+	defer writer.Wait()
+	defer s.close() // runs before writer.Wait, so the writer stops
+	for {
+		if err := s.conn.SetReadDeadline(s.readDeadline()); err != nil {
+			return
+		}
+		p, err := readPacket(br, maxPacketSize)
+		if err != nil {
+			s.logEnd(err)
+			return
+		}
+		if err := s.handle(p); err != nil {
+			s.logEnd(err)
+			return
+		}
+	}
+}
+
+// logEnd logs why the session ended.
+func (s *mqttSession) logEnd(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errClientDisconnected):
+		s.log.Info("mqtt: client disconnected", "identity", s.identity)
+	case errors.As(err, &ne) && ne.Timeout() && !s.tokenExpiry.IsZero() && !time.Now().Before(s.tokenExpiry):
+		s.log.Info("mqtt: connection closed: token expired", "identity", s.identity)
+	case errors.As(err, &ne) && ne.Timeout():
+		s.log.Info("mqtt: connection closed: keep-alive expired", "identity", s.identity)
+	default:
+		select {
+		case <-s.done:
+			s.log.Info("mqtt: connection closed by the hub", "identity", s.identity)
+		default:
+			s.log.Info("mqtt: connection closed", "identity", s.identity, "err", err)
+		}
+	}
+}
+
+// readDeadline is 1.5 times the keep-alive from now, or the token's expiry
+// if that comes first; zero when neither applies.
+func (s *mqttSession) readDeadline() time.Time {
+	var d time.Time
+	if s.keepAlive > 0 {
+		d = time.Now().Add(s.keepAlive * 3 / 2)
+	}
+	if !s.tokenExpiry.IsZero() && (d.IsZero() || s.tokenExpiry.Before(d)) {
+		d = s.tokenExpiry
+	}
+	return d
+}
+
+// connect reads and answers CONNECT; it reports whether the session may go on.
+func (s *mqttSession) connect(br *bufio.Reader) bool {
+	p, err := readPacket(br, maxPacketSize)
+	if err != nil {
+		s.log.Debug("mqtt: no CONNECT", "err", err)
+		return false
+	}
+	c, ok := p.(*packets.ConnectPacket)
+	if !ok {
+		s.log.Info("mqtt: first packet is not CONNECT", "packet", fmt.Sprintf("%T", p))
+		return false
+	}
+	code, ok := s.authenticate(c)
+	if !ok { // not MQTT at all: close without CONNACK
+		return false
+	}
+	ack := packets.NewControlPacket(packets.Connack).(*packets.ConnackPacket)
+	ack.ReturnCode = code
+	if code != connackAccepted {
+		_ = ack.Write(s.conn)
+		return false
+	}
+	previous, restored := s.hub.router.attach(s.identity, s, c.CleanSession)
+	if previous != nil {
+		previous.drop("another connection took over the identity")
+	}
+	ack.SessionPresent = !c.CleanSession && restored != nil
+	if err := ack.Write(s.conn); err != nil {
+		return false
+	}
+	s.log.Info("mqtt: connected", "identity", s.identity, "clean_session", c.CleanSession,
+		"session_present", ack.SessionPresent, "keep_alive", s.keepAlive)
+	return true
+}
+
+// authenticate checks a CONNECT and returns the CONNACK code; ok is false
+// when the connection is to be closed without any CONNACK.
+func (s *mqttSession) authenticate(c *packets.ConnectPacket) (code byte, ok bool) {
+	refuse := func(code byte, reason string, attrs ...any) (byte, bool) {
+		s.log.Warn("mqtt: connect refused", append([]any{"reason", reason, "connack", code, "client_id", clip(c.ClientIdentifier)}, attrs...)...)
+		return code, true
+	}
+	if c.ProtocolName != "MQTT" && c.ProtocolName != "MQIsdp" || c.ReservedBit != 0 {
+		s.log.Info("mqtt: not an MQTT CONNECT")
+		return 0, false
+	}
+	if c.ProtocolVersion != 4 {
+		return refuse(connackBadProtocolVersion, fmt.Sprintf("protocol level %d, want 4", c.ProtocolVersion))
+	}
+	if !c.UsernameFlag {
+		return refuse(connackBadUsernameOrPassord, "no username")
+	}
+	u, err := parseUsername(c.Username)
+	if err != nil {
+		return refuse(connackBadUsernameOrPassord, err.Error())
+	}
+	if !strings.EqualFold(u.hostName, s.hub.hostName) {
+		return refuse(connackBadUsernameOrPassord, "username names another hub", "host", u.hostName)
+	}
+	if c.ClientIdentifier != u.identity() {
+		return refuse(connackBadUsernameOrPassord, "client id does not match the username")
+	}
+	id, found := s.hub.reg.lookup(u.identity())
+	if !found {
+		return refuse(connackNotAuthorized, "identity not registered", "identity", u.identity())
+	}
+	if len(c.Password) == 0 && id.thumbprint != "" {
+		if err := s.hub.reg.authenticateCertificate(id, s.peerCert); err != nil {
+			return refuse(connackNotAuthorized, err.Error(), "identity", u.identity())
+		}
+	} else {
+		expiry, err := s.hub.reg.authenticateToken(id, string(c.Password), time.Now())
+		if err != nil {
+			return refuse(connackNotAuthorized, err.Error(), "identity", u.identity())
+		}
+		s.tokenExpiry = expiry
+	}
+	s.identity = u.identity()
+	s.keepAlive = time.Duration(c.Keepalive) * time.Second
+	return connackAccepted, true
+}
+
+// handle processes one packet after CONNECT; an error ends the session.
+func (s *mqttSession) handle(p packets.ControlPacket) error {
+	switch p := p.(type) {
+	case *packets.PublishPacket:
+		return s.handlePublish(p)
+	case *packets.PubackPacket:
+		return nil // acknowledges a method request; nothing is redelivered
+	case *packets.SubscribePacket:
+		return s.handleSubscribe(p)
+	case *packets.UnsubscribePacket:
+		return s.handleUnsubscribe(p)
+	case *packets.PingreqPacket:
+		return s.send(packets.NewControlPacket(packets.Pingresp))
+	case *packets.DisconnectPacket:
+		return errClientDisconnected
+	default:
+		return fmt.Errorf("%w: unexpected %T", ErrMalformedPacket, p)
+	}
+}
+
+func (s *mqttSession) handlePublish(p *packets.PublishPacket) error {
+	if p.Qos > 1 {
+		return fmt.Errorf("%w: PUBLISH with QoS %d is not supported", ErrMalformedPacket, p.Qos)
+	}
+	status, rid, err := parseMethodResponseTopic(p.TopicName)
+	switch {
+	case errors.Is(err, errNotMethodResponse):
+		s.log.Debug("mqtt: ignoring publish outside method responses", "identity", s.identity)
+	case err != nil:
+		return err
+	case len(p.Payload) > maxMethodPayload:
+		return fmt.Errorf("localhub: method response of %d bytes exceeds %d", len(p.Payload), maxMethodPayload)
+	default:
+		if !s.hub.router.respond(s.identity, rid, methodResponse{status: status, payload: p.Payload}) {
+			s.log.Warn("mqtt: response to an unknown or expired request ignored", "identity", s.identity, "request_id", clip(rid))
+		}
+	}
+	if p.Qos == 1 {
+		ack := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+		ack.MessageID = p.MessageID
+		return s.send(ack)
+	}
+	return nil
+}
+
+func (s *mqttSession) handleSubscribe(p *packets.SubscribePacket) error {
+	if len(p.Topics) == 0 {
+		return fmt.Errorf("%w: SUBSCRIBE without topics", ErrMalformedPacket)
+	}
+	ack := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
+	ack.MessageID = p.MessageID
+	methods, methodQoS := false, byte(0)
+	for i, filter := range p.Topics {
+		qos := p.Qoss[i]
+		if qos > 2 {
+			return fmt.Errorf("%w: SUBSCRIBE with QoS %d", ErrMalformedPacket, qos)
+		}
+		granted := min(qos, 1)
+		switch {
+		case filter == methodSubscribeFilter:
+			methods, methodQoS = true, granted
+		case s.isOtherHubFilter(filter):
+		default:
+			granted = 0x80
+		}
+		ack.ReturnCodes = append(ack.ReturnCodes, granted)
+	}
+	if !methods {
+		return s.send(ack)
+	}
+	// The writer marks the subscription just before writing the SUBACK:
+	// a client that has the SUBACK can be invoked at once, and requests
+	// queued after the mark are written after the SUBACK.
+	return s.enqueue(outbound{packet: ack, beforeWrite: func() {
+		s.hub.router.setSubscribed(s.identity, s, true, methodQoS)
+		s.log.Info("mqtt: subscribed to methods", "identity", s.identity, "qos", methodQoS)
+	}})
+}
+
+// isOtherHubFilter reports IoT Hub filters the hub grants but never
+// publishes to: twin responses and desired properties, cloud-to-device.
+func (s *mqttSession) isOtherHubFilter(filter string) bool {
+	switch filter {
+	case "$iothub/twin/res/#", "$iothub/twin/PATCH/properties/desired/#",
+		"devices/" + s.identity + "/messages/devicebound/#":
+		return true
+	}
+	return false
+}
+
+func (s *mqttSession) handleUnsubscribe(p *packets.UnsubscribePacket) error {
+	if len(p.Topics) == 0 {
+		return fmt.Errorf("%w: UNSUBSCRIBE without topics", ErrMalformedPacket)
+	}
+	for _, filter := range p.Topics {
+		if filter == methodSubscribeFilter {
+			s.hub.router.setSubscribed(s.identity, s, false, 0)
+			s.log.Info("mqtt: unsubscribed from methods", "identity", s.identity)
+		}
+	}
+	ack := packets.NewControlPacket(packets.Unsuback).(*packets.UnsubackPacket)
+	ack.MessageID = p.MessageID
+	return s.send(ack)
+}
+
+// outbound is a packet queued for the writer, with an optional action the
+// writer runs just before writing it.
+type outbound struct {
+	packet      packets.ControlPacket
+	beforeWrite func()
+}
+
+// send queues a packet for the writer.
+func (s *mqttSession) send(p packets.ControlPacket) error {
+	return s.enqueue(outbound{packet: p})
+}
+
+func (s *mqttSession) enqueue(o outbound) error {
+	select {
+	case s.out <- o:
+		return nil
+	case <-s.done:
+		return net.ErrClosed
+	}
+}
+
+// deliver implements deviceSession.
+func (s *mqttSession) deliver(ctx context.Context, req methodRequest) error {
+	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	p.TopicName = methodRequestTopic(req.name, req.rid)
+	p.Qos = req.qos
+	p.Payload = req.payload
+	select {
+	case s.out <- outbound{packet: p}:
+		return nil
+	case <-s.done:
+		return net.ErrClosed
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// drop implements deviceSession.
+func (s *mqttSession) drop(reason string) {
+	s.log.Info("mqtt: dropping connection", "identity", s.identity, "reason", reason)
+	s.close()
+}
+
+// close ends the session: it stops the writer and closes the connection;
+// serve then leaves the router. It is idempotent and safe from any goroutine.
+func (s *mqttSession) close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		_ = s.conn.Close()
+	})
+}
+
+// Close implements io.Closer so the hub can end the session on shutdown.
+func (s *mqttSession) Close() error {
+	s.close()
+	return nil
+}
+
+// writeLoop writes queued packets, numbering QoS 1 publishes, until the
+// session ends or a write fails.
+func (s *mqttSession) writeLoop() {
+	bw := bufio.NewWriter(s.conn)
+	var nextID uint16
+	for {
+		select {
+		case <-s.done:
+			return
+		case o := <-s.out:
+			if o.beforeWrite != nil {
+				o.beforeWrite()
+			}
+			p := o.packet
+			if pub, ok := p.(*packets.PublishPacket); ok && pub.Qos > 0 {
+				nextID++
+				if nextID == 0 {
+					nextID = 1
+				}
+				pub.MessageID = nextID
+			}
+			err := p.Write(bw)
+			if err == nil && len(s.out) == 0 {
+				err = bw.Flush()
+			}
+			if err != nil {
+				s.log.Debug("mqtt: write failed", "identity", s.identity, "err", err)
+				s.close()
+				return
+			}
+		}
+	}
+}

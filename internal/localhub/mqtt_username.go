@@ -1,0 +1,83 @@
+package localhub
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/directmethods/iotdevice/sas"
+)
+
+// ErrBadUsername reports an MQTT username that is not of an IoT Hub form.
+var ErrBadUsername = errors.New("localhub: malformed mqtt username")
+
+// mqttUsername is a parsed CONNECT username.
+type mqttUsername struct {
+	hostName string
+	deviceID string
+	moduleID string
+	// query holds the username's parameters, percent-decoded; the first
+	// of duplicate keys wins.
+	query map[string]string
+}
+
+// parseUsername parses "{host}/{device}[/{module}]/?{query}", and the same
+// without the '?' when the query names api-version, as IoT Hub's own edge
+// runtime does. api-version is required and must not be empty; its value
+// and unknown keys are not checked.
+func parseUsername(s string) (mqttUsername, error) {
+	segments := strings.Split(s, "/")
+	last := segments[len(segments)-1]
+	var rawQuery string
+	switch {
+	case strings.HasPrefix(last, "?"):
+		rawQuery = last[1:]
+	case strings.Contains(last, "api-version="):
+		rawQuery = last
+	default:
+		return mqttUsername{}, fmt.Errorf("%w: no query with api-version", ErrBadUsername)
+	}
+	ids := segments[:len(segments)-1]
+	var u mqttUsername
+	switch len(ids) {
+	case 2:
+		u.hostName, u.deviceID = ids[0], ids[1]
+	case 3:
+		u.hostName, u.deviceID, u.moduleID = ids[0], ids[1], ids[2]
+	default:
+		return mqttUsername{}, fmt.Errorf("%w: want host/device[/module]/?query, got %d path segments", ErrBadUsername, len(ids))
+	}
+	if err := sas.ValidateHostName(u.hostName); err != nil {
+		return mqttUsername{}, fmt.Errorf("%w: %w", ErrBadUsername, err)
+	}
+	if err := sas.ValidateID(u.deviceID); err != nil {
+		return mqttUsername{}, fmt.Errorf("%w: device id: %w", ErrBadUsername, err)
+	}
+	if len(ids) == 3 {
+		if err := sas.ValidateID(u.moduleID); err != nil {
+			return mqttUsername{}, fmt.Errorf("%w: module id: %w", ErrBadUsername, err)
+		}
+	}
+	u.query = map[string]string{}
+	for _, pair := range strings.Split(rawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		decoded, err := url.QueryUnescape(value)
+		if err != nil {
+			return mqttUsername{}, fmt.Errorf("%w: parameter %q is not URL-encoded correctly", ErrBadUsername, key)
+		}
+		if _, dup := u.query[key]; !dup {
+			u.query[key] = decoded
+		}
+	}
+	if u.query["api-version"] == "" {
+		return mqttUsername{}, fmt.Errorf("%w: missing api-version", ErrBadUsername)
+	}
+	return u, nil
+}
+
+// identity returns "dev" or "dev/mod", which the client id must equal.
+func (u mqttUsername) identity() string { return identityName(u.deviceID, u.moduleID) }

@@ -1,0 +1,241 @@
+package localhub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/directmethods/iotdevice/sas"
+)
+
+// restAnswer is what a raw REST call returned.
+type restAnswer struct {
+	HTTPStatus int
+	Header     string // iothub-errorcode
+	ErrorCode  int
+	Message    string
+	Info       map[string]string
+}
+
+// postRaw sends a POST to the hub's HTTPS port with exactly the given
+// Authorization header and body.
+func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+h.HostName()+":"+strconv.Itoa(h.HTTPSPort())+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := h.ServiceClient().client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := restAnswer{HTTPStatus: resp.StatusCode, Header: resp.Header.Get("iothub-errorcode")}
+	if resp.StatusCode == http.StatusOK || a.Header == "" {
+		return a
+	}
+	if got := resp.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type = %q", got)
+	}
+	var outer struct{ Message, ExceptionMessage *string }
+	if err := json.Unmarshal(b, &outer); err != nil || outer.Message == nil || outer.ExceptionMessage == nil {
+		t.Fatalf("error body %s: want Message and ExceptionMessage (%v)", b, err)
+	}
+	var inner struct {
+		ErrorCode    int               `json:"errorCode"`
+		TrackingID   string            `json:"trackingId"`
+		Message      string            `json:"message"`
+		Info         map[string]string `json:"info"`
+		TimestampUTC string            `json:"timestampUtc"`
+	}
+	if err := json.Unmarshal([]byte(*outer.Message), &inner); err != nil {
+		t.Fatalf("inner error body %q: %v", *outer.Message, err)
+	}
+	if inner.TrackingID == "" {
+		t.Errorf("no trackingId in %s", *outer.Message)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, inner.TimestampUTC); err != nil {
+		t.Errorf("timestampUtc %q: %v", inner.TimestampUTC, err)
+	}
+	a.ErrorCode, a.Message, a.Info = inner.ErrorCode, inner.Message, inner.Info
+	return a
+}
+
+func TestRESTErrors(t *testing.T) {
+	h := startHub(t, Options{Devices: []string{"dev", "dev/mod", "idle"}})
+	connectDevice(t, h, "idle", deviceOptions{noSubscribe: true})
+	svc := h.ServiceClient()
+	good := svc.Token(time.Hour)
+	devCS, _ := h.ConnectionString("dev")
+	otherKey := []byte("0123456789abcdef0123456789abcdef")
+	serviceKey, _ := sas.DecodeKey(h.reg.serviceKey)
+	const path = "/twins/dev/methods?api-version=2021-04-12"
+	const body = `{"methodName":"m"}`
+	big := `{"methodName":"m","payload":"` + strings.Repeat("x", maxMethodPayload) + `"}`
+	huge := `{"methodName":"m","payload":"` + strings.Repeat("x", 2*maxMethodPayload) + `"}`
+
+	unauthorized := restAnswer{401, "IotHubUnauthorizedAccess", 401002, "Unauthorized", map[string]string{}}
+	invalid := func() restAnswer { return restAnswer{400, "ArgumentInvalid", 400004, "", map[string]string{}} }
+	tooLarge := restAnswer{413, "MessageTooLarge", 413001, "", map[string]string{}}
+	tests := []struct {
+		name       string
+		path, auth string
+		body       string
+		want       restAnswer
+	}{
+		{"missing token", path, "", body, unauthorized},
+		{"forged token", path, sas.Sign(otherKey, "localhost", ServicePolicy, time.Now().Add(time.Hour)), body, unauthorized},
+		{"expired token", path, sas.Sign(serviceKey, "localhost", ServicePolicy, time.Now().Add(-time.Hour)), body, unauthorized},
+		{"device token", path, deviceToken(t, devCS, time.Now().Add(time.Hour)), body, unauthorized},
+		{"unknown policy", path, sas.Sign(serviceKey, "localhost", "registryRead", time.Now().Add(time.Hour)), body, unauthorized},
+		{"token for another hub", path, sas.Sign(serviceKey, "otherhub", ServicePolicy, time.Now().Add(time.Hour)), body, unauthorized},
+		{"token for another device", path, sas.Sign(serviceKey, "localhost/devices/other", ServicePolicy, time.Now().Add(time.Hour)), body, unauthorized},
+		{"not a token", path, "Bearer abc", body, unauthorized},
+		{"missing api-version", "/twins/dev/methods", good, body, invalid()},
+		{"malformed JSON", path, good, `{"methodName":`, invalid()},
+		{"not an object", path, good, `[]`, invalid()},
+		{"trailing data", path, good, body + `{}`, invalid()},
+		{"missing methodName", path, good, `{"payload":1}`, invalid()},
+		{"empty methodName", path, good, `{"methodName":""}`, invalid()},
+		{"methodName with slash", path, good, `{"methodName":"a/b"}`, invalid()},
+		{"methodName with space", path, good, `{"methodName":"a b"}`, invalid()},
+		{"methodName with dollar", path, good, `{"methodName":"$a"}`, invalid()},
+		{"methodName with wildcard", path, good, `{"methodName":"a#"}`, invalid()},
+		{"methodName too long", path, good, `{"methodName":"` + strings.Repeat("a", 129) + `"}`, invalid()},
+		{"methodName not a string", path, good, `{"methodName":5}`, invalid()},
+		{"responseTimeout too small", path, good, `{"methodName":"m","responseTimeoutInSeconds":4}`, invalid()},
+		{"responseTimeout too large", path, good, `{"methodName":"m","responseTimeoutInSeconds":301}`, invalid()},
+		{"responseTimeout not integer", path, good, `{"methodName":"m","responseTimeoutInSeconds":5.5}`, invalid()},
+		{"connectTimeout negative", path, good, `{"methodName":"m","connectTimeoutInSeconds":-1}`, invalid()},
+		{"connectTimeout too large", path, good, `{"methodName":"m","connectTimeoutInSeconds":301}`, invalid()},
+		{"payload over 128 KB", path, good, big, tooLarge},
+		{"body over the limit", path, good, huge, tooLarge},
+		{"unknown device", "/twins/nobody/methods?api-version=2021-04-12", good, body,
+			restAnswer{404, "DeviceNotFound", 404001, "", map[string]string{}}},
+		{"unknown module", "/twins/dev/modules/nomod/methods?api-version=2021-04-12", good, body,
+			restAnswer{404, "ModuleNotFound", 404010, "", map[string]string{}}},
+		{"unknown module of unknown device", "/twins/nobody/modules/mod/methods?api-version=2021-04-12", good, body,
+			restAnswer{404, "DeviceNotFound", 404001, "", map[string]string{}}},
+		{"device offline", path, good, body,
+			restAnswer{404, "DeviceNotOnline", 404103, "Timed out waiting for device to connect.", map[string]string{"timeout": "00:00:00"}}},
+		{"module offline", "/twins/dev/modules/mod/methods?api-version=2021-04-12", good, body,
+			restAnswer{404, "DeviceNotOnline", 404103, "Timed out waiting for device to connect.", map[string]string{"timeout": "00:00:00"}}},
+		{"device connected but not subscribed", "/twins/idle/methods?api-version=2021-04-12", good, body,
+			restAnswer{404, "DeviceNotOnline", 404103, "Timed out waiting for device to connect.", map[string]string{"timeout": "00:00:00"}}},
+		{"unknown path", "/twins/dev/twin?api-version=2021-04-12", good, body, restAnswer{HTTPStatus: 404}},
+		{"path with extra segment", "/twins/dev/methods/x?api-version=2021-04-12", good, body, restAnswer{HTTPStatus: 404}},
+	}
+	ignoreMessage := cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Message" }, cmp.Ignore())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := postRaw(t, h, tt.path, tt.auth, tt.body)
+			var opts []cmp.Option
+			if tt.want.Message == "" {
+				opts = append(opts, ignoreMessage)
+			}
+			if tt.want.Info == nil {
+				got.Info = nil
+			}
+			if diff := cmp.Diff(tt.want, got, opts...); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRESTMethodNotAllowed(t *testing.T) {
+	h := startHub(t, Options{Devices: []string{"dev"}})
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://localhost:"+strconv.Itoa(h.HTTPSPort())+"/twins/dev/methods?api-version=1", nil)
+	resp, err := h.ServiceClient().client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET status = %d, want 405", resp.StatusCode)
+	}
+}
+
+// TestServiceErrorType checks that ServiceClient reports errors as
+// *ServiceError with the header name and the body code.
+func TestServiceErrorType(t *testing.T) {
+	h := startHub(t, Options{})
+	_, err := invoke(t, h, "nobody", MethodCall{MethodName: "m"})
+	var se *ServiceError
+	if !errors.As(err, &se) {
+		t.Fatalf("Invoke error = %v, want *ServiceError", err)
+	}
+	want := &ServiceError{HTTPStatus: 404, ErrorCode: 404001, Name: "DeviceNotFound", Message: "Device nobody not registered"}
+	if diff := cmp.Diff(want, se); diff != "" {
+		t.Errorf("ServiceError (-want +got):\n%s", diff)
+	}
+}
+
+// TestConnectTimeoutWaitsForDevice starts a call to an offline device with
+// a connect timeout, then connects the device: the call succeeds.
+func TestConnectTimeoutWaitsForDevice(t *testing.T) {
+	h := startHub(t, Options{Devices: []string{"late"}})
+	waiting := make(chan struct{}, 1)
+	h.router.testHookWaiting = func(string) {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
+	type result struct {
+		res *MethodResult
+		err error
+	}
+	done := make(chan result, 1)
+	go func() { // owned by the test: ends when the invocation returns
+		res, err := invoke(t, h, "late", MethodCall{MethodName: "m", Payload: json.RawMessage(`{"a":1}`), ConnectTimeoutInSeconds: 30})
+		done <- result{res, err}
+	}()
+	select {
+	case <-waiting:
+	case <-time.After(waitTimeout):
+		t.Fatal("the call never waited for the device")
+	}
+	connectDevice(t, h, "late", deviceOptions{})
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Invoke: %v", r.err)
+	}
+	if diff := cmp.Diff(&MethodResult{200, json.RawMessage(`{"a":1}`)}, r.res); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+}
+
+// TestResponseTimeout invokes a device that never answers (the one slow
+// test: it waits the minimum response timeout of 5 s).
+func TestResponseTimeout(t *testing.T) {
+	t.Parallel()
+	h := startHub(t, Options{Devices: []string{"mute"}})
+	connectDevice(t, h, "mute", deviceOptions{answer: func(string, []byte) (int, []byte, bool) { return 0, nil, false }})
+	got := postRaw(t, h, "/twins/mute/methods?api-version=2021-04-12", h.ServiceClient().Token(time.Hour),
+		`{"methodName":"m","responseTimeoutInSeconds":5}`)
+	want := restAnswer{504, "GatewayTimeout", 504101, "Timed out waiting for the response from device.", map[string]string{"timeout": "00:00:05"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("answer (-want +got):\n%s", diff)
+	}
+}

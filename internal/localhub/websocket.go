@@ -1,0 +1,41 @@
+package localhub
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/coder/websocket"
+)
+
+// webSocketProtocols are the subprotocols the hub serves on
+// /$iothub/websocket; AMQP ("AMQPWSB10") joins them later.
+var webSocketProtocols = []string{"mqtt"}
+
+// serveWebSocket accepts a WebSocket, matching the subprotocol
+// case-insensitively and echoing the client's spelling, and runs the
+// protocol session inside this handler's goroutine.
+func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: webSocketProtocols})
+	if err != nil {
+		h.log.Debug("localhub: websocket handshake failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	var peerCert []byte
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		peerCert = r.TLS.PeerCertificates[0].Raw
+	}
+	switch strings.ToLower(c.Subprotocol()) {
+	case "mqtt":
+		conn := websocket.NetConn(h.ctx, c, websocket.MessageBinary)
+		s := newMQTTSession(h, conn, "mqtt-ws", peerCert)
+		if !h.track(s) {
+			conn.Close()
+			return
+		}
+		defer h.untrack(s)
+		s.serve()
+	default:
+		h.log.Info("localhub: websocket without a supported subprotocol", "remote", r.RemoteAddr)
+		c.Close(websocket.StatusPolicyViolation, "unsupported subprotocol")
+	}
+}
