@@ -68,7 +68,7 @@ func TestReconnectWithBackoff(t *testing.T) {
 			t.Errorf("%d dials, want 5", got)
 		}
 		// A connection that stays up a minute restarts the count.
-		time.Sleep(2 * time.Minute)
+		time.Sleep(2 * time.Minute) // virtual time inside the synctest bubble
 		h.fake.Drop(nil)
 		if status, _ := h.invoke(ctx, "echo", `2`); status != 200 {
 			t.Errorf("after second reconnect, echo answered %d", status)
@@ -174,11 +174,11 @@ func TestRenewalByReconnect(t *testing.T) {
 		begin := time.Now()
 		// Two renewals: at 48 min, and 48 min after that.
 		for i := range 2 {
-			time.Sleep(47 * time.Minute)
+			time.Sleep(47 * time.Minute) // virtual time inside the synctest bubble
 			if n := h.fake.Dials(); n != 1+i {
 				t.Fatalf("after %v: %d dials, want %d", time.Since(begin), n, 1+i)
 			}
-			time.Sleep(time.Minute + time.Second)
+			time.Sleep(time.Minute + time.Second) // virtual time inside the synctest bubble
 			synctest.Wait()
 			if n := h.fake.Dials(); n != 2+i {
 				t.Fatalf("after %v: %d dials, want %d (renewal at 80%% of the lifetime)", time.Since(begin), n, 2+i)
@@ -208,7 +208,7 @@ func TestRenewalInBand(t *testing.T) {
 		}
 		// Ten renewals over more than ten lifetimes, invoking throughout.
 		for i := range 10 {
-			time.Sleep(8*time.Minute + time.Second)
+			time.Sleep(8*time.Minute + time.Second) // virtual time inside the synctest bubble
 			synctest.Wait()
 			if status, _ := h.invoke(ctx, "echo", fmt.Sprint(i)); status != 200 {
 				t.Fatalf("invoke %d answered %d", i, status)
@@ -315,7 +315,7 @@ func TestCloseWaitsForRunningHandlers(t *testing.T) {
 			t.Fatal("Close returned while a handler was running")
 		default:
 		}
-		time.Sleep(10 * time.Second)
+		time.Sleep(10 * time.Second) // virtual time inside the synctest bubble
 		close(release)
 		if err := <-closed; !errors.Is(err, device.ErrClientClosed) {
 			t.Errorf("Run = %v", err)

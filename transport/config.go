@@ -42,7 +42,8 @@ type Config struct {
 	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY).
 	Proxy func(*http.Request) (*url.URL, error)
 	// Logger receives the adapter's logs; never nil once the client built
-	// the Config.
+	// the Config. It already carries the identity (device_id, module_id):
+	// adapters add only their own attributes, such as "transport".
 	Logger *slog.Logger
 }
 

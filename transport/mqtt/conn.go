@@ -43,7 +43,7 @@ func newConn(cfg *transport.Config, queueSize int) *conn {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &conn{
-		log:      logger.With("transport", "mqtt", "device_id", cfg.ClientID()),
+		log:      logger.With("transport", "mqtt"), // the client's logger names the identity
 		requests: make(chan *transport.MethodRequest, queueSize),
 		lost:     make(chan struct{}),
 		closed:   make(chan struct{}),
