@@ -1,0 +1,298 @@
+package amqp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	goamqp "github.com/Azure/go-amqp"
+	"github.com/directmethods/iotdevice/transport"
+)
+
+// busyPayload answers requests that arrive while the queue is full.
+var busyPayload = []byte(`{"error":"device busy: too many pending requests"}`)
+
+// busyStatus is the status of that answer.
+const busyStatus = 503
+
+// conn is one AMQP connection carrying method requests. It implements
+// transport.Conn and transport.TokenRefresher.
+type conn struct {
+	cfg  *transport.Config
+	opts Options
+	log  *slog.Logger
+
+	client   *goamqp.Conn
+	session  *goamqp.Session
+	cbs      *cbsClient // nil with a certificate credential
+	receiver *goamqp.Receiver
+	sender   *goamqp.Sender
+
+	requests chan *transport.MethodRequest // filled by pump, never closed
+	busy     chan *transport.MethodRequest // requests to answer 503, drained by answerBusy
+
+	lifetime context.Context // ends when Close starts; stops the goroutines
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+
+	lost     chan struct{} // closed when the connection or a link failed
+	lostOnce sync.Once
+	lostErr  error // set before lost is closed
+
+	closed    chan struct{} // closed by Close
+	closeOnce sync.Once
+}
+
+var (
+	_ transport.Conn           = (*conn)(nil)
+	_ transport.TokenRefresher = (*conn)(nil)
+)
+
+func newConn(cfg *transport.Config, opts Options, client *goamqp.Conn) *conn {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	name := "amqp"
+	if opts.WebSocket {
+		name = "amqp-ws"
+	}
+	lifetime, stop := context.WithCancel(context.Background())
+	return &conn{
+		cfg:      cfg,
+		opts:     opts,
+		log:      logger.With("transport", name), // the client's logger names the identity
+		client:   client,
+		requests: make(chan *transport.MethodRequest, opts.QueueSize),
+		busy:     make(chan *transport.MethodRequest, busyQueueSize),
+		lifetime: lifetime,
+		stop:     stop,
+		lost:     make(chan struct{}),
+		closed:   make(chan struct{}),
+	}
+}
+
+// start runs the goroutines of an attached connection.
+func (c *conn) start() {
+	c.wg.Go(c.pump)       // owned by c; stopped by Close (c.stop) or a receive failure; joined in Close
+	c.wg.Go(c.answerBusy) // owned by c; stopped by Close (c.stop); joined in Close
+}
+
+// abort releases a connection whose setup failed; its goroutines never
+// started.
+func (c *conn) abort() {
+	c.stop()
+	_ = c.client.Close()
+}
+
+// pump moves requests from go-amqp's receiver to the queue Receive reads.
+// A malformed request is rejected with amqp:decode-error; a valid one is
+// accepted once queued, or answered 503 when the queue is full. It ends
+// when Close starts or the receiver fails, which ends the Conn.
+func (c *conn) pump() {
+	for {
+		msg, err := c.receiver.Receive(c.lifetime, nil)
+		if err != nil {
+			if c.lifetime.Err() == nil {
+				c.fail(linkFailure(c.lifetime, err))
+			}
+			return
+		}
+		req, err := ParseRequest(msg)
+		if err != nil {
+			c.log.Warn("amqp: rejecting malformed method request", malformedAttrs(msg, err)...)
+			rejection := &goamqp.Error{Condition: goamqp.ErrCondDecodeError, Description: err.Error()}
+			if err := c.receiver.RejectMessage(c.lifetime, msg, rejection); err != nil && c.lifetime.Err() == nil {
+				c.fail(linkFailure(c.lifetime, err))
+				return
+			}
+			continue
+		}
+		select {
+		case c.requests <- req:
+			c.log.Debug("amqp: method request received", "method", req.Name, "request_id", req.RequestID)
+		default:
+			c.log.Warn("amqp: request queue full, answering 503", "method", req.Name, "request_id", req.RequestID, "status", busyStatus)
+			select {
+			case c.busy <- req:
+			default:
+				c.log.Warn("amqp: too many 503 answers pending, dropping request", "method", req.Name, "request_id", req.RequestID)
+			}
+		}
+		if err := c.receiver.AcceptMessage(c.lifetime, msg); err != nil {
+			if c.lifetime.Err() == nil {
+				c.fail(linkFailure(c.lifetime, err))
+			}
+			return
+		}
+	}
+}
+
+// malformedAttrs returns the log attributes of a rejected request: its
+// method name and request id when it has them, and the reason; never its
+// payload.
+func malformedAttrs(msg *goamqp.Message, err error) []any {
+	attrs := make([]any, 0, 6)
+	if name, ok := msg.ApplicationProperties[MethodNameProperty].(string); ok {
+		attrs = append(attrs, "method", name)
+	}
+	if msg.Properties != nil {
+		if id, ok := correlationIDString(msg.Properties.CorrelationID); ok {
+			attrs = append(attrs, "request_id", id)
+		}
+	}
+	return append(attrs, "err", err)
+}
+
+// answerBusy sends the 503 answers that pump queued, so that pump never
+// waits for them.
+func (c *conn) answerBusy() {
+	for {
+		select {
+		case <-c.lifetime.Done():
+			return
+		case req := <-c.busy:
+			if err := c.Respond(c.lifetime, req, busyStatus, busyPayload); err != nil && c.lifetime.Err() == nil {
+				c.log.Warn("amqp: 503 answer not delivered", "method", req.Name, "request_id", req.RequestID, "err", err)
+			}
+		}
+	}
+}
+
+// fail ends the Conn with err, which Receive returns once the buffered
+// requests are drained.
+func (c *conn) fail(err error) {
+	c.lostOnce.Do(func() {
+		c.lostErr = err
+		close(c.lost)
+		c.log.Info("amqp connection lost", "err", err)
+	})
+}
+
+// Receive returns the next method request. Requests already buffered are
+// returned first, even once the connection is lost or closed.
+func (c *conn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
+	select {
+	case req := <-c.requests:
+		return req, nil
+	default:
+	}
+	select {
+	case req := <-c.requests:
+		return req, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.lost:
+	case <-c.closed:
+	}
+	// Drain what arrived before the connection ended.
+	select {
+	case req := <-c.requests:
+		return req, nil
+	default:
+	}
+	select {
+	case <-c.closed:
+		return nil, fmt.Errorf("amqp: receive: %w", net.ErrClosed)
+	default:
+		return nil, fmt.Errorf("amqp: receive: %w", c.lostErr)
+	}
+}
+
+// Respond sends the response pre-settled on the method sender link. A
+// failed link ends the Conn, so a sender detached by the hub is noticed
+// here at the latest.
+func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte) error {
+	if err := c.ended(); err != nil {
+		return fmt.Errorf("amqp: respond: %w", err)
+	}
+	msg, err := NewResponse(req, status, payload)
+	if err != nil {
+		return err
+	}
+	if err := c.sender.Send(ctx, msg, nil); err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		if ended := c.ended(); ended != nil {
+			return fmt.Errorf("amqp: respond: %w", ended)
+		}
+		if isEnded(err) {
+			err = linkFailure(ctx, err)
+			c.fail(err)
+		}
+		return fmt.Errorf("amqp: respond: %w", err)
+	}
+	c.log.Debug("amqp: method response sent", "method", req.Name, "request_id", req.RequestID, "status", status)
+	return nil
+}
+
+// ended returns net.ErrClosed after Close, the failure once the Conn
+// failed, and nil while it is usable.
+func (c *conn) ended() error {
+	select {
+	case <-c.closed:
+		return net.ErrClosed
+	default:
+	}
+	select {
+	case <-c.lost:
+		return c.lostErr
+	default:
+		return nil
+	}
+}
+
+// RefreshToken obtains a new token from the Config's credential and
+// presents it with a CBS put-token on the live connection; nothing is
+// reconnected and no request is lost. With a certificate credential there
+// is no token: it returns the zero time and nil.
+func (c *conn) RefreshToken(ctx context.Context) (time.Time, error) {
+	if c.cbs == nil {
+		return time.Time{}, nil
+	}
+	if err := c.ended(); err != nil {
+		return time.Time{}, fmt.Errorf("amqp: refresh token: %w", err)
+	}
+	token, expiry, err := c.cfg.Credential.Token(ctx, c.cfg.Resource())
+	if err != nil {
+		return time.Time{}, fmt.Errorf("amqp: refresh token: %w", err)
+	}
+	if err := c.cbs.putToken(ctx, token, c.cfg.Resource(), c.opts.PutTokenTimeout); err != nil {
+		return time.Time{}, fmt.Errorf("amqp: refresh token: %w", err)
+	}
+	c.log.Debug("amqp: token renewed", "expiry", expiry)
+	return expiry, nil
+}
+
+// Close stops the goroutines, detaches the links and ends the session
+// (waiting at most closeTimeout for the hub) and closes the connection. It
+// is idempotent.
+func (c *conn) Close() error {
+	c.closeOnce.Do(func() {
+		close(c.closed)
+		c.stop()
+		c.wg.Wait()
+		select {
+		case <-c.client.Done():
+		default:
+			ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			_ = c.receiver.Close(ctx)
+			_ = c.sender.Close(ctx)
+			if c.cbs != nil {
+				c.cbs.close(ctx)
+			}
+			_ = c.session.Close(ctx)
+			cancel()
+		}
+		if err := c.client.Close(); err != nil {
+			// Diagnostic only: the connection may have failed before.
+			c.log.Debug("amqp: close", "err", err)
+		}
+		c.log.Info("amqp disconnected")
+	})
+	return nil
+}

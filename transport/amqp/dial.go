@@ -1,0 +1,130 @@
+package amqp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	goamqp "github.com/Azure/go-amqp"
+	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/ws"
+)
+
+// Dialer connects identities to IoT Hub over AMQP 1.0. It keeps no
+// per-connection state and is safe for concurrent use.
+type Dialer struct {
+	opts Options
+}
+
+var _ transport.Dialer = (*Dialer)(nil)
+
+// NewDialer returns a Dialer; nil opts means the defaults.
+func NewDialer(opts *Options) *Dialer {
+	return &Dialer{opts: opts.withDefaults()}
+}
+
+// Dial opens the TLS (or WebSocket) connection and the AMQP connection and
+// session, authenticates, attaches the method receiver and sender links
+// and returns once both are attached. With a SAS credential it uses SASL
+// ANONYMOUS and a CBS put-token of the one token it obtains from
+// cfg.Credential; with a certificate credential the TLS client certificate
+// authenticates and there is neither SASL nor CBS. ctx bounds the whole
+// attempt; a failure after the connection opened closes it before Dial
+// returns.
+func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Conn, error) {
+	if cfg == nil {
+		return nil, errors.New("amqp: nil config")
+	}
+	tlsConfig, err := cfg.ClientTLS()
+	if err != nil {
+		return nil, fmt.Errorf("amqp: %w", err)
+	}
+	x509 := cfg.Credential.ClientCertificate() != nil
+	var token string
+	if !x509 {
+		if token, _, err = cfg.Credential.Token(ctx, cfg.Resource()); err != nil {
+			return nil, fmt.Errorf("amqp: get token: %w", err)
+		}
+		if token == "" {
+			return nil, errors.New("amqp: the credential returned neither a token nor a client certificate")
+		}
+	}
+
+	address := cfg.Address(tlsPort)
+	if d.opts.WebSocket {
+		address = cfg.Address(webSocketPort)
+	}
+	nc, err := d.dialNetwork(ctx, cfg, address, tlsConfig)
+	if err != nil {
+		return nil, err
+	}
+
+	connOpts := &goamqp.ConnOptions{
+		ContainerID: newUUID().String(),
+		HostName:    cfg.HostName,
+		IdleTimeout: idleTimeout(cfg.KeepAlive),
+	}
+	if !x509 {
+		connOpts.SASLType = goamqp.SASLTypeAnonymous()
+	}
+	client, err := goamqp.NewConn(ctx, nc, connOpts) // owns nc from now on
+	if err != nil {
+		return nil, fmt.Errorf("amqp: open connection to %s: %w", address, linkFailure(ctx, err))
+	}
+
+	c := newConn(cfg, d.opts, client)
+	if err := c.setUp(ctx, token); err != nil {
+		c.abort()
+		return nil, fmt.Errorf("%w (endpoint %s)", err, address)
+	}
+	c.start()
+	c.log.Info("amqp connected", "endpoint", address, "websocket", d.opts.WebSocket)
+	return c, nil
+}
+
+// dialNetwork opens the secured byte stream AMQP runs over: TLS to
+// address, or a WebSocket over TLS through the proxy.
+func (d *Dialer) dialNetwork(ctx context.Context, cfg *transport.Config, address string, tlsConfig *tls.Config) (net.Conn, error) {
+	if d.opts.WebSocket {
+		var header http.Header
+		if cfg.UserAgent != "" {
+			header = http.Header{"User-Agent": {cfg.UserAgent}}
+		}
+		nc, err := ws.Dial(ctx, address, ws.Options{Subprotocol: webSocketSubprotocol, TLSConfig: tlsConfig, Proxy: cfg.Proxy, Header: header})
+		if err != nil {
+			return nil, fmt.Errorf("amqp: %w", err)
+		}
+		return nc, nil
+	}
+	dialer := tls.Dialer{Config: tlsConfig}
+	nc, err := dialer.DialContext(ctx, "tcp", address)
+	if err != nil {
+		if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
+			return nil, fmt.Errorf("amqp: dial %s: %w (%w)", address, ctxErr, err)
+		}
+		return nil, fmt.Errorf("amqp: dial %s: %w", address, err)
+	}
+	return nc, nil
+}
+
+// setUp begins the session, authenticates with CBS when token is set and
+// attaches the method links.
+func (c *conn) setUp(ctx context.Context, token string) error {
+	session, err := c.client.NewSession(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("amqp: begin session: %w", linkFailure(ctx, err))
+	}
+	c.session = session
+	if token != "" {
+		if c.cbs, err = openCBS(ctx, session); err != nil {
+			return fmt.Errorf("amqp: %w", linkFailure(ctx, err))
+		}
+		if err := c.cbs.putToken(ctx, token, c.cfg.Resource(), c.opts.PutTokenTimeout); err != nil {
+			return err
+		}
+	}
+	return c.attachMethodLinks(ctx)
+}

@@ -1,0 +1,60 @@
+// Package amqp carries IoT Hub direct methods over AMQP 1.0, on TLS port
+// 5671 or over WebSockets (wss://{host}:443/$iothub/websocket, subprotocol
+// "AMQPWSB10"), as protocol.md §5 and §6 describe. Its Dialer implements
+// transport.Dialer on top of github.com/Azure/go-amqp; both variants open
+// the secured byte stream themselves and hand it to go-amqp.
+//
+// With a SAS credential a Dial opens the connection with SASL ANONYMOUS
+// and presents the token with a claims-based-security put-token on $cbs
+// (an amqp-value body holding the token; operation=put-token,
+// type=servicebus.windows.net:sastoken, name=the audience
+// "{host}/devices/{id}[/modules/{mid}]"), which succeeds only on status
+// 200. The $cbs links stay open: the returned Conn implements
+// transport.TokenRefresher and renews the token with a new put-token on
+// the live connection. With a certificate credential the TLS client
+// certificate authenticates, and there is neither SASL nor CBS; the Conn
+// still implements RefreshToken, which then does nothing and returns the
+// zero time.
+//
+// The Dial then attaches a receiver (source) and a sender (target) on
+// /devices/{id}[/modules/{mid}]/methods/devicebound, both with the
+// attach properties com.microsoft:api-version, the same
+// com.microsoft:channel-correlation-id "methods:{uuid}" and
+// com.microsoft:client-version, and returns only once both are attached.
+// Responses are sent pre-settled with the request's correlation id in its
+// wire type, IoThub-status as an int32 and one data section.
+//
+// The adapter only moves bytes: a Conn never reconnects, and retry,
+// dispatch, JSON validation and deciding when to renew tokens belong to
+// the client (package device), which dials again when a Conn fails.
+//
+// # Concurrency
+//
+// One goroutine calls Receive; Respond and RefreshToken may be called from
+// many goroutines, concurrently with Receive and Close. Each Conn runs two
+// goroutines, joined by Close: one takes requests from go-amqp's receiver
+// and queues them (Options.QueueSize), answering 503 without waiting when
+// the queue is full; the other sends those 503 answers.
+//
+// # Errors
+//
+// A put-token refused with status 401, 403 or 404, and the condition
+// amqp:unauthorized-access, wrap transport.ErrUnauthorized; amqp:not-found
+// on the method links wraps transport.ErrIdentityNotFound;
+// amqp:resource-limit-exceeded and com.microsoft:device-container-throttled
+// wrap transport.ErrThrottled; com.microsoft:timeout and
+// com.microsoft:server-busy wrap transport.ErrServerBusy. A connection,
+// session or link that ends wraps transport.ErrConnLost, and Receive
+// returns it once the buffered requests are drained. The hub detaching
+// only the sender link is noticed at the next Respond, which then ends the
+// Conn the same way. A closed Conn returns errors wrapping net.ErrClosed;
+// certificate failures keep their crypto/x509 error in the chain.
+// transport.Classify decides what to retry.
+//
+// # Logging
+//
+// Logs go to Config.Logger with the attribute transport=amqp (amqp-ws over
+// WebSockets) and the keys device_id, method, request_id, status and err:
+// Info for connection changes, Debug per request, Warn for rejected,
+// dropped or refused requests. Tokens and payloads are never logged.
+package amqp

@@ -1,0 +1,377 @@
+package amqp
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	iamqp "github.com/directmethods/iotdevice/internal/amqp"
+	"github.com/directmethods/iotdevice/transport/ws"
+)
+
+// waitTimeout bounds every wait of the tests.
+const waitTimeout = 10 * time.Second
+
+// hubScript says how the fake hub answers.
+type hubScript struct {
+	// putTokenStatus answers the n-th put-token of a connection (from 1);
+	// nil answers 200.
+	putTokenStatus func(n int) int
+	// refuseMethods refuses both method links with this error.
+	refuseMethods *iamqp.Error
+	// senderAttachGate, when set, holds the attach of the method link the
+	// client sends on until it is closed.
+	senderAttachGate <-chan struct{}
+	// requestCerts asks the client for a TLS certificate.
+	requestCerts bool
+}
+
+// fakeHub is a scripted IoT Hub AMQP endpoint built on the in-repo server
+// engine. Every connection becomes a hubConn the test receives from conns.
+type fakeHub struct {
+	script hubScript
+	conns  chan *hubConn
+	ln     net.Listener // TLS listener, nil for the WebSocket hub
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu   sync.Mutex
+	byID map[*iamqp.Conn]*hubConn
+}
+
+// hubConn is one client connection as the fake hub sees it.
+type hubConn struct {
+	conn      *iamqp.Conn
+	peerCerts []*x509.Certificate
+	header    http.Header // upgrade request headers (WebSocket only)
+
+	attaches     chan *iamqp.Attach   // every attach the client sent, in order
+	putTokens    chan *iamqp.Message  // put-token requests
+	putTokenN    atomic.Int32         // put-tokens received
+	cbsReplies   chan *iamqp.Message  // answers for the $cbs link the client receives on
+	requestLink  chan *iamqp.Link     // the method link the hub sends requests on
+	responseLink chan *iamqp.Link     // the method link the client responds on
+	responses    chan *iamqp.Delivery // responses from the client
+	served       chan error           // Serve's result
+}
+
+// testPKI is a throwaway CA with a server certificate for 127.0.0.1.
+type testPKI struct {
+	roots      *x509.CertPool
+	serverCert tls.Certificate
+}
+
+var pki = sync.OnceValue(func() *testPKI {
+	caKey := mustKey()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "fake amqp hub test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		panic(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		panic(err)
+	}
+	srvKey := mustKey()
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		panic(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	return &testPKI{roots: roots, serverCert: tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}
+})
+
+func mustKey() *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// selfSignedClientCert returns a client certificate as an X.509 device has.
+func selfSignedClientCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key := mustKey()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3),
+		Subject:      pkix.Name{CommonName: "device-1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func (h *fakeHub) serverTLS() *tls.Config {
+	cfg := &tls.Config{Certificates: []tls.Certificate{pki().serverCert}, MinVersion: tls.VersionTLS12}
+	if h.script.requestCerts {
+		// The test only records the certificate; the hub's registry would
+		// check its thumbprint.
+		cfg.ClientAuth = tls.RequireAnyClientCert
+	}
+	return cfg
+}
+
+func newFakeHub(t *testing.T, script hubScript) *fakeHub {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &fakeHub{script: script, conns: make(chan *hubConn, 16), ctx: ctx, cancel: cancel, byID: map[*iamqp.Conn]*hubConn{}}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// startHub listens for AMQP over TLS on 127.0.0.1.
+func startHub(t *testing.T, script hubScript) *fakeHub {
+	t.Helper()
+	h := newFakeHub(t, script)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", h.serverTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ln = ln
+	h.wg.Go(func() { // owned by the hub; ends when Close closes the listener, joined in Close
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.wg.Go(func() { // owned by the hub; ends with the connection or Close's cancel, joined in Close
+				tc := c.(*tls.Conn)
+				if err := tc.HandshakeContext(h.ctx); err != nil {
+					c.Close()
+					return
+				}
+				h.serve(c, tc.ConnectionState().PeerCertificates, nil)
+			})
+		}
+	})
+	return h
+}
+
+// startWebSocketHub serves AMQP over WebSockets at ws.Path with
+// subprotocol AMQPWSB10 and returns the hub and its address.
+func startWebSocketHub(t *testing.T, script hubScript) (*fakeHub, string) {
+	t.Helper()
+	h := newFakeHub(t, script)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != ws.Path {
+			http.NotFound(w, r)
+			return
+		}
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"AMQPWSB10"}})
+		if err != nil {
+			return
+		}
+		if c.Subprotocol() != "AMQPWSB10" {
+			c.Close(websocket.StatusPolicyViolation, "subprotocol AMQPWSB10 required")
+			return
+		}
+		h.wg.Add(1)
+		defer h.wg.Done()
+		h.serve(websocket.NetConn(h.ctx, c, websocket.MessageBinary), nil, r.Header.Clone())
+	}))
+	srv.TLS = h.serverTLS()
+	srv.StartTLS()
+	t.Cleanup(srv.Close) // runs before h.Close
+	return h, srv.Listener.Addr().String()
+}
+
+// Close stops every connection and waits for the hub's goroutines.
+func (h *fakeHub) Close() {
+	if h.ln != nil {
+		h.ln.Close()
+	}
+	h.cancel()
+	h.wg.Wait()
+}
+
+func (h *fakeHub) port() int { return h.ln.Addr().(*net.TCPAddr).Port }
+
+// serve runs one connection with the engine until it ends.
+func (h *fakeHub) serve(nc net.Conn, peerCerts []*x509.Certificate, header http.Header) {
+	hc := &hubConn{
+		peerCerts:    peerCerts,
+		header:       header,
+		attaches:     make(chan *iamqp.Attach, 16),
+		putTokens:    make(chan *iamqp.Message, 16),
+		cbsReplies:   make(chan *iamqp.Message, 16),
+		requestLink:  make(chan *iamqp.Link, 1),
+		responseLink: make(chan *iamqp.Link, 1),
+		responses:    make(chan *iamqp.Delivery, 64),
+		served:       make(chan error, 1),
+	}
+	hc.conn = iamqp.NewConn(nc, iamqp.LinkHandlerFunc(h.serveLink), &iamqp.ConnOptions{IdleTimeout: -1})
+	h.mu.Lock()
+	h.byID[hc.conn] = hc
+	h.mu.Unlock()
+	h.conns <- hc
+	hc.served <- hc.conn.Serve(h.ctx)
+}
+
+func (h *fakeHub) connOf(l *iamqp.Link) *hubConn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byID[l.Conn()]
+}
+
+// serveLink plays IoT Hub's side of each link: the $cbs node and the
+// method links.
+func (h *fakeHub) serveLink(ctx context.Context, l *iamqp.Link) {
+	hc := h.connOf(l)
+	hc.attaches <- l.RemoteAttach()
+	address := l.Address()
+	switch {
+	case address == "$cbs" && l.Role() == iamqp.RoleReceiver:
+		h.servePutTokens(ctx, hc, l)
+	case address == "$cbs":
+		serveSends(ctx, l, hc.cbsReplies)
+	case strings.HasSuffix(address, "/methods/devicebound"):
+		if h.script.refuseMethods != nil {
+			_ = l.Refuse(ctx, h.script.refuseMethods)
+			return
+		}
+		if l.Role() == iamqp.RoleSender {
+			if l.Accept(ctx) != nil {
+				return
+			}
+			hc.requestLink <- l
+			<-ctx.Done()
+			return
+		}
+		if gate := h.script.senderAttachGate; gate != nil {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if l.Accept(ctx) != nil {
+			return
+		}
+		hc.responseLink <- l
+		for {
+			d, err := l.Receive(ctx)
+			if err != nil {
+				return
+			}
+			hc.responses <- d
+		}
+	default:
+		_ = l.Refuse(ctx, &iamqp.Error{Condition: iamqp.ErrCondNotFound})
+	}
+}
+
+// servePutTokens records each put-token and queues its answer.
+func (h *fakeHub) servePutTokens(ctx context.Context, hc *hubConn, l *iamqp.Link) {
+	if l.Accept(ctx) != nil {
+		return
+	}
+	for {
+		d, err := l.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if !d.Settled {
+			_ = d.Accept(ctx)
+		}
+		n := int(hc.putTokenN.Add(1))
+		hc.putTokens <- d.Message
+		status := 200
+		if h.script.putTokenStatus != nil {
+			status = h.script.putTokenStatus(n)
+		}
+		var id any
+		if d.Message.Properties != nil {
+			id = d.Message.Properties.MessageID
+		}
+		hc.cbsReplies <- &iamqp.Message{
+			Properties:            &iamqp.Properties{CorrelationID: id},
+			ApplicationProperties: map[string]any{"status-code": int32(status), "status-description": http.StatusText(status)},
+		}
+	}
+}
+
+// serveSends accepts l and sends every message of msgs on it.
+func serveSends(ctx context.Context, l *iamqp.Link, msgs <-chan *iamqp.Message) {
+	if l.Accept(ctx) != nil {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-msgs:
+			if _, err := l.Send(ctx, m); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// sendRequest sends a method request on the hub's request link and
+// returns the client's outcome.
+func (hc *hubConn) sendRequest(t *testing.T, link *iamqp.Link, m *iamqp.Message) iamqp.DeliveryState {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	state, err := link.Send(ctx, m)
+	if err != nil {
+		t.Fatalf("fake hub: send request: %v", err)
+	}
+	return state
+}
+
+// receive waits for a value from ch, failing the test after waitTimeout.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	timer := time.NewTimer(waitTimeout)
+	defer timer.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-timer.C:
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// x509EmptyPool trusts nothing.
+func x509EmptyPool() *x509.CertPool { return x509.NewCertPool() }
