@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/internal/devicecli"
 	"github.com/directmethods/iotdevice/internal/leakcheck"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport/transporttest"
@@ -111,8 +112,18 @@ func TestFanShutdownSwitchesOff(t *testing.T) {
 }
 
 func TestRunNeedsAConnectionString(t *testing.T) {
-	err := run(t.Context(), slog.New(slog.DiscardHandler), "", "mqtt", "", 0)
-	if err == nil {
-		t.Error("run without a connection string succeeded")
+	t.Setenv(devicecli.EnvConnectionString, "")
+	cfg := config{Flags: devicecli.Flags{Transport: "mqtt"}}
+	err := run(t.Context(), slog.New(slog.DiscardHandler), cfg, noGPIO)
+	if !errors.Is(err, devicecli.ErrNoConnectionString) {
+		t.Errorf("run without a connection string = %v, want ErrNoConnectionString", err)
+	}
+}
+
+func TestRunRefusesAMissingPin(t *testing.T) {
+	cfg := config{Flags: devicecli.Flags{ConnectionString: testConnectionString, Transport: "mqtt"}, Pin: "GPIO18"}
+	err := run(t.Context(), slog.New(slog.DiscardHandler), cfg, noGPIO)
+	if !errors.Is(err, errNoGPIO) {
+		t.Errorf("run with -pin on a machine without GPIO = %v, want errNoGPIO", err)
 	}
 }

@@ -2,92 +2,63 @@
 // direct methods turnOnFan ({"speed": 1-3}, optional), turnOffFan and
 // getFanState. Each answers 200 with {"on": bool, "speed": n}.
 //
-//	IOTHUB_DEVICE_CONNECTION_STRING='HostName=…' go run ./examples/fan
-//	go run ./examples/fan -connection-string "$(cat localhub-data/device-1.txt)" -ca localhub-data/ca.pem
+//	IOTHUB_DEVICE_CONNECTION_STRING='HostName=…' fan -pin GPIO18
+//	go run ./examples/fan -connection-string "$(cat localhub-data/fan-1.txt)" -ca localhub-data/ca.pem
 //
-// On a machine without a fan the pin is simulated and logs its changes.
+// With -pin the fan is a real GPIO output (through periph.io), with PWM
+// speeds where the pin supports them. Without -pin, or with -simulate, the
+// pin is simulated and logs its changes, so the program runs anywhere. The
+// fan is switched off when the program stops.
 package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/directmethods/iotdevice/device"
-	"github.com/directmethods/iotdevice/internal/transportname"
+	"github.com/directmethods/iotdevice/internal/devicecli"
 )
 
+// config is the program's command line.
+type config struct {
+	devicecli.Flags
+	Pin      string // -pin, such as GPIO18; empty simulates
+	Simulate bool   // -simulate
+}
+
 func main() {
-	var (
-		connectionString = flag.String("connection-string", "", "device connection string (default $IOTHUB_DEVICE_CONNECTION_STRING)")
-		transportName    = flag.String("transport", "mqtt", transportname.Usage)
-		caFile           = flag.String("ca", "", "PEM file of a CA to trust instead of the system roots (the local hub's ca.pem)")
-		port             = flag.Int("port", 0, "port override (default: the transport's standard port)")
-		verbose          = flag.Bool("v", false, "debug logging")
-	)
+	var cfg config
+	cfg.Register(flag.CommandLine)
+	flag.StringVar(&cfg.Pin, "pin", "", "GPIO output driving the fan, such as GPIO18 (default: a simulated pin)")
+	flag.BoolVar(&cfg.Simulate, "simulate", false, "simulate the pin even when -pin is given")
 	flag.Parse()
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if *connectionString == "" {
-		*connectionString = os.Getenv("IOTHUB_DEVICE_CONNECTION_STRING")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	log := cfg.Logger(os.Stderr)
+	ctx, stop := devicecli.SignalContext()
 	defer stop()
-	if err := run(ctx, log, *connectionString, *transportName, *caFile, *port); err != nil {
+	if err := run(ctx, log, cfg, periphHost); err != nil {
 		log.Error("fan stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, connectionString, transportName, caFile string, port int) error {
-	if connectionString == "" {
-		return errors.New("no connection string: set IOTHUB_DEVICE_CONNECTION_STRING or -connection-string")
-	}
-	dialer, _, err := transportname.Dialer(transportName)
+// run serves the fan's methods until ctx ends, then switches it off.
+func run(ctx context.Context, log *slog.Logger, cfg config, gpio gpioHost) error {
+	client, err := cfg.NewClient(log)
 	if err != nil {
 		return err
 	}
-	var tlsConfig *tls.Config
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return fmt.Errorf("read CA: %w", err)
-		}
-		roots := x509.NewCertPool()
-		if !roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("read CA: no certificate in %s", caFile)
-		}
-		tlsConfig = &tls.Config{RootCAs: roots}
-	}
-	client, err := device.NewClientFromConnectionString(connectionString, &device.ClientOptions{
-		Transport: dialer,
-		Port:      port,
-		TLSConfig: tlsConfig,
-		Logger:    log,
-	})
+	defer client.Close()
+	pin, err := choosePin(gpio, cfg.Pin, cfg.Simulate, log)
 	if err != nil {
 		return err
 	}
-	f := newFan(simulatedPin{log: log})
+	f := newFan(pin)
 	defer func() {
 		if err := f.shutdown(); err != nil {
 			log.Error("could not switch the fan off", "err", err)
 		}
 	}()
-	log.Info("fan ready", "transport", transportName)
-	err = client.Run(ctx, f.methods())
-	if errors.Is(err, context.Canceled) {
-		return nil // stopped by a signal
-	}
-	return err
+	log.Info("fan ready", "transport", cfg.Transport)
+	return devicecli.Serve(ctx, client, f.methods())
 }
