@@ -1,9 +1,9 @@
 // Command localhub runs a local, TLS-only stand-in for Azure IoT Hub: MQTT
-// on -mqtt-port, and on -https-port both MQTT over WebSockets and the REST
-// API that invokes direct methods. It writes the CA certificate and the
+// on -mqtt-port, AMQP on -amqp-port, and on -https-port MQTT and AMQP over
+// WebSockets and the REST API that invokes direct methods. It writes the CA certificate and the
 // connection strings to -dir and keeps its keys there across restarts.
 //
-//	go run ./examples/localhub -https-port 8443 -devices device-1,device-2/module-1
+//	go run ./examples/localhub -https-port 8443 -amqp-port 5671 -devices device-1,device-2/module-1
 package main
 
 import (
@@ -25,7 +25,7 @@ func main() {
 	hostName := flag.String("hostname", "localhost", "host name in connection strings, tokens and the certificate")
 	listen := flag.String("listen", "127.0.0.1", "IP address to listen on")
 	mqttPort := flag.Int("mqtt-port", 8883, "MQTT over TLS port (0 picks a free port)")
-	amqpPort := flag.Int("amqp-port", 5671, "AMQP over TLS port (not yet available)")
+	amqpPort := flag.Int("amqp-port", 5671, "AMQP over TLS port (0 picks a free port)")
 	httpsPort := flag.Int("https-port", 443, "HTTPS port for the REST API and WebSockets (0 picks a free port)")
 	devices := flag.String("devices", "device-1", "comma-separated identities to register; dev/mod registers a module")
 	dir := flag.String("dir", "./localhub-data", "directory for ca.pem, service.txt, <identity>.txt and the hub's keys")
@@ -38,13 +38,14 @@ func main() {
 		HostName:   *hostName,
 		ListenAddr: *listen,
 		MQTTPort:   *mqttPort,
+		AMQPPort:   *amqpPort,
 		HTTPSPort:  *httpsPort,
 		Dir:        *dir,
 		Devices:    splitList(*devices),
 		Logger:     logger,
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, explain(err, *mqttPort, *httpsPort))
+		fmt.Fprintln(os.Stderr, explain(err, portFlags{mqtt: *mqttPort, amqp: *amqpPort, https: *httpsPort}))
 		os.Exit(1)
 	}
 	defer hub.Close()
@@ -58,7 +59,7 @@ func main() {
 		caFile = filepath.Join(*dir, "ca.pem")
 	}
 	hub.PrintSummary(os.Stdout, caFile, "getFanState")
-	fmt.Printf("AMQP: not yet available (-amqp-port %d is reserved for it)\n\nPress Ctrl+C to stop.\n", *amqpPort)
+	fmt.Printf("Press Ctrl+C to stop.\n")
 	<-ctx.Done()
 	fmt.Println("Stopping.")
 }
@@ -74,16 +75,22 @@ func splitList(s string) []string {
 	return out
 }
 
+// portFlags are the ports asked for on the command line.
+type portFlags struct{ mqtt, amqp, https int }
+
 // explain turns a start error into advice, naming the flag to change when
 // a port cannot be bound.
-func explain(err error, mqttPort, httpsPort int) string {
+func explain(err error, ports portFlags) string {
 	var le *localhub.ListenError
 	if !errors.As(err, &le) {
 		return err.Error()
 	}
-	flagName, port := "-https-port", httpsPort
-	if le.Listener == "mqtt" {
-		flagName, port = "-mqtt-port", mqttPort
+	flagName, port := "-https-port", ports.https
+	switch le.Listener {
+	case "mqtt":
+		flagName, port = "-mqtt-port", ports.mqtt
+	case "amqp":
+		flagName, port = "-amqp-port", ports.amqp
 	}
 	suggestion := 0 // a free port
 	if port > 0 && port < 1024 {

@@ -3,9 +3,13 @@
 // for the official device SDKs and this module's own device client to talk
 // to it unchanged.
 //
-// A Hub serves MQTT 3.1.1 over TLS on its MQTT port, MQTT over WebSockets on
-// its HTTPS port at /$iothub/websocket, and the service REST API
-// (POST /twins/{id}[/modules/{mid}]/methods) on the same HTTPS port. It keeps
+// A Hub serves MQTT 3.1.1 over TLS on its MQTT port, AMQP 1.0 over TLS on
+// its AMQP port, MQTT and AMQP over WebSockets on its HTTPS port at
+// /$iothub/websocket (subprotocols "mqtt" and "AMQPWSB10"), and the service
+// REST API (POST /twins/{id}[/modules/{mid}]/methods) on the same HTTPS
+// port. Over AMQP, devices authenticate with a put-token on the $cbs node,
+// SASL PLAIN or a client certificate, and receive method requests on their
+// methods/devicebound links. It keeps
 // an identity registry (devices and modules with symmetric keys, X.509
 // devices by certificate thumbprint, and the iothubowner service policy) and
 // routes each method invocation to exactly one identity.

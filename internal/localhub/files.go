@@ -88,6 +88,7 @@ func shellQuote(s string) string {
 func (h *Hub) PrintSummary(w io.Writer, caFile, method string) {
 	fmt.Fprintf(w, "Local IoT hub %q is running.\n\n", h.hostName)
 	fmt.Fprintf(w, "  MQTT over TLS:            %s\n", h.MQTTAddr())
+	fmt.Fprintf(w, "  AMQP over TLS:            %s\n", h.AMQPAddr())
 	fmt.Fprintf(w, "  HTTPS (REST, WebSockets): %s  (wss://%s:%d/$iothub/websocket)\n", h.HTTPSAddr(), h.hostName, h.HTTPSPort())
 	fmt.Fprintf(w, "  CA certificate:           %s\n\n", caFile)
 	fmt.Fprintf(w, "Service connection string:\n  %s\n\n", h.ServiceConnectionString())

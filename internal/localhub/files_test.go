@@ -102,7 +102,7 @@ func TestPrintSummary(t *testing.T) {
 	var b strings.Builder
 	h.PrintSummary(&b, "ca.pem", "getFanState")
 	out := b.String()
-	want := []string{h.MQTTAddr(), h.HTTPSAddr(), h.ServiceConnectionString(), "curl --cacert 'ca.pem'", "/twins/dev/methods"}
+	want := []string{h.MQTTAddr(), h.AMQPAddr(), h.HTTPSAddr(), h.ServiceConnectionString(), "curl --cacert 'ca.pem'", "/twins/dev/methods"}
 	for _, id := range h.Identities() {
 		cs, _ := h.ConnectionString(id)
 		want = append(want, cs)

@@ -26,6 +26,8 @@ type Options struct {
 	// MQTTPort and HTTPSPort are the ports of MQTT over TLS and of HTTPS
 	// (REST and WebSockets); 0 picks a free port.
 	MQTTPort, HTTPSPort int
+	// AMQPPort is the port of AMQP 1.0 over TLS; 0 picks a free port.
+	AMQPPort int
 	// Dir, when set, is where the CA, the server certificate and the
 	// registry keys are loaded from and saved to, so that connection
 	// strings keep working across restarts. Empty keeps everything in memory.
@@ -39,7 +41,7 @@ type Options struct {
 
 // ListenError reports a port the hub could not bind.
 type ListenError struct {
-	Listener string // "mqtt" or "https"
+	Listener string // "mqtt", "amqp" or "https"
 	Addr     string
 	Err      error
 }
@@ -62,6 +64,7 @@ type Hub struct {
 	server   *keyPair
 
 	mqttListener  net.Listener
+	amqpListener  net.Listener
 	httpsListener net.Listener
 	httpServer    *http.Server
 	service       *ServiceClient
@@ -113,13 +116,14 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	service, err := NewServiceClient("https://"+h.HTTPSAddr(), h.ServiceConnectionString(), h.caPool)
 	if err != nil {
 		h.mqttListener.Close()
+		h.amqpListener.Close()
 		h.httpsListener.Close()
 		return nil, err
 	}
 	h.service = service
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.serve()
-	log.Info("localhub: started", "host", h.hostName, "mqtt", h.MQTTAddr(), "https", h.HTTPSAddr())
+	log.Info("localhub: started", "host", h.hostName, "mqtt", h.MQTTAddr(), "amqp", h.AMQPAddr(), "https", h.HTTPSAddr())
 	return h, nil
 }
 
@@ -140,7 +144,7 @@ func (h *Hub) addIdentity(name string) error {
 	return nil
 }
 
-// listen binds both listeners with TLS.
+// listen binds the MQTT, AMQP and HTTPS listeners with TLS.
 func (h *Hub) listen(opts Options) error {
 	server := h.server.tlsCertificate()
 	mqttTLS := &tls.Config{
@@ -158,13 +162,22 @@ func (h *Hub) listen(opts Options) error {
 	if err != nil {
 		return &ListenError{Listener: "mqtt", Addr: mqttAddr, Err: err}
 	}
+	amqpAddr := net.JoinHostPort(opts.ListenAddr, strconv.Itoa(opts.AMQPPort))
+	al, err := net.Listen("tcp", amqpAddr)
+	if err != nil {
+		ml.Close()
+		return &ListenError{Listener: "amqp", Addr: amqpAddr, Err: err}
+	}
 	httpsAddr := net.JoinHostPort(opts.ListenAddr, strconv.Itoa(opts.HTTPSPort))
 	hl, err := net.Listen("tcp", httpsAddr)
 	if err != nil {
 		ml.Close()
+		al.Close()
 		return &ListenError{Listener: "https", Addr: httpsAddr, Err: err}
 	}
 	h.mqttListener = tls.NewListener(ml, mqttTLS)
+	// AMQP shares the server certificate and client-certificate policy.
+	h.amqpListener = tls.NewListener(al, mqttTLS.Clone())
 	h.httpsListener = tls.NewListener(hl, httpsTLS)
 	return nil
 }
@@ -177,10 +190,14 @@ func (h *Hub) serve() {
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return h.ctx },
 	}
-	h.wg.Add(2)
+	h.wg.Add(3)
 	go func() { // owned by the hub: ends when Close closes the listener; joined in Close
 		defer h.wg.Done()
 		h.acceptMQTT()
+	}()
+	go func() { // owned by the hub: ends when Close closes the listener; joined in Close
+		defer h.wg.Done()
+		h.acceptAMQP()
 	}()
 	go func() { // owned by the hub: ends when Close closes the server; joined in Close
 		defer h.wg.Done()
@@ -259,6 +276,7 @@ func (h *Hub) Close() error {
 		h.mu.Unlock()
 		h.cancel()
 		_ = h.mqttListener.Close()
+		_ = h.amqpListener.Close()
 		_ = h.httpServer.Close()
 		for _, c := range conns {
 			_ = c.Close()
@@ -276,11 +294,17 @@ func (h *Hub) HostName() string { return h.hostName }
 // MQTTAddr returns the MQTT listener's address, such as "127.0.0.1:8883".
 func (h *Hub) MQTTAddr() string { return h.mqttListener.Addr().String() }
 
+// AMQPAddr returns the AMQP listener's address, such as "127.0.0.1:5671".
+func (h *Hub) AMQPAddr() string { return h.amqpListener.Addr().String() }
+
 // HTTPSAddr returns the HTTPS listener's address.
 func (h *Hub) HTTPSAddr() string { return h.httpsListener.Addr().String() }
 
 // MQTTPort returns the MQTT listener's port.
 func (h *Hub) MQTTPort() int { return port(h.mqttListener.Addr()) }
+
+// AMQPPort returns the AMQP listener's port.
+func (h *Hub) AMQPPort() int { return port(h.amqpListener.Addr()) }
 
 // HTTPSPort returns the HTTPS listener's port.
 func (h *Hub) HTTPSPort() int { return port(h.httpsListener.Addr()) }

@@ -186,6 +186,10 @@ func TestStartErrors(t *testing.T) {
 	if !errors.As(err, &le) || le.Listener != "mqtt" {
 		t.Errorf("Start on a used MQTT port = %v, want *ListenError for mqtt", err)
 	}
+	_, err = Start(t.Context(), Options{AMQPPort: h.AMQPPort()})
+	if !errors.As(err, &le) || le.Listener != "amqp" {
+		t.Errorf("Start on a used AMQP port = %v, want *ListenError for amqp", err)
+	}
 	_, err = Start(t.Context(), Options{HTTPSPort: h.HTTPSPort()})
 	if !errors.As(err, &le) || le.Listener != "https" {
 		t.Errorf("Start on a used HTTPS port = %v, want *ListenError for https", err)
@@ -203,10 +207,10 @@ func TestStartErrors(t *testing.T) {
 }
 
 // TestWebSocketUnknownSubprotocol checks that a WebSocket without the mqtt
-// subprotocol is closed.
+// or AMQPWSB10 subprotocol is closed.
 func TestWebSocketUnknownSubprotocol(t *testing.T) {
 	h := startHub(t, Options{})
-	c := dialWebSocket(t, h, "AMQPWSB10", "")
+	c := dialWebSocket(t, h, "stomp", "")
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("read succeeded on a WebSocket without a supported subprotocol")
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/directmethods/iotdevice/sas"
 )
 
-// websocketPath is where MQTT (and later AMQP) over WebSockets is served.
+// websocketPath is where MQTT and AMQP over WebSockets are served.
 const websocketPath = "/$iothub/websocket"
 
 // httpHandler serves the HTTPS port: WebSockets and the REST API.

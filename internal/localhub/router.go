@@ -29,6 +29,15 @@ type deviceSession interface {
 	drop(reason string)
 }
 
+// endingSession is implemented by sessions that lose the calls delivered
+// through them when they end (AMQP method links): a call whose session
+// ends before the answer waits again for the identity, within what is
+// left of its connect timeout, and is delivered anew.
+type endingSession interface {
+	// ended is closed when the session can no longer carry answers.
+	ended() <-chan struct{}
+}
+
 // methodRequest is one invocation on its way to a device.
 type methodRequest struct {
 	name    string
@@ -208,32 +217,46 @@ func (r *router) invoke(ctx context.Context, identity, method string, payload []
 	}()
 
 	connectDeadline := time.Now().Add(connectTimeout)
+	var responseDeadline <-chan time.Time // set at the first delivery
 	for {
 		s, qos, err := r.waitReady(ctx, identity, connectDeadline)
 		if err != nil {
 			return methodResponse{}, err
 		}
 		err = s.deliver(ctx, methodRequest{name: method, rid: rid, payload: payload, qos: qos})
-		if err == nil {
-			break
+		if err != nil {
+			if ctx.Err() != nil {
+				return methodResponse{}, context.Cause(ctx)
+			}
+			// The session ended between the check and the delivery; it
+			// detaches itself, so the next wait sees the change.
+			r.detach(identity, s)
+			continue
 		}
-		if ctx.Err() != nil {
+		if responseDeadline == nil {
+			t := time.NewTimer(responseTimeout)
+			defer t.Stop()
+			responseDeadline = t.C
+		}
+		var lost <-chan struct{} // nil: the session keeps its calls
+		if es, ok := s.(endingSession); ok {
+			lost = es.ended()
+		}
+		select {
+		case resp := <-answer:
+			return resp, nil
+		case <-responseDeadline:
+			return methodResponse{}, ErrResponseTimeout
+		case <-ctx.Done():
 			return methodResponse{}, context.Cause(ctx)
+		case <-lost:
+			select {
+			case resp := <-answer: // answered just before the end
+				return resp, nil
+			default:
+			}
+			r.detach(identity, s)
 		}
-		// The session ended between the check and the delivery; it
-		// detaches itself, so the next wait sees the change.
-		r.detach(identity, s)
-	}
-
-	t := time.NewTimer(responseTimeout)
-	defer t.Stop()
-	select {
-	case resp := <-answer:
-		return resp, nil
-	case <-t.C:
-		return methodResponse{}, ErrResponseTimeout
-	case <-ctx.Done():
-		return methodResponse{}, context.Cause(ctx)
 	}
 }
 

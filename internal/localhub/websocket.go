@@ -8,8 +8,8 @@ import (
 )
 
 // webSocketProtocols are the subprotocols the hub serves on
-// /$iothub/websocket; AMQP ("AMQPWSB10") joins them later.
-var webSocketProtocols = []string{"mqtt"}
+// /$iothub/websocket: MQTT and AMQP 1.0 ("AMQPWSB10").
+var webSocketProtocols = []string{"mqtt", "AMQPWSB10"}
 
 // serveWebSocket accepts a WebSocket, matching the subprotocol
 // case-insensitively and echoing the client's spelling, and runs the
@@ -34,6 +34,15 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		}
 		defer h.untrack(s)
 		s.serve()
+	case "amqpwsb10":
+		conn := websocket.NetConn(h.ctx, c, websocket.MessageBinary)
+		ac := newAMQPConn(h, conn, "amqp-ws", peerCert)
+		if !h.track(ac) {
+			conn.Close()
+			return
+		}
+		defer h.untrack(ac)
+		ac.serve()
 	default:
 		h.log.Info("localhub: websocket without a supported subprotocol", "remote", r.RemoteAddr)
 		c.Close(websocket.StatusPolicyViolation, "unsupported subprotocol")

@@ -1,0 +1,423 @@
+package localhub
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/directmethods/iotdevice/internal/amqp"
+)
+
+// Application properties of method messages (protocol.md 5.3).
+const (
+	amqpMethodNameProperty = "IoThub-methodname"
+	amqpStatusProperty     = "IoThub-status"
+)
+
+// channelCorrelationProperty pairs an identity's request and response
+// links.
+const channelCorrelationProperty amqp.Symbol = "com.microsoft:channel-correlation-id"
+
+// errMalformedResponse reports a method response the hub cannot use.
+var errMalformedResponse = errors.New("localhub: malformed method response")
+
+// errLinkSlotTaken reports a second method link of the same role for the
+// same identity and channel.
+var errLinkSlotTaken = errors.New("localhub: a method link of this role is already attached")
+
+// methodChannelKey names a pair of method links: the identity and the
+// channel-correlation-id both links carry ("" when they carry none).
+type methodChannelKey struct{ identity, correlation string }
+
+// methodChannel is one identity's pair of method links on a connection:
+// requests go out on the request link (our sender), answers come back on
+// the response link (our receiver). It is the router's deviceSession once
+// both are attached, and ends as soon as either detaches.
+type methodChannel struct {
+	conn     *amqpConn
+	key      methodChannelKey
+	log      *slog.Logger
+	requests chan methodRequest // taken by the request link's handler
+	done     chan struct{}      // closed when the channel ends
+	endOnce  sync.Once
+
+	// Guarded by conn.mu.
+	requestLink, responseLink *amqp.Link
+}
+
+// serveMethodLink serves one method link of identity: it checks the
+// identity and its authorization, pairs the link and then carries
+// requests or answers until the link or its partner ends.
+func (c *amqpConn) serveMethodLink(ctx context.Context, l *amqp.Link, identity string) {
+	log := c.log.With("identity", identity, "link", l.Name(), "role", l.Role().String())
+	id, ok := c.hub.reg.lookup(identity)
+	if !ok {
+		log.Warn("amqp: method link refused: identity not registered")
+		_ = l.Refuse(ctx, &amqp.Error{Condition: amqp.ErrCondNotFound, Description: "identity " + identity + " is not registered"})
+		return
+	}
+	if !c.authorized(id) {
+		log.Warn("amqp: method link refused: no valid token for the identity on this connection")
+		_ = l.Refuse(ctx, &amqp.Error{Condition: amqp.ErrCondUnauthorizedAccess, Description: "put a token for " + identity + " on $cbs first"})
+		return
+	}
+	if err := l.Accept(ctx); err != nil {
+		return
+	}
+	key := methodChannelKey{identity: identity, correlation: channelCorrelation(l)}
+	ch, complete, err := c.joinChannel(key, l)
+	if err != nil {
+		log.Warn("amqp: method link detached", "reason", err.Error())
+		_ = l.Detach(ctx, &amqp.Error{Condition: amqp.ErrCondResourceLocked, Description: err.Error()})
+		return
+	}
+	log.Info("amqp: method link attached")
+	defer log.Info("amqp: method link detached")
+	defer ch.end("the paired method link detached")
+	if complete {
+		ch.route()
+	}
+	if l.Role() == amqp.RoleSender {
+		ch.sendRequests(ctx, l)
+	} else {
+		ch.receiveResponses(ctx, l)
+	}
+}
+
+// channelCorrelation returns the link's channel-correlation-id property.
+func channelCorrelation(l *amqp.Link) string {
+	props := l.Properties()
+	for _, key := range []any{channelCorrelationProperty, string(channelCorrelationProperty)} {
+		if v, ok := props.Get(key); ok {
+			if s, ok := v.(string); ok {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
+// joinChannel puts l into the channel of key, creating the channel if
+// needed, and reports whether the channel now has both links. A channel
+// one of whose links has already ended is replaced by a new one.
+func (c *amqpConn) joinChannel(key methodChannelKey, l *amqp.Link) (ch *methodChannel, complete bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return nil, false, amqp.ErrConnClosed
+	}
+	ch = c.channels[key]
+	if ch != nil && (linkEnded(ch.requestLink) || linkEnded(ch.responseLink)) {
+		ch = nil // ending: its handlers are on their way out
+	}
+	if ch == nil {
+		ch = &methodChannel{
+			conn:     c,
+			key:      key,
+			log:      c.log.With("identity", key.identity),
+			requests: make(chan methodRequest),
+			done:     make(chan struct{}),
+		}
+		c.channels[key] = ch
+	}
+	slot := &ch.responseLink
+	if l.Role() == amqp.RoleSender {
+		slot = &ch.requestLink
+	}
+	if *slot != nil {
+		return nil, false, errLinkSlotTaken
+	}
+	*slot = l
+	return ch, ch.requestLink != nil && ch.responseLink != nil, nil
+}
+
+func linkEnded(l *amqp.Link) bool {
+	if l == nil {
+		return false
+	}
+	select {
+	case <-l.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// route makes the channel the identity's live session, subscribed to
+// methods, evicting any other session of the identity.
+func (ch *methodChannel) route() {
+	r := ch.conn.hub.router
+	identity := ch.key.identity
+	previous, _ := r.attach(identity, ch, true)
+	r.setSubscribed(identity, ch, true, 0)
+	if prev, ok := previous.(*methodChannel); ok && prev.conn == ch.conn {
+		prev.end("replaced by new method links")
+	} else if previous != nil {
+		previous.drop("another connection took over the identity")
+	}
+	select {
+	case <-ch.done: // ended while being routed
+		r.detach(identity, ch)
+		return
+	default:
+	}
+	ch.log.Info("amqp: subscribed to methods", "channel", ch.key.correlation)
+}
+
+// end withdraws the channel from the router and detaches both links, so
+// that calls in flight through it are delivered again or fail. It is
+// idempotent.
+func (ch *methodChannel) end(reason string) {
+	ch.endOnce.Do(func() {
+		close(ch.done)
+		c := ch.conn
+		c.mu.Lock()
+		if c.channels[ch.key] == ch {
+			delete(c.channels, ch.key)
+		}
+		links := []*amqp.Link{ch.requestLink, ch.responseLink}
+		c.mu.Unlock()
+		c.hub.router.detach(ch.key.identity, ch)
+		for _, l := range links {
+			if l != nil { // a no-op for a link that has ended already
+				_ = l.Detach(context.Background(), &amqp.Error{Condition: amqp.ErrCondDetachForced, Description: reason})
+			}
+		}
+	})
+}
+
+// deliver implements deviceSession.
+func (ch *methodChannel) deliver(ctx context.Context, req methodRequest) error {
+	select {
+	case ch.requests <- req:
+		return nil
+	case <-ch.done:
+		return net.ErrClosed
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// drop implements deviceSession: it closes the whole connection, as the
+// hub does when another connection takes over an identity.
+func (ch *methodChannel) drop(reason string) {
+	ch.log.Info("amqp: dropping connection", "reason", reason)
+	ch.conn.closeWith(amqp.ErrCondConnectionForced, reason)
+}
+
+// ended implements endingSession.
+func (ch *methodChannel) ended() <-chan struct{} { return ch.done }
+
+// sendRequests sends the requests delivered to the channel on l until
+// the link ends. Each send runs on its own goroutine, so a request
+// waiting for its disposition holds nothing up.
+func (ch *methodChannel) sendRequests(ctx context.Context, l *amqp.Link) {
+	var sends sync.WaitGroup
+	defer sends.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch.done:
+			return
+		case req := <-ch.requests:
+			msg, err := ch.requestMessage(req)
+			if err != nil {
+				ch.log.Error("amqp: cannot build method request", "err", err)
+				continue
+			}
+			sends.Go(func() { // owned by this link handler: ends with the link (ctx); joined above
+				state, err := l.Send(ctx, msg)
+				switch s := state.(type) {
+				case nil:
+					if err != nil {
+						ch.log.Debug("amqp: method request not delivered", "method", req.name, "err", err)
+					}
+				case *amqp.Rejected:
+					ch.log.Info("amqp: device rejected a method request", "method", req.name, "condition", rejectedCondition(s))
+				}
+			})
+		}
+	}
+}
+
+func rejectedCondition(r *amqp.Rejected) string {
+	if r.Error == nil {
+		return ""
+	}
+	return string(r.Error.Condition)
+}
+
+// requestMessage builds the message of a request as protocol.md 5.3
+// describes: a uuid correlation id, the method name and one data section
+// (zero-length without payload).
+func (ch *methodChannel) requestMessage(req methodRequest) (*amqp.Message, error) {
+	id, err := requestCorrelationID(ch.conn.ridPrefix, req.rid)
+	if err != nil {
+		return nil, err
+	}
+	payload := req.payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	return &amqp.Message{
+		Properties:            &amqp.Properties{CorrelationID: id},
+		ApplicationProperties: map[string]any{amqpMethodNameProperty: req.name},
+		Data:                  [][]byte{payload},
+	}, nil
+}
+
+// receiveResponses hands the answers arriving on l to the router.
+func (ch *methodChannel) receiveResponses(ctx context.Context, l *amqp.Link) {
+	for {
+		d, err := l.Receive(ctx)
+		if err != nil {
+			return
+		}
+		correlationID, resp, err := parseMethodResponse(d.Message)
+		if err != nil {
+			ch.log.Warn("amqp: method response rejected", "reason", err.Error())
+			_ = d.Reject(ctx, &amqp.Error{Condition: amqp.ErrCondDecodeError, Description: err.Error()})
+			continue
+		}
+		rid, ok := responseRID(ch.conn.ridPrefix, correlationID)
+		if !ok || !ch.conn.hub.router.respond(ch.key.identity, rid, resp) {
+			ch.log.Warn("amqp: response to an unknown or expired request ignored", "correlation_id", clip(fmt.Sprint(correlationID)))
+		}
+		_ = d.Accept(ctx)
+	}
+}
+
+// parseMethodResponse reads a device's answer: its correlation id (a uuid
+// or a string), IoThub-status as an integer of any width, and the data
+// sections as the payload (none: a null payload).
+func parseMethodResponse(m *amqp.Message) (correlationID any, resp methodResponse, err error) {
+	if m.Properties == nil || m.Properties.CorrelationID == nil {
+		return nil, methodResponse{}, fmt.Errorf("%w: no correlation-id", errMalformedResponse)
+	}
+	raw, ok := applicationProperty(m, amqpStatusProperty)
+	if !ok {
+		return nil, methodResponse{}, fmt.Errorf("%w: no %s property", errMalformedResponse, amqpStatusProperty)
+	}
+	status, ok := integer(raw)
+	if !ok {
+		return nil, methodResponse{}, fmt.Errorf("%w: %s is %T, not an integer", errMalformedResponse, amqpStatusProperty, raw)
+	}
+	size := 0
+	for _, d := range m.Data {
+		size += len(d)
+	}
+	if size > maxMethodPayload {
+		return nil, methodResponse{}, fmt.Errorf("%w: payload of %d bytes exceeds %d", errMalformedResponse, size, maxMethodPayload)
+	}
+	var payload []byte
+	for _, d := range m.Data {
+		payload = append(payload, d...)
+	}
+	return m.Properties.CorrelationID, methodResponse{status: status, payload: payload}, nil
+}
+
+// applicationProperty looks key up exactly, then case-insensitively.
+func applicationProperty(m *amqp.Message, key string) (any, bool) {
+	if v, ok := m.ApplicationProperties[key]; ok {
+		return v, true
+	}
+	for k, v := range m.ApplicationProperties {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// integer converts any AMQP integer that fits an int32 status.
+func integer(v any) (int, bool) {
+	var n int64
+	switch x := v.(type) {
+	case int8:
+		n = int64(x)
+	case int16:
+		n = int64(x)
+	case int32:
+		n = int64(x)
+	case int64:
+		n = x
+	case uint8:
+		n = int64(x)
+	case uint16:
+		n = int64(x)
+	case uint32:
+		n = int64(x)
+	case uint64:
+		if x > 1<<31-1 {
+			return 0, false
+		}
+		n = int64(x)
+	default:
+		return 0, false
+	}
+	if n < -1<<31 || n > 1<<31-1 {
+		return 0, false
+	}
+	return int(n), true
+}
+
+// requestCorrelationID turns the router's request id (a hexadecimal
+// counter) into the uuid the request carries: the connection's 8-byte
+// prefix followed by the counter, so the answer maps back without a table.
+func requestCorrelationID(prefix [8]byte, rid string) (amqp.UUID, error) {
+	n, err := strconv.ParseUint(rid, 16, 64)
+	if err != nil {
+		return amqp.UUID{}, fmt.Errorf("localhub: request id %q is not a counter: %w", rid, err)
+	}
+	var id amqp.UUID
+	copy(id[:8], prefix[:])
+	binary.BigEndian.PutUint64(id[8:], n)
+	return id, nil
+}
+
+// responseRID maps a response's correlation id (a uuid, its string form,
+// or 16 bytes) back to the router's request id; ok is false for an id
+// this connection did not issue.
+func responseRID(prefix [8]byte, correlationID any) (rid string, ok bool) {
+	var id amqp.UUID
+	switch v := correlationID.(type) {
+	case amqp.UUID:
+		id = v
+	case []byte:
+		if len(v) != len(id) {
+			return "", false
+		}
+		copy(id[:], v)
+	case string:
+		if id, ok = parseUUID(v); !ok {
+			return "", false
+		}
+	default:
+		return "", false
+	}
+	if [8]byte(id[:8]) != prefix {
+		return "", false
+	}
+	return strconv.FormatUint(binary.BigEndian.Uint64(id[8:]), 16), true
+}
+
+// parseUUID parses the canonical 8-4-4-4-12 form, in either case.
+func parseUUID(s string) (amqp.UUID, bool) {
+	var id amqp.UUID
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return id, false
+	}
+	digits := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]
+	if _, err := hex.Decode(id[:], []byte(digits)); err != nil {
+		return amqp.UUID{}, false
+	}
+	return id, true
+}
