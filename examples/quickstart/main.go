@@ -4,7 +4,7 @@
 // printing each request and answer.
 //
 //	go run ./examples/quickstart                  # MQTT over TLS
-//	go run ./examples/quickstart -transport mqtt-ws
+//	go run ./examples/quickstart -transport amqp  # or mqtt-ws, amqp-ws
 package main
 
 import (
@@ -41,7 +41,7 @@ func main() {
 
 func run(ctx context.Context, w io.Writer, transportName string) error {
 	out := &lockedWriter{w: w} // the device's state callback prints from its own goroutine
-	dialer, webSocket, err := transportname.Dialer(transportName)
+	dialer, _, err := transportname.Dialer(transportName)
 	if err != nil {
 		return err
 	}
@@ -50,17 +50,14 @@ func run(ctx context.Context, w io.Writer, transportName string) error {
 		return fmt.Errorf("start the local hub: %w", err)
 	}
 	defer hub.Close()
-	fmt.Fprintf(out, "local hub: MQTT on %s, HTTPS on %s\n", hub.MQTTAddr(), hub.HTTPSAddr())
+	fmt.Fprintf(out, "local hub: MQTT on %s, AMQP on %s, HTTPS on %s\n", hub.MQTTAddr(), hub.AMQPAddr(), hub.HTTPSAddr())
 
 	// The device side: what runs on your board.
 	connectionString, err := hub.ConnectionString(deviceID)
 	if err != nil {
 		return err
 	}
-	port := hub.MQTTPort()
-	if webSocket {
-		port = hub.HTTPSPort()
-	}
+	port := transportname.Ports{MQTT: hub.MQTTPort(), AMQP: hub.AMQPPort(), HTTPS: hub.HTTPSPort()}.For(transportName)
 	connected := make(chan struct{}, 1)
 	client, err := device.NewClientFromConnectionString(connectionString, &device.ClientOptions{
 		Transport: dialer,

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/internal/transportname"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // TestQuickstart runs the README's main command, on every transport.
 func TestQuickstart(t *testing.T) {
-	for _, tr := range []string{"mqtt", "mqtt-ws"} {
+	for _, tr := range transportname.Names {
 		t.Run(tr, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()

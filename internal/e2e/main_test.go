@@ -44,14 +44,11 @@ type runningDevice struct {
 // deviceOptions returns client options that reach hub over transport.
 func deviceOptions(t *testing.T, hub *localhub.Hub, transport string) *device.ClientOptions {
 	t.Helper()
-	dialer, webSocket, err := transportname.Dialer(transport)
+	dialer, _, err := transportname.Dialer(transport)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := hub.MQTTPort()
-	if webSocket {
-		port = hub.HTTPSPort()
-	}
+	port := transportname.Ports{MQTT: hub.MQTTPort(), AMQP: hub.AMQPPort(), HTTPS: hub.HTTPSPort()}.For(transport)
 	return &device.ClientOptions{
 		Transport: dialer,
 		Port:      port,

@@ -273,3 +273,64 @@ func TestMethodsWorkAfterHubDrops(t *testing.T) {
 		})
 	}
 }
+
+func TestHubDetachesAMQPMethodLink(t *testing.T) {
+	for _, tr := range transports {
+		if !strings.HasPrefix(tr, "amqp") {
+			continue
+		}
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			hub := startHub(t, "dev-1")
+			connected := make(chan struct{}, 10)
+			runDevice(t, hub, "dev-1", tr, echoMux(), func(o *device.ClientOptions) {
+				o.OnStateChange = func(s device.State, _ error) {
+					if s == device.StateConnected {
+						connected <- struct{}{}
+					}
+				}
+			})
+			<-connected
+			waitSubscribed(t, hub, "dev-1")
+			if !hub.DetachMethodLink("dev-1") {
+				t.Fatal("the hub found no AMQP method link to detach")
+			}
+			select {
+			case <-connected: // the client attached both links again
+			case <-ctxTimeout(t, 15*time.Second).Done():
+				t.Fatal("the client did not come back after the detach")
+			}
+			res, err := hub.ServiceClient().Invoke(ctxTimeout(t, 20*time.Second), "dev-1", "", localhub.MethodCall{MethodName: "echo", Payload: json.RawMessage(`"again"`), ConnectTimeoutInSeconds: 10})
+			if err != nil || res.Status != 200 || string(res.Payload) != `"again"` {
+				t.Fatalf("invoke after re-attach = %+v, %v", res, err)
+			}
+		})
+	}
+}
+
+func TestExpiredTokenIsFatal(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			hub := startHub(t, "dev-1")
+			cs, _ := hub.ConnectionString("dev-1")
+			parsed, _ := sas.ParseConnectionString(cs)
+			key, _ := sas.DecodeKey(parsed.SharedAccessKey)
+			// A token source (such as an HSM) that hands out a token that
+			// expired long ago: the hub refuses it and the client stops.
+			expired := sas.TokenFunc(func(_ context.Context, resource string) (string, time.Time, error) {
+				at := time.Now().Add(-time.Hour)
+				return sas.Sign(key, resource, "", at), at.Add(2 * time.Hour), nil
+			})
+			client, err := device.NewClient(hub.HostName(), "dev-1", expired, deviceOptions(t, hub, tr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = client.Run(ctxTimeout(t, 20*time.Second), echoMux())
+			var de *device.Error
+			if !errors.As(err, &de) || de.Code != device.CodeUnauthorized {
+				t.Fatalf("Run = %v, want CodeUnauthorized", err)
+			}
+		})
+	}
+}

@@ -193,6 +193,17 @@ func (ch *methodChannel) end(reason string) {
 	})
 }
 
+// detachRequestLink detaches the link requests travel on; serving it ends
+// the channel, which detaches the response link too.
+func (ch *methodChannel) detachRequestLink(reason string) {
+	ch.conn.mu.Lock()
+	l := ch.requestLink
+	ch.conn.mu.Unlock()
+	if l != nil {
+		_ = l.Detach(context.Background(), &amqp.Error{Condition: amqp.ErrCondDetachForced, Description: reason})
+	}
+}
+
 // deliver implements deviceSession.
 func (ch *methodChannel) deliver(ctx context.Context, req methodRequest) error {
 	select {

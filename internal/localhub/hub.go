@@ -392,6 +392,19 @@ func (h *Hub) WaitSubscribed(ctx context.Context, identity string) error {
 	return nil
 }
 
+// DetachMethodLink detaches the request link of identity's AMQP method
+// channel, as the hub may when it recycles links; the paired response link
+// is detached with it, and the device must attach both again. It reports
+// whether the identity had AMQP method links (MQTT sessions have none).
+func (h *Hub) DetachMethodLink(identity string) bool {
+	ch, ok := h.router.live(identity).(*methodChannel)
+	if !ok {
+		return false
+	}
+	ch.detachRequestLink("detached by the hub")
+	return true
+}
+
 // ServiceClient returns a REST client for this hub, authenticated as
 // iothubowner and trusting the hub's CA.
 func (h *Hub) ServiceClient() *ServiceClient { return h.service }

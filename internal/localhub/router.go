@@ -276,6 +276,13 @@ func (r *router) respond(identity, rid string, resp methodResponse) bool {
 
 // disconnect drops the live session of identity, reporting how many were
 // dropped (0 or 1).
+// live returns identity's live session, or nil.
+func (r *router) live(identity string) deviceSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.endpointLocked(identity).live
+}
+
 func (r *router) disconnect(identity string) int {
 	r.mu.Lock()
 	e := r.endpointLocked(identity)

@@ -1,5 +1,5 @@
 // Package transportname maps the -transport flag of the example programs
-// to a transport.
+// and the end-to-end tests to a transport.
 package transportname
 
 import (
@@ -7,11 +7,13 @@ import (
 	"strings"
 
 	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/amqp"
 	"github.com/directmethods/iotdevice/transport/mqtt"
 )
 
-// Names lists the accepted values, for flag help.
-var Names = []string{"mqtt", "mqtt-ws"}
+// Names lists the accepted values, for flag help and for tests that run
+// over every transport.
+var Names = []string{"mqtt", "mqtt-ws", "amqp", "amqp-ws"}
 
 // Usage is the flag's help text.
 var Usage = "transport: " + strings.Join(Names, ", ")
@@ -24,6 +26,25 @@ func Dialer(name string) (d transport.Dialer, webSocket bool, err error) {
 		return mqtt.NewDialer(nil), false, nil
 	case "mqtt-ws":
 		return mqtt.NewDialer(&mqtt.Options{WebSocket: true}), true, nil
+	case "amqp":
+		return amqp.NewDialer(nil), false, nil
+	case "amqp-ws":
+		return amqp.NewDialer(&amqp.Options{WebSocket: true}), true, nil
 	}
 	return nil, false, fmt.Errorf("unknown transport %q: want one of %s", name, strings.Join(Names, ", "))
+}
+
+// Ports are a hub's listening ports.
+type Ports struct{ MQTT, AMQP, HTTPS int }
+
+// For returns the port the named transport connects to: HTTPS for the
+// WebSocket variants, else the protocol's own.
+func (p Ports) For(name string) int {
+	switch {
+	case strings.HasSuffix(name, "-ws"):
+		return p.HTTPS
+	case strings.HasPrefix(name, "amqp"):
+		return p.AMQP
+	}
+	return p.MQTT
 }
