@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/directmethods/iotdevice/internal/transportname"
 	"log/slog"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 // TestFanAgainstLocalHub runs the program as main does, with a simulated
 // pin, and switches the fan through the hub's REST API.
 func TestFanAgainstLocalHub(t *testing.T) {
-	for _, transport := range []string{"mqtt", "mqtt-ws"} {
+	for _, transport := range transportname.Names {
 		t.Run(transport, func(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(t.Output(), nil))
 			p := devicetest.Start(t, "fan-1", transport, func(ctx context.Context, flags devicecli.Flags) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/directmethods/iotdevice/internal/transportname"
 	"log/slog"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 // TestRebootAgainstLocalHub runs the program as main does, in dry-run
 // mode, and schedules and cancels a reboot through the hub's REST API.
 func TestRebootAgainstLocalHub(t *testing.T) {
-	for _, transport := range []string{"mqtt", "mqtt-ws"} {
+	for _, transport := range transportname.Names {
 		t.Run(transport, func(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(t.Output(), nil))
 			clk := &fakeClock{}

@@ -25,6 +25,8 @@ func TestSensorAgainstLocalHub(t *testing.T) {
 	}{
 		{"mqtt", zone, false, sourceThermalZone},
 		{"mqtt-ws", zone, false, sourceThermalZone},
+		{"amqp", zone, false, sourceThermalZone},
+		{"amqp-ws", zone, false, sourceThermalZone},
 		{"mqtt", filepath.Join(t.TempDir(), "absent"), false, sourceSimulated},
 		{"mqtt", zone, true, sourceSimulated},
 	}
