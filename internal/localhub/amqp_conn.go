@@ -2,7 +2,6 @@ package localhub
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -25,9 +24,6 @@ type amqpConn struct {
 	transport string // "amqp" or "amqp-ws", for logs
 	peerCert  []byte // DER of the TLS client certificate, if any
 	log       *slog.Logger
-	// ridPrefix makes the uuid correlation ids of this connection's
-	// requests its own (see requestCorrelationID).
-	ridPrefix [8]byte
 
 	// cbsReplies carries put-token answers to the client's $cbs
 	// receiver link.
@@ -55,7 +51,6 @@ func newAMQPConn(h *Hub, nc net.Conn, transport string, peerCert []byte) *amqpCo
 		auth:       map[string]*amqpAuthorization{},
 		channels:   map[methodChannelKey]*methodChannel{},
 	}
-	_, _ = rand.Read(c.ridPrefix[:]) // crypto/rand.Read never fails
 	c.engine = amqp.NewConn(nc, c, &amqp.ConnOptions{
 		ContainerID:    h.hostName,
 		MaxMessageSize: 2 * maxMethodPayload,

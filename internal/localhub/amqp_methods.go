@@ -270,7 +270,7 @@ func rejectedCondition(r *amqp.Rejected) string {
 // describes: a uuid correlation id, the method name and one data section
 // (zero-length without payload).
 func (ch *methodChannel) requestMessage(req methodRequest) (*amqp.Message, error) {
-	id, err := requestCorrelationID(ch.conn.ridPrefix, req.rid)
+	id, err := requestCorrelationID(ch.conn.hub.amqpRIDPrefix, req.rid)
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +298,7 @@ func (ch *methodChannel) receiveResponses(ctx context.Context, l *amqp.Link) {
 			_ = d.Reject(ctx, &amqp.Error{Condition: amqp.ErrCondDecodeError, Description: err.Error()})
 			continue
 		}
-		rid, ok := responseRID(ch.conn.ridPrefix, correlationID)
+		rid, ok := responseRID(ch.conn.hub.amqpRIDPrefix, correlationID)
 		if !ok || !ch.conn.hub.router.respond(ch.key.identity, rid, resp) {
 			ch.log.Warn("amqp: response to an unknown or expired request ignored", "correlation_id", clip(fmt.Sprint(correlationID)))
 		}
@@ -381,7 +381,7 @@ func integer(v any) (int, bool) {
 }
 
 // requestCorrelationID turns the router's request id (a hexadecimal
-// counter) into the uuid the request carries: the connection's 8-byte
+// counter) into the uuid the request carries: the hub's 8-byte
 // prefix followed by the counter, so the answer maps back without a table.
 func requestCorrelationID(prefix [8]byte, rid string) (amqp.UUID, error) {
 	n, err := strconv.ParseUint(rid, 16, 64)
@@ -396,7 +396,7 @@ func requestCorrelationID(prefix [8]byte, rid string) (amqp.UUID, error) {
 
 // responseRID maps a response's correlation id (a uuid, its string form,
 // or 16 bytes) back to the router's request id; ok is false for an id
-// this connection did not issue.
+// this hub did not issue.
 func responseRID(prefix [8]byte, correlationID any) (rid string, ok bool) {
 	var id amqp.UUID
 	switch v := correlationID.(type) {

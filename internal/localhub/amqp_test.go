@@ -275,8 +275,9 @@ func TestAMQPLinkDetachAndReattach(t *testing.T) {
 }
 
 // TestAMQPInFlightCall checks a call in flight when the device's links go
-// away: 404103 without a connect timeout, and delivered again when the
-// device re-attaches within it.
+// away: 404103 without a connect timeout; with one, the request is not
+// sent again (a handler runs at most once) but the device's answer on its
+// new links completes the call.
 func TestAMQPInFlightCall(t *testing.T) {
 	tests := []struct {
 		name           string
@@ -307,7 +308,7 @@ func TestAMQPInFlightCall(t *testing.T) {
 				res, err := invoke(t, h, "dev-1", MethodCall{MethodName: "slow", ConnectTimeoutInSeconds: tt.connectTimeout})
 				done <- outcome{res, err}
 			})
-			m.nextRequest(t) // the call is in flight
+			req := m.nextRequest(t) // the call is in flight
 			m.stopServing()
 			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 			defer cancel()
@@ -318,7 +319,12 @@ func TestAMQPInFlightCall(t *testing.T) {
 				// Wait until the receiver the hub detached is gone, so its
 				// handle is free again (go-amqp reuses handles early).
 				_ = m.requests.Close(ctx)
-				c.mustAttach("dev-1").serve(echo)
+				m2 := c.mustAttach("dev-1")
+				m2.serve(echo)
+				waitSubscribed(t, h, "dev-1")
+				if err := m2.respond(ctx, req.correlationID, 200, []byte(`"late but once"`)); err != nil {
+					t.Fatalf("answer on the new links: %v", err)
+				}
 			}
 			var o outcome
 			select {
@@ -330,8 +336,8 @@ func TestAMQPInFlightCall(t *testing.T) {
 				wantServiceError(t, o.err, tt.wantCode)
 				return
 			}
-			if o.err != nil || o.res.Status != 200 {
-				t.Errorf("call after re-attach: %v, %v", o.res, o.err)
+			if o.err != nil || o.res.Status != 200 || string(o.res.Payload) != `"late but once"` {
+				t.Errorf("call after re-attach: %+v, %v", o.res, o.err)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package localhub
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -62,6 +63,10 @@ type Hub struct {
 	caPool   *x509.CertPool
 	state    *stateWriter // nil when in memory
 	server   *keyPair
+	// amqpRIDPrefix starts the uuid correlation id of every AMQP request
+	// (see requestCorrelationID). It is the same on every connection, so an
+	// answer the device sends on its next connection still finds its call.
+	amqpRIDPrefix [8]byte
 
 	mqttListener  net.Listener
 	amqpListener  net.Listener
@@ -99,6 +104,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{log: log, hostName: opts.HostName, router: newRouter(), conns: map[io.Closer]struct{}{}}
+	_, _ = rand.Read(h.amqpRIDPrefix[:]) // crypto/rand.Read never fails
 	if err := h.loadOrCreate(opts.Dir); err != nil {
 		return nil, err
 	}

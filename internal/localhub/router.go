@@ -250,12 +250,27 @@ func (r *router) invoke(ctx context.Context, identity, method string, payload []
 		case <-ctx.Done():
 			return methodResponse{}, context.Cause(ctx)
 		case <-lost:
-			select {
-			case resp := <-answer: // answered just before the end
-				return resp, nil
-			default:
-			}
+			// The request was delivered; it is never sent again, so a
+			// handler runs at most once. With connect time left, the answer
+			// may still come from the device's next connection; without,
+			// the call fails as the real hub's does while links are gone.
 			r.detach(identity, s)
+			if !time.Now().Before(connectDeadline) {
+				select {
+				case resp := <-answer: // answered just before the end
+					return resp, nil
+				default:
+					return methodResponse{}, ErrDeviceNotOnline
+				}
+			}
+			select {
+			case resp := <-answer:
+				return resp, nil
+			case <-responseDeadline:
+				return methodResponse{}, ErrResponseTimeout
+			case <-ctx.Done():
+				return methodResponse{}, context.Cause(ctx)
+			}
 		}
 	}
 }
@@ -274,8 +289,6 @@ func (r *router) respond(identity, rid string, resp methodResponse) bool {
 	return ok
 }
 
-// disconnect drops the live session of identity, reporting how many were
-// dropped (0 or 1).
 // live returns identity's live session, or nil.
 func (r *router) live(identity string) deviceSession {
 	r.mu.Lock()
@@ -283,6 +296,8 @@ func (r *router) live(identity string) deviceSession {
 	return r.endpointLocked(identity).live
 }
 
+// disconnect drops the live session of identity, reporting how many were
+// dropped (0 or 1).
 func (r *router) disconnect(identity string) int {
 	r.mu.Lock()
 	e := r.endpointLocked(identity)
