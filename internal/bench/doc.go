@@ -1,0 +1,10 @@
+// Package bench measures the SDK against the floor of its transports: it
+// drives direct-method invocations through a hub's REST API to devices
+// built on the SDK ("sdk") or written directly on the protocol library with
+// none of the SDK's code in the path ("raw"), and reports latency
+// percentiles and call rates. Fleet mode connects many idle SDK clients in
+// one process and reports the time, heap and RSS they cost.
+//
+// The command examples/bench is a thin front end to Run, Compare and
+// Fleet.
+package bench

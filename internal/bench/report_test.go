@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var sampleResult = Result{
+	Transport: "mqtt", Device: KindSDK, Devices: 2, Concurrency: 16, PayloadBytes: 100,
+	Calls: 1000, Errors: 1, Elapsed: 2 * time.Second, Rate: 499.5,
+	Latencies: Latencies{P50: 1500 * time.Microsecond, P90: 2 * time.Millisecond, P99: 3 * time.Millisecond, Max: 40 * time.Millisecond},
+}
+
+func TestResultText(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Write(&buf, sampleResult, false); err != nil {
+		t.Fatal(err)
+	}
+	want := "mqtt     sdk  calls=1000    rate=   499.5/s p50=1.500ms p90=2.000ms p99=3.000ms max=40.000ms errors=1 (devices=2 concurrency=16 payload=100B)\n"
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("text (-want +got):\n%s", diff)
+	}
+}
+
+func TestResultJSON(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Write(&buf, sampleResult, true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(buf.String(), "}\n") || strings.Count(buf.String(), "\n") != 1 {
+		t.Errorf("not one JSON line: %q", buf.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"transport": "mqtt", "device": "sdk", "devices": 2.0, "concurrency": 16.0, "payload_bytes": 100.0,
+		"calls": 1000.0, "errors": 1.0, "calls_per_second": 499.5, "elapsed_s": 2.0,
+		"p50_ms": 1.5, "p90_ms": 2.0, "p99_ms": 3.0, "max_ms": 40.0,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("JSON (-want +got):\n%s", diff)
+	}
+}
+
+func TestComparison(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		p50, rate float64
+		met       bool
+		text      string
+	}{
+		{"both met", 1.10, 0.95, true, "p50 sdk/raw=1.100 (target <= 1.15: met) rate sdk/raw=0.950 (target >= 0.90: met)"},
+		{"latency missed", 1.20, 0.95, false, "p50 sdk/raw=1.200 (target <= 1.15: MISSED)"},
+		{"rate missed", 1.00, 0.85, false, "rate sdk/raw=0.850 (target >= 0.90: MISSED)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Comparison{Transport: "mqtt-ws", Runs: 3, SDK: sampleResult, Raw: sampleResult, P50Ratio: tt.p50, RateRatio: tt.rate}
+			if c.Met() != tt.met {
+				t.Errorf("Met() = %v, want %v", c.Met(), tt.met)
+			}
+			if s := c.String(); !strings.Contains(s, tt.text) || !strings.Contains(s, "mqtt-ws") {
+				t.Errorf("String() = %q, want it to contain %q", s, tt.text)
+			}
+			var buf bytes.Buffer
+			if err := Write(&buf, c, true); err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Transport string  `json:"transport"`
+				P50Ratio  float64 `json:"p50_ratio"`
+				SDK       struct {
+					P50 float64 `json:"p50_ms"`
+				} `json:"sdk"`
+			}
+			if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Transport != "mqtt-ws" || got.P50Ratio != tt.p50 || got.SDK.P50 != 1.5 {
+				t.Errorf("JSON = %s", buf.Bytes())
+			}
+		})
+	}
+}
+
+func TestMedianResult(t *testing.T) {
+	mk := func(p50 time.Duration, rate float64, calls int) Result {
+		return Result{Transport: "mqtt", Device: KindRaw, Calls: calls, Rate: rate, Latencies: Latencies{P50: p50, P90: p50, P99: p50, Max: p50}}
+	}
+	got := medianResult([]Result{mk(3, 30, 1), mk(1, 10, 2), mk(2, 20, 4)})
+	want := Result{Transport: "mqtt", Device: KindRaw, Calls: 7, Rate: 20, Latencies: Latencies{P50: 2, P90: 2, P99: 2, Max: 2}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("medianResult (-want +got):\n%s", diff)
+	}
+}
+
+func TestFleetResultText(t *testing.T) {
+	f := FleetResult{Clients: 100, ConnectTime: 1500 * time.Millisecond, HeapPerClient: 32 * 1024, StackPerClient: 16 * 1024, GoroutinesPerClient: 2, RSSPerClient: 80 * 1024,
+		HubRSSPerSession: 40 * 1024, InvokeTime: 2 * time.Second, Invoked: 100, FileLimit: 20000}
+	want := "fleet    clients=100 connect=1.5s heap/client=32.0KB (target <= 64KB: met) stack/client=16.0KB goroutines/client=2.0 rss/client=80.0KB hub-rss/session=40.0KB invoke-all=2s (target < 30s: met) invoked=100 errors=0 fd-limit=20000 (hub in another process)"
+	if diff := cmp.Diff(want, f.String()); diff != "" {
+		t.Errorf("text (-want +got):\n%s", diff)
+	}
+	f.Errors, f.HeapPerClient, f.HubInProcess = 1, 65*1024, true
+	if s := f.String(); strings.Count(s, "MISSED") != 2 || !strings.Contains(s, "hub in this process") {
+		t.Errorf("text with misses = %q", s)
+	}
+}

@@ -1,0 +1,205 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRunCountsCalls(t *testing.T) {
+	target := startHub(t, 2)
+	for _, kind := range []string{KindSDK, KindRaw} {
+		t.Run(kind, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			r, err := Run(ctx, target, Config{Transport: "mqtt", Device: kind, Devices: 2, Concurrency: 3, Count: 20, PayloadBytes: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Result{Transport: "mqtt", Device: kind, Devices: 2, Concurrency: 3, PayloadBytes: DefaultPayloadBytes, Calls: 20}
+			got := r
+			got.Elapsed, got.Rate, got.Latencies = 0, 0, Latencies{}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Run (-want +got):\n%s", diff)
+			}
+			if r.Rate <= 0 || r.P50 <= 0 || r.P50 > r.P90 || r.P90 > r.P99 || r.P99 > r.Max {
+				t.Errorf("implausible measures: %v", r)
+			}
+		})
+	}
+}
+
+func TestRunOverAMQP(t *testing.T) {
+	target := startHub(t, 1)
+	for _, transportName := range []string{"amqp", "amqp-ws"} {
+		for _, kind := range []string{KindSDK, KindRaw} {
+			t.Run(transportName+"/"+kind, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+				defer cancel()
+				r, err := Run(ctx, target, Config{Transport: transportName, Device: kind, Concurrency: 2, Count: 6, PayloadBytes: 0})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Calls != 6 || r.Errors != 0 {
+					t.Errorf("Run = %v", r)
+				}
+			})
+		}
+	}
+}
+
+func TestRunNeedsIdentities(t *testing.T) {
+	if _, err := Run(t.Context(), &Target{}, Config{Transport: "mqtt", Device: KindSDK}); err == nil {
+		t.Error("Run without identities succeeded")
+	}
+}
+
+func TestCompare(t *testing.T) {
+	target := startHub(t, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var kinds []string
+	c, err := Compare(ctx, target, Config{Transport: "mqtt-ws", Count: 5, PayloadBytes: 10}, 2, func(r Result) { kinds = append(kinds, r.Device) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{KindSDK, KindRaw, KindRaw, KindSDK}, kinds); diff != "" {
+		t.Errorf("run order (-want +got):\n%s", diff)
+	}
+	if c.Runs != 2 || c.SDK.Calls != 10 || c.Raw.Calls != 10 || c.P50Ratio <= 0 || c.RateRatio <= 0 {
+		t.Errorf("Compare = %+v", c)
+	}
+}
+
+func TestFleetInProcess(t *testing.T) {
+	target := startHub(t, 5)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	res, err := Fleet(ctx, target, FleetConfig{Clients: 5, ConnectParallelism: 2, HubInProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Clients != 5 || res.Invoked != 5 || res.Errors != 0 || res.ConnectTime <= 0 || res.InvokeTime <= 0 || res.FileLimit == 0 {
+		t.Errorf("Fleet = %+v", res)
+	}
+	if _, err := Fleet(ctx, target, FleetConfig{Clients: 6}); err == nil {
+		t.Error("a fleet larger than the identities succeeded")
+	}
+}
+
+func TestMainOneRunJSON(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	code := Main(ctx, []string{"-transport", "mqtt,mqtt-ws", "-device", "raw", "-count", "4", "-payload", "30", "-json"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var got []string
+	dec := json.NewDecoder(&out)
+	for {
+		var r struct {
+			Transport string `json:"transport"`
+			Device    string `json:"device"`
+			Calls     int    `json:"calls"`
+			Payload   int    `json:"payload_bytes"`
+		}
+		if err := dec.Decode(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, strings.Join([]string{r.Transport, r.Device}, " "))
+		if r.Calls != 4 || r.Payload != 30 {
+			t.Errorf("line %+v", r)
+		}
+	}
+	if diff := cmp.Diff([]string{"mqtt raw", "mqtt-ws raw"}, got); diff != "" {
+		t.Errorf("runs (-want +got):\n%s", diff)
+	}
+}
+
+func TestMainCompareText(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if code := Main(ctx, []string{"-compare", "-count", "3"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "mqtt     sdk  calls=3 ") || !strings.HasPrefix(lines[1], "mqtt     raw  calls=3 ") || !strings.HasPrefix(lines[2], "compare  mqtt ") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+func TestMainBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-nope"},
+		{"extra"},
+		{"-service", "x"},
+		{"-hub-url", "https://127.0.0.1:1"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := Main(t.Context(), args, &out, &errOut); code != 2 || errOut.Len() == 0 {
+			t.Errorf("Main(%q) = %d, stderr %q; want 2 and a message", args, code, errOut.String())
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := Main(t.Context(), []string{"-transport", "carrier-pigeon", "-count", "1"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "carrier-pigeon") {
+		t.Errorf("unknown transport: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestServeChildHub(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { // owned by the test: ends when inW is closed, joined below
+		done <- ServeChildHub(ctx, 3, inR, outW)
+		outW.Close()
+	}()
+	var info HubInfo
+	if err := json.NewDecoder(outR).Decode(&info); err != nil {
+		t.Fatal(err)
+	}
+	target, err := info.target()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(target.ConnectionStrings) != 3 || target.MQTTPort == 0 || target.HTTPSPort == 0 {
+		t.Errorf("target = %+v", target)
+	}
+	d, err := Connect(ctx, KindRaw, "mqtt", target, target.ConnectionStrings[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, outR)
+}
+
+func TestMainWritesCPUProfile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	file := filepath.Join(t.TempDir(), "cpu.prof")
+	var out, errOut bytes.Buffer
+	if code := Main(ctx, []string{"-count", "2", "-cpuprofile", file}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
+		t.Errorf("profile %s: %v, %v", file, st, err)
+	}
+}
