@@ -334,3 +334,39 @@ func TestExpiredTokenIsFatal(t *testing.T) {
 		})
 	}
 }
+
+// TestCallableAsSoonAsConnected checks the transport contract end to end:
+// Dial returns only once the hub routes methods to the device, so a call
+// with no connect timeout succeeds the moment the client says connected,
+// after every reconnection.
+func TestCallableAsSoonAsConnected(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			hub := startHub(t, "dev-1")
+			connected := make(chan struct{}, 1)
+			runDevice(t, hub, "dev-1", tr, echoMux(), func(o *device.ClientOptions) {
+				o.Backoff = func(int) time.Duration { return 0 }
+				o.OnStateChange = func(s device.State, _ error) {
+					if s == device.StateConnected {
+						connected <- struct{}{}
+					}
+				}
+			})
+			svc := hub.ServiceClient()
+			ctx := ctxTimeout(t, 60*time.Second)
+			for round := range 20 {
+				select {
+				case <-connected:
+				case <-ctx.Done():
+					t.Fatalf("round %d: not connected", round)
+				}
+				res, err := svc.Invoke(ctx, "dev-1", "", localhub.MethodCall{MethodName: "echo", Payload: json.RawMessage(fmt.Sprint(round))})
+				if err != nil || res.Status != 200 {
+					t.Fatalf("round %d: call right after connecting = %+v, %v", round, res, err)
+				}
+				hub.Disconnect("dev-1")
+			}
+		})
+	}
+}

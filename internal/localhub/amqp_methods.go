@@ -68,22 +68,24 @@ func (c *amqpConn) serveMethodLink(ctx context.Context, l *amqp.Link, identity s
 		_ = l.Refuse(ctx, &amqp.Error{Condition: amqp.ErrCondUnauthorizedAccess, Description: "put a token for " + identity + " on $cbs first"})
 		return
 	}
-	if err := l.Accept(ctx); err != nil {
-		return
-	}
 	key := methodChannelKey{identity: identity, correlation: channelCorrelation(l)}
 	ch, complete, err := c.joinChannel(key, l)
 	if err != nil {
-		log.Warn("amqp: method link detached", "reason", err.Error())
-		_ = l.Detach(ctx, &amqp.Error{Condition: amqp.ErrCondResourceLocked, Description: err.Error()})
+		log.Warn("amqp: method link refused", "reason", err.Error())
+		_ = l.Refuse(ctx, &amqp.Error{Condition: amqp.ErrCondResourceLocked, Description: err.Error()})
+		return
+	}
+	defer ch.end("the paired method link detached")
+	// Route before answering the attach: once the device sees both links
+	// attached, a call must find it subscribed (as MQTT's SUBACK does).
+	if complete {
+		ch.route()
+	}
+	if err := l.Accept(ctx); err != nil {
 		return
 	}
 	log.Info("amqp: method link attached")
 	defer log.Info("amqp: method link detached")
-	defer ch.end("the paired method link detached")
-	if complete {
-		ch.route()
-	}
 	if l.Role() == amqp.RoleSender {
 		ch.sendRequests(ctx, l)
 	} else {
