@@ -47,6 +47,11 @@ type dispatcher struct {
 	// the shutdown grace period.
 	base       context.Context
 	cancelBase context.CancelFunc
+	// answers is the parent of every answer's delivery; cancelled
+	// answerGrace after base, so that an answer waiting for a connection
+	// or an acknowledgement does not hold the shutdown.
+	answers       context.Context
+	cancelAnswers context.CancelFunc
 
 	mu      sync.Mutex
 	active  int     // slots taken
@@ -60,10 +65,11 @@ type dispatcher struct {
 
 func newDispatcher(h MethodHandler, o *ClientOptions, respond func(context.Context, *call, int, []byte)) *dispatcher {
 	base, cancel := context.WithCancel(context.Background())
+	answers, cancelAnswers := context.WithCancel(context.Background())
 	return &dispatcher{
 		handler: h, respond: respond, timeout: o.MethodTimeout,
 		max: o.MaxConcurrentMethods, maxPending: o.MaxPendingMethods, log: o.Logger,
-		base: base, cancelBase: cancel,
+		base: base, cancelBase: cancel, answers: answers, cancelAnswers: cancelAnswers,
 	}
 }
 
@@ -188,7 +194,7 @@ func (d *dispatcher) finish(c *call, status int, body []byte) {
 // send delivers the answer and releases the call.
 func (d *dispatcher) send(c *call, status int, body []byte) {
 	defer d.calls.Done()
-	d.respond(context.Background(), c, status, body)
+	d.respond(d.answers, c, status, body)
 }
 
 // call runs the handler, turning a panic into an error.
@@ -279,5 +285,14 @@ func (d *dispatcher) shutdown(grace time.Duration) {
 	d.drain(ctx)
 	cancel()
 	d.cancelBase()
+	// The answers of cancelled handlers get answerGrace to go out; then
+	// answers still waiting for a connection or an acknowledgement give up.
+	giveUp := time.AfterFunc(answerGrace, d.cancelAnswers)
 	d.calls.Wait()
+	giveUp.Stop()
+	d.cancelAnswers()
 }
+
+// answerGrace is how long answers may still take once the shutdown grace
+// period is over.
+const answerGrace = time.Second

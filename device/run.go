@@ -52,6 +52,10 @@ func (c *Client) Run(ctx context.Context, h MethodHandler) error {
 	var refuser sync.WaitGroup
 	if conn != nil {
 		refuser.Go(func() { c.refuse(conn) }) // owned by Run: ends when conn is closed below
+	} else {
+		// No connection will come any more: answers waiting for one give
+		// up now instead of holding the shutdown for respondTimeout.
+		c.setConn(nil, true)
 	}
 	d.shutdown(c.opts.ShutdownTimeout)
 	c.setConn(nil, true)
@@ -191,9 +195,27 @@ func (c *Client) serve(ctx context.Context, conn transport.Conn, cred *recording
 				renew.untilExpiry(cred.expiryTime())
 				continue
 			}
+			c.quiesce(ctx, conn)
 			drain(conn, recvErr)
 			return serveEnd{redial: true, renewed: tok}
 		}
+	}
+}
+
+// quiesceTimeout bounds Quiesce; the connection is closed anyway after it.
+const quiesceTimeout = 5 * time.Second
+
+// quiesce quiesces conn if it can; a failure only means requests in
+// flight may be lost, as without it.
+func (c *Client) quiesce(ctx context.Context, conn transport.Conn) {
+	q, ok := conn.(transport.Quiescer)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, quiesceTimeout)
+	defer cancel()
+	if err := q.Quiesce(ctx); err != nil {
+		c.log.Warn("could not stop requests before reconnecting", "err", err)
 	}
 }
 

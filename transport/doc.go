@@ -8,7 +8,7 @@
 // construction. A Conn never reconnects: when it fails, Receive returns an
 // error and the client dials again. Optional capabilities, such as renewing
 // a token on the live connection, are discovered by type assertion
-// (TokenRefresher).
+// (TokenRefresher, Quiescer).
 //
 // # Errors
 //

@@ -65,3 +65,13 @@ type TokenRefresher interface {
 	// presents it on the connection and returns its expiry.
 	RefreshToken(ctx context.Context) (expiry time.Time, err error)
 }
+
+// Quiescer is implemented by a Conn that can stop the hub from sending it
+// requests before a deliberate close (MQTT: unsubscribe and wait for the
+// UNSUBACK). The client quiesces a connection before replacing it to renew
+// a token, so that no request is in flight on it when it closes.
+type Quiescer interface {
+	// Quiesce stops new requests; those already received stay readable
+	// through Receive.
+	Quiesce(ctx context.Context) error
+}

@@ -30,12 +30,16 @@ type conn struct {
 	lostOnce sync.Once
 	lostErr  error // set before lost is closed
 
-	closed    chan struct{} // closed by Close
-	closeOnce sync.Once
-	released  chan struct{} // closed when paho has closed the network connection
+	closed       chan struct{} // closed by Close
+	closeOnce    sync.Once
+	shutdownDone chan struct{} // closed by Close once paho has stopped: no request arrives after it
+	released     chan struct{} // closed when paho has closed the network connection
 }
 
-var _ transport.Conn = (*conn)(nil)
+var (
+	_ transport.Conn     = (*conn)(nil)
+	_ transport.Quiescer = (*conn)(nil)
+)
 
 func newConn(cfg *transport.Config, queueSize int) *conn {
 	logger := cfg.Logger
@@ -43,10 +47,11 @@ func newConn(cfg *transport.Config, queueSize int) *conn {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &conn{
-		log:      logger.With("transport", "mqtt"), // the client's logger names the identity
-		requests: make(chan *transport.MethodRequest, queueSize),
-		lost:     make(chan struct{}),
-		closed:   make(chan struct{}),
+		log:          logger.With("transport", "mqtt"), // the client's logger names the identity
+		requests:     make(chan *transport.MethodRequest, queueSize),
+		lost:         make(chan struct{}),
+		closed:       make(chan struct{}),
+		shutdownDone: make(chan struct{}),
 	}
 }
 
@@ -97,6 +102,13 @@ func (c *conn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 		return nil, ctx.Err()
 	case <-c.lost:
 	case <-c.closed:
+		// paho may still hand over requests while Close disconnects: wait
+		// until it has stopped, so that none is left behind in the queue.
+		select {
+		case <-c.shutdownDone:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	// Drain what arrived before the connection ended.
 	select {
@@ -142,12 +154,35 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 	}
 }
 
+// Quiesce unsubscribes from method requests and waits for the UNSUBACK.
+// The hub delivers no request after it, and the requests it sent before
+// have all arrived (one ordered stream), so a connection quiesced before a
+// deliberate close, such as a reconnection to renew the token, loses no
+// request in flight; Receive still returns them.
+func (c *conn) Quiesce(ctx context.Context) error {
+	tok := c.client.Unsubscribe(methodsFilter)
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			return fmt.Errorf("mqtt: unsubscribe: %w: %w", transport.ErrConnLost, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("mqtt: unsubscribe: %w", ctx.Err())
+	case <-c.lost:
+		return fmt.Errorf("mqtt: unsubscribe: %w", c.lostErr)
+	case <-c.closed:
+		return fmt.Errorf("mqtt: unsubscribe: %w", net.ErrClosed)
+	}
+}
+
 // Close disconnects and waits until paho has released the network
 // connection. It is idempotent.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
 		c.shutdown()
+		close(c.shutdownDone)
 		c.log.Info("mqtt disconnected")
 	})
 	return nil

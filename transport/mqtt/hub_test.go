@@ -51,14 +51,15 @@ type fakeHub struct {
 
 // session is one client connection as the fake hub sees it.
 type session struct {
-	conn       net.Conn
-	connect    *packets.ConnectPacket
-	peerCerts  []*x509.Certificate
-	subscribes chan *packets.SubscribePacket
-	publishes  chan *packets.PublishPacket // PUBLISH packets from the client
-	subackSent atomic.Bool
-	done       chan struct{} // closed when the session's reader ends
-	writeMu    sync.Mutex
+	conn         net.Conn
+	connect      *packets.ConnectPacket
+	peerCerts    []*x509.Certificate
+	subscribes   chan *packets.SubscribePacket
+	unsubscribes chan *packets.UnsubscribePacket
+	publishes    chan *packets.PublishPacket // PUBLISH packets from the client
+	subackSent   atomic.Bool
+	done         chan struct{} // closed when the session's reader ends
+	writeMu      sync.Mutex
 }
 
 // testPKI is a throwaway CA with a server certificate for 127.0.0.1.
@@ -210,7 +211,7 @@ func (h *fakeHub) port() int { return h.ln.Addr().(*net.TCPAddr).Port }
 // PINGREQ and DISCONNECT until the connection ends.
 func (h *fakeHub) serve(c net.Conn) {
 	defer c.Close()
-	s := &session{conn: c, subscribes: make(chan *packets.SubscribePacket, 4),
+	s := &session{conn: c, subscribes: make(chan *packets.SubscribePacket, 4), unsubscribes: make(chan *packets.UnsubscribePacket, 4),
 		publishes: make(chan *packets.PublishPacket, 64), done: make(chan struct{})}
 	defer close(s.done)
 	h.mu.Lock()
@@ -269,6 +270,13 @@ func (h *fakeHub) serve(c net.Conn) {
 			}
 			s.subackSent.Store(true)
 			if s.write(sa) != nil {
+				return
+			}
+		case *packets.UnsubscribePacket:
+			s.unsubscribes <- p
+			ua := packets.NewControlPacket(packets.Unsuback).(*packets.UnsubackPacket)
+			ua.MessageID = p.MessageID
+			if s.write(ua) != nil {
 				return
 			}
 		case *packets.PublishPacket:

@@ -1,0 +1,277 @@
+package faultproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// Direction selects which way bytes flow through a connection.
+type Direction int
+
+const (
+	// ToTarget is the client-to-target direction.
+	ToTarget Direction = 1 << iota
+	// ToClient is the target-to-client direction.
+	ToClient
+	// Both is both directions.
+	Both = ToTarget | ToClient
+)
+
+// String names d.
+func (d Direction) String() string {
+	switch d {
+	case ToTarget:
+		return "to-target"
+	case ToClient:
+		return "to-client"
+	case Both:
+		return "both"
+	}
+	return fmt.Sprintf("Direction(%d)", int(d))
+}
+
+// dialTimeout bounds the connection to the target of each accepted client.
+const dialTimeout = 10 * time.Second
+
+// Proxy forwards the connections it accepts on 127.0.0.1 to a target
+// address. Its methods are safe for concurrent use.
+type Proxy struct {
+	target   string
+	listener net.Listener
+	ctx      context.Context // ends when Close starts
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the accept loop and every connection's goroutines
+
+	mu          sync.Mutex
+	closed      bool
+	pairs       map[*pair]struct{}
+	blackHole   Direction
+	latency     time.Duration
+	cutDir      Direction // armed cut for new connections, 0 when none
+	cutBytes    int
+	refuseUntil time.Time
+	refuseAll   bool
+	changed     chan struct{} // closed and replaced when the fault settings change
+	accepted    int
+	refused     int
+}
+
+// New starts a proxy on a free loopback port that forwards to target
+// (host:port).
+func New(target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("faultproxy: listen: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Proxy{
+		target: target, listener: ln, ctx: ctx, cancel: cancel,
+		pairs: map[*pair]struct{}{}, changed: make(chan struct{}),
+	}
+	p.wg.Add(1)
+	go p.acceptLoop() // owned by the proxy: ends when Close closes the listener, joined by Close
+	return p, nil
+}
+
+// Addr returns the address clients dial, "127.0.0.1:port".
+func (p *Proxy) Addr() string { return p.listener.Addr().String() }
+
+// Port returns the port clients dial.
+func (p *Proxy) Port() int { return p.listener.Addr().(*net.TCPAddr).Port }
+
+// Close stops accepting, closes every connection and waits for all the
+// proxy's goroutines. It is idempotent.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.wg.Wait()
+		return nil
+	}
+	p.closed = true
+	pairs := p.takePairs()
+	p.mu.Unlock()
+	p.cancel()
+	err := p.listener.Close()
+	for _, pr := range pairs {
+		pr.close(false)
+	}
+	p.wg.Wait()
+	return err
+}
+
+// Reset resets both sides of every live connection: each peer sees a TCP
+// RST, as when a NAT box or a load balancer drops its state.
+func (p *Proxy) Reset() {
+	p.mu.Lock()
+	pairs := p.takePairs()
+	p.mu.Unlock()
+	for _, pr := range pairs {
+		pr.close(true)
+	}
+}
+
+// BlackHole stops forwarding in dir, on live and new connections, without
+// closing anything: bytes and end-of-stream are held (as a dead link
+// holds them) until Restore.
+func (p *Proxy) BlackHole(dir Direction) {
+	p.update(func() { p.blackHole |= dir })
+}
+
+// Restore ends black holes and disarms pending cuts; held bytes flow on.
+func (p *Proxy) Restore() {
+	p.update(func() {
+		p.blackHole = 0
+		p.cutDir, p.cutBytes = 0, 0
+		for pr := range p.pairs {
+			pr.cut = [2]int{-1, -1}
+		}
+	})
+}
+
+// SetLatency delays every chunk of bytes by d in each direction, on live
+// and new connections; zero removes the delay.
+func (p *Proxy) SetLatency(d time.Duration) {
+	p.update(func() { p.latency = max(d, 0) })
+}
+
+// CutAfter ends the stream in dir (each direction of Both) of each live
+// connection, and of each one accepted until Restore, once n more bytes
+// have been forwarded in it: the receiving peer sees an end of stream in
+// the middle of whatever it was reading; the connection closes when a peer
+// closes it.
+func (p *Proxy) CutAfter(dir Direction, n int) {
+	n = max(n, 0)
+	p.update(func() {
+		p.cutDir, p.cutBytes = dir, n
+		for pr := range p.pairs {
+			pr.armCut(dir, n)
+		}
+	})
+}
+
+// Refuse accepts and closes at once every new connection for d; live
+// connections are untouched. d <= 0 refuses until Accept.
+func (p *Proxy) Refuse(d time.Duration) {
+	p.update(func() {
+		if d <= 0 {
+			p.refuseAll = true
+			return
+		}
+		p.refuseUntil = time.Now().Add(d)
+	})
+}
+
+// Accept ends a refusal started by Refuse.
+func (p *Proxy) Accept() {
+	p.update(func() { p.refuseAll, p.refuseUntil = false, time.Time{} })
+}
+
+// Accepted returns how many connections the proxy has accepted, refused
+// ones included.
+func (p *Proxy) Accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
+}
+
+// Refused returns how many connections the proxy has closed at once
+// because of Refuse.
+func (p *Proxy) Refused() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// Live returns how many connections are being forwarded now.
+func (p *Proxy) Live() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pairs)
+}
+
+// update changes the fault settings under the lock and wakes the
+// forwarding goroutines that wait for a change.
+func (p *Proxy) update(f func()) {
+	p.mu.Lock()
+	f()
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+}
+
+// takePairs empties the set of live connections; p.mu is held.
+func (p *Proxy) takePairs() []*pair {
+	pairs := make([]*pair, 0, len(p.pairs))
+	for pr := range p.pairs {
+		pairs = append(pairs, pr)
+	}
+	clear(p.pairs)
+	return pairs
+}
+
+func (p *Proxy) acceptLoop() {
+	defer p.wg.Done()
+	for {
+		c, err := p.listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // a transient accept error; the listener is still open
+		}
+		p.mu.Lock()
+		p.accepted++
+		refuse := p.refuseAll || time.Now().Before(p.refuseUntil)
+		if refuse {
+			p.refused++
+		}
+		closed := p.closed
+		if !refuse && !closed {
+			p.wg.Add(1)
+		}
+		p.mu.Unlock()
+		if refuse || closed {
+			_ = c.Close()
+			continue
+		}
+		go p.serve(c) // owned by the proxy: ends when the pair closes, joined by Close
+	}
+}
+
+// serve dials the target for client and forwards both ways until either
+// side ends or the proxy closes the pair.
+func (p *Proxy) serve(client net.Conn) {
+	defer p.wg.Done()
+	dialCtx, cancel := context.WithTimeout(p.ctx, dialTimeout)
+	var d net.Dialer
+	server, err := d.DialContext(dialCtx, "tcp", p.target)
+	cancel()
+	if err != nil {
+		_ = client.Close()
+		return
+	}
+	pr := &pair{proxy: p, client: client, server: server, done: make(chan struct{}), cut: [2]int{-1, -1}}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		pr.close(false)
+		return
+	}
+	if p.cutDir != 0 {
+		pr.armCut(p.cutDir, p.cutBytes)
+	}
+	p.pairs[pr] = struct{}{}
+	p.mu.Unlock()
+
+	var pumps sync.WaitGroup
+	pumps.Go(func() { pr.pump(ToClient, server, client) }) // owned by serve: ends when the pair closes, joined below
+	pr.pump(ToTarget, client, server)
+	pumps.Wait()
+	pr.close(false) // after cuts in both directions
+
+}
