@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -45,6 +46,13 @@ type mqttSession struct {
 	out       chan outbound
 	done      chan struct{}
 	closeOnce sync.Once
+
+	// methodsMu orders requests against an UNSUBACK: deliver queues a
+	// request only while methodsOn, and handleUnsubscribe clears it and
+	// queues the UNSUBACK under the lock, so no request follows the
+	// UNSUBACK on the wire.
+	methodsMu sync.Mutex
+	methodsOn atomic.Bool
 
 	// Set once CONNECT succeeds, then read-only.
 	identity    string
@@ -157,6 +165,10 @@ func (s *mqttSession) connect(br *bufio.Reader) bool {
 		_ = ack.Write(s.conn)
 		return false
 	}
+	// A persistent session may get its method subscription back from the
+	// router; deliver must then accept requests at once. (Without a saved
+	// subscription the router routes nothing here until a SUBSCRIBE.)
+	s.methodsOn.Store(!c.CleanSession)
 	previous, restored := s.hub.router.attach(s.identity, s, c.CleanSession)
 	if previous != nil {
 		previous.drop("another connection took over the identity")
@@ -291,6 +303,7 @@ func (s *mqttSession) handleSubscribe(p *packets.SubscribePacket) error {
 	// a client that has the SUBACK can be invoked at once, and requests
 	// queued after the mark are written after the SUBACK.
 	return s.enqueue(outbound{packet: ack, beforeWrite: func() {
+		s.methodsOn.Store(true)
 		s.hub.router.setSubscribed(s.identity, s, true, methodQoS)
 		s.log.Info("mqtt: subscribed to methods", "identity", s.identity, "qos", methodQoS)
 	}})
@@ -311,14 +324,17 @@ func (s *mqttSession) handleUnsubscribe(p *packets.UnsubscribePacket) error {
 	if len(p.Topics) == 0 {
 		return fmt.Errorf("%w: UNSUBSCRIBE without topics", ErrMalformedPacket)
 	}
+	ack := packets.NewControlPacket(packets.Unsuback).(*packets.UnsubackPacket)
+	ack.MessageID = p.MessageID
+	s.methodsMu.Lock()
+	defer s.methodsMu.Unlock()
 	for _, filter := range p.Topics {
 		if filter == methodSubscribeFilter {
 			s.hub.router.setSubscribed(s.identity, s, false, 0)
+			s.methodsOn.Store(false)
 			s.log.Info("mqtt: unsubscribed from methods", "identity", s.identity)
 		}
 	}
-	ack := packets.NewControlPacket(packets.Unsuback).(*packets.UnsubackPacket)
-	ack.MessageID = p.MessageID
 	return s.send(ack)
 }
 
@@ -349,6 +365,11 @@ func (s *mqttSession) deliver(ctx context.Context, req methodRequest) error {
 	p.TopicName = methodRequestTopic(req.name, req.rid)
 	p.Qos = req.qos
 	p.Payload = req.payload
+	s.methodsMu.Lock()
+	defer s.methodsMu.Unlock()
+	if !s.methodsOn.Load() {
+		return errNotSubscribed
+	}
 	select {
 	case s.out <- outbound{packet: p}:
 		return nil

@@ -200,6 +200,10 @@ func (r *router) waitReady(ctx context.Context, identity string, deadline time.T
 	}
 }
 
+// errNotSubscribed is what a session's deliver returns once it has
+// unsubscribed from methods, though still connected.
+var errNotSubscribed = errors.New("localhub: session is not subscribed to methods")
+
 // invoke sends a method request to identity and waits for its answer. It
 // waits up to connectTimeout for the identity to be connected and
 // subscribed, then up to responseTimeout for the answer.
@@ -227,6 +231,9 @@ func (r *router) invoke(ctx context.Context, identity, method string, payload []
 		if err != nil {
 			if ctx.Err() != nil {
 				return methodResponse{}, context.Cause(ctx)
+			}
+			if errors.Is(err, errNotSubscribed) {
+				continue // it unsubscribed since: wait for it as for any device
 			}
 			// The session ended between the check and the delivery; it
 			// detaches itself, so the next wait sees the change.
