@@ -57,17 +57,18 @@ type FakeOptions struct {
 type Fake struct {
 	opts FakeOptions
 
-	mu        sync.Mutex
-	conn      *fakeConn     // the connected client, if any
-	connected chan struct{} // closed while conn is set; replaced when it drops
-	dialErr   error         // returned by the next failDials dials
-	failDials int           // < 0: every dial
-	dials     int
-	refreshes int
-	nextID    uint64
-	waiting   map[string]chan answer // request id → the Invoke awaiting it
-	answers   map[string]int         // request id → answers received
-	dupes     int
+	mu          sync.Mutex
+	conn        *fakeConn     // the connected client, if any
+	connected   chan struct{} // closed while conn is set; replaced when it drops
+	dialErr     error         // returned by the next failDials dials
+	failDials   int           // < 0: every dial
+	dials       int
+	refreshes   int
+	nextID      uint64
+	waiting     map[string]chan answer // request id → the Invoke awaiting it
+	answeredIDs map[string]bool        // the ids of recently answered requests
+	recent      []string               // the same ids, oldest first, at most rememberAnswers
+	dupes       int
 }
 
 type answer struct {
@@ -77,7 +78,7 @@ type answer struct {
 
 // NewFake returns a Fake with no client connected.
 func NewFake(opts *FakeOptions) *Fake {
-	f := &Fake{connected: make(chan struct{}), waiting: map[string]chan answer{}, answers: map[string]int{}}
+	f := &Fake{connected: make(chan struct{}), waiting: map[string]chan answer{}, answeredIDs: map[string]bool{}}
 	if opts != nil {
 		f.opts = *opts
 	}
@@ -268,8 +269,13 @@ func (f *Fake) Refreshes() int {
 	return f.refreshes
 }
 
+// rememberAnswers is how many answered request ids the fake keeps to
+// recognise a duplicate answer, so that long tests use bounded memory.
+const rememberAnswers = 4096
+
 // DuplicateAnswers returns how many answers came for a request that had
-// been answered already. A correct client never sends any.
+// been answered already (among the last 4,096 answered). A correct client
+// never sends any.
 func (f *Fake) DuplicateAnswers() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -280,10 +286,15 @@ func (f *Fake) DuplicateAnswers() int {
 func (f *Fake) answered(id string, status int, payload []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.answers[id]++
-	if f.answers[id] > 1 {
+	if f.answeredIDs[id] {
 		f.dupes++
 		return
+	}
+	f.answeredIDs[id] = true
+	f.recent = append(f.recent, id)
+	if len(f.recent) > rememberAnswers {
+		delete(f.answeredIDs, f.recent[0])
+		f.recent = f.recent[1:]
 	}
 	if ch, ok := f.waiting[id]; ok {
 		ch <- answer{status, append([]byte(nil), payload...)}

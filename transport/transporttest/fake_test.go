@@ -3,6 +3,7 @@ package transporttest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -71,5 +72,25 @@ func TestInvokeWaitsForConnection(t *testing.T) {
 	defer cancel()
 	if _, _, err := f.Invoke(ctx, "m", nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Invoke with nobody connected = %v, want the context's deadline", err)
+	}
+}
+
+func TestDuplicateAnswersUseBoundedMemory(t *testing.T) {
+	f := NewFake(nil)
+	req := func(i int) *transport.MethodRequest { return &transport.MethodRequest{RequestID: fmt.Sprint(i)} }
+	c := &fakeConn{fake: f, wake: make(chan struct{}, 1), dead: make(chan struct{})}
+	for i := range 3 * rememberAnswers {
+		if err := c.Respond(t.Context(), req(i), 200, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Respond(t.Context(), req(3*rememberAnswers-1), 200, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.DuplicateAnswers(); got != 1 {
+		t.Errorf("DuplicateAnswers = %d, want 1", got)
+	}
+	if n := len(f.answeredIDs); n > rememberAnswers {
+		t.Errorf("the fake remembers %d answered ids, want at most %d", n, rememberAnswers)
 	}
 }
