@@ -174,7 +174,9 @@ func (c *Client) respond(ctx context.Context, cl *call, status int, body []byte)
 		if conn != nil {
 			err := conn.Respond(ctx, cl.req, status, body)
 			if err == nil {
-				c.log.Debug("method answered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status)
+				if c.log.Enabled(ctx, slog.LevelDebug) { // spare the arguments' allocations otherwise
+					c.log.Debug("method answered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status)
+				}
 				return
 			}
 			lastErr = err

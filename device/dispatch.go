@@ -26,7 +26,8 @@ const (
 // call is one request in the client's care, from receipt to answer.
 type call struct {
 	req      *transport.MethodRequest
-	answered atomic.Bool // set by whoever answers first: the handler or its deadline
+	handed   MethodRequest // what the handler sees, kept here to spare an allocation
+	answered atomic.Bool   // set by whoever answers first: the handler or its deadline
 }
 
 // dispatcher runs handlers on an elastic pool of at most max goroutines,
@@ -153,7 +154,7 @@ func (d *dispatcher) run(c *call) bool {
 		d.log.Warn("method handler overran", "method", c.req.Name, "request_id", c.req.RequestID, "status", status)
 		d.send(c, status, body)
 	})
-	resp, err := d.call(ctx, c.req)
+	resp, err := d.call(ctx, c)
 	if !stop() && c.answered.Load() {
 		// The deadline answered; the result is dropped and the slot
 		// belongs to someone else now.
@@ -198,7 +199,8 @@ func (d *dispatcher) send(c *call, status int, body []byte) {
 }
 
 // call runs the handler, turning a panic into an error.
-func (d *dispatcher) call(ctx context.Context, req *transport.MethodRequest) (resp *MethodResponse, err error) {
+func (d *dispatcher) call(ctx context.Context, c *call) (resp *MethodResponse, err error) {
+	req := c.req
 	defer func() {
 		if p := recover(); p != nil {
 			d.log.Error("method handler panicked", "method", req.Name, "request_id", req.RequestID,
@@ -210,7 +212,8 @@ func (d *dispatcher) call(ctx context.Context, req *transport.MethodRequest) (re
 	if len(req.Payload) > 0 {
 		payload = req.Payload
 	}
-	return d.handler.ServeMethod(ctx, &MethodRequest{Name: req.Name, RequestID: req.RequestID, Payload: payload})
+	c.handed = MethodRequest{Name: req.Name, RequestID: req.RequestID, Payload: payload}
+	return d.handler.ServeMethod(ctx, &c.handed)
 }
 
 // response turns a handler's result into the status and body to send,

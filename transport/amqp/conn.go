@@ -113,7 +113,9 @@ func (c *conn) pump() {
 		}
 		select {
 		case c.requests <- req:
-			c.log.Debug("amqp: method request received", "method", req.Name, "request_id", req.RequestID)
+			if c.log.Enabled(context.Background(), slog.LevelDebug) { // spare the arguments' allocations otherwise
+				c.log.Debug("amqp: method request received", "method", req.Name, "request_id", req.RequestID)
+			}
 		default:
 			c.log.Warn("amqp: request queue full, answering 503", "method", req.Name, "request_id", req.RequestID, "status", busyStatus)
 			select {
@@ -226,7 +228,9 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 		}
 		return fmt.Errorf("amqp: respond: %w", err)
 	}
-	c.log.Debug("amqp: method response sent", "method", req.Name, "request_id", req.RequestID, "status", status)
+	if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.Debug("amqp: method response sent", "method", req.Name, "request_id", req.RequestID, "status", status)
+	}
 	return nil
 }
 

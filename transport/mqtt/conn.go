@@ -70,7 +70,9 @@ func (c *conn) onMessage(_ paho.Client, m paho.Message) {
 	}
 	select {
 	case c.requests <- req:
-		c.log.Debug("mqtt: method request received", "method", name, "request_id", rid)
+		if c.log.Enabled(context.Background(), slog.LevelDebug) { // spare the arguments' allocations otherwise
+			c.log.Debug("mqtt: method request received", "method", name, "request_id", rid)
+		}
 	default:
 		c.log.Warn("mqtt: request queue full, answering 503", "method", name, "request_id", rid, "status", busyStatus)
 		// Not waiting on the token keeps this callback from blocking.
@@ -143,7 +145,9 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 		if err := tok.Error(); err != nil {
 			return fmt.Errorf("mqtt: respond: %w: %w", transport.ErrConnLost, err)
 		}
-		c.log.Debug("mqtt: method response sent", "method", req.Name, "request_id", req.RequestID, "status", status)
+		if c.log.Enabled(ctx, slog.LevelDebug) {
+			c.log.Debug("mqtt: method response sent", "method", req.Name, "request_id", req.RequestID, "status", status)
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
