@@ -30,6 +30,9 @@ type conn struct {
 	lostOnce sync.Once
 	lostErr  error // set before lost is closed
 
+	publishMu sync.RWMutex // held (read) while paho.Publish runs
+	stopping  bool         // set by Close before paho disconnects
+
 	closed       chan struct{} // closed by Close
 	closeOnce    sync.Once
 	shutdownDone chan struct{} // closed by Close once paho has stopped: no request arrives after it
@@ -76,7 +79,7 @@ func (c *conn) onMessage(_ paho.Client, m paho.Message) {
 	default:
 		c.log.Warn("mqtt: request queue full, answering 503", "method", name, "request_id", rid, "status", busyStatus)
 		// Not waiting on the token keeps this callback from blocking.
-		c.client.Publish(string(AppendResponseTopic(nil, busyStatus, rid)), 1, false, busyPayload)
+		c.publish(string(AppendResponseTopic(nil, busyStatus, rid)), busyPayload)
 	}
 }
 
@@ -126,6 +129,17 @@ func (c *conn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 	}
 }
 
+// publish hands a QoS 1 message to paho, unless Close has begun (ok is
+// false then).
+func (c *conn) publish(topic string, payload []byte) (tok paho.Token, ok bool) {
+	c.publishMu.RLock()
+	defer c.publishMu.RUnlock()
+	if c.stopping {
+		return nil, false
+	}
+	return c.client.Publish(topic, 1, false, payload), true
+}
+
 // Respond publishes the response at QoS 1 and waits for the PUBACK.
 func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte) error {
 	select {
@@ -139,7 +153,10 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 	if payload == nil {
 		payload = []byte{}
 	}
-	tok := c.client.Publish(topic, 1, false, payload)
+	tok, ok := c.publish(topic, payload)
+	if !ok {
+		return fmt.Errorf("mqtt: respond: %w", net.ErrClosed)
+	}
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {
@@ -185,6 +202,12 @@ func (c *conn) Quiesce(ctx context.Context) error {
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		// No Publish may start once paho disconnects: one that passed
+		// paho's connected check just before would wait 30 s on a queue
+		// nobody reads any more, holding its answer back.
+		c.publishMu.Lock()
+		c.stopping = true
+		c.publishMu.Unlock()
 		c.shutdown()
 		close(c.shutdownDone)
 		c.log.Info("mqtt disconnected")
