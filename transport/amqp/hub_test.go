@@ -2,13 +2,8 @@ package amqp
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 	iamqp "github.com/directmethods/iotdevice/internal/amqp"
+	"github.com/directmethods/iotdevice/internal/testcert"
 	"github.com/directmethods/iotdevice/transport/ws"
 )
 
@@ -77,68 +73,21 @@ type testPKI struct {
 }
 
 var pki = sync.OnceValue(func() *testPKI {
-	caKey := mustKey()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "fake amqp hub test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	cert, roots, err := testcert.Server()
 	if err != nil {
 		panic(err)
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		panic(err)
-	}
-	srvKey := mustKey()
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
-	if err != nil {
-		panic(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	return &testPKI{roots: roots, serverCert: tls.Certificate{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}
+	return &testPKI{roots: roots, serverCert: cert}
 })
-
-func mustKey() *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	return k
-}
 
 // selfSignedClientCert returns a client certificate as an X.509 device has.
 func selfSignedClientCert(t *testing.T) tls.Certificate {
 	t.Helper()
-	key := mustKey()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(3),
-		Subject:      pkix.Name{CommonName: "device-1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	cert, err := testcert.Client("device-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return cert
 }
 
 func (h *fakeHub) serverTLS() *tls.Config {
