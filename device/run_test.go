@@ -110,17 +110,31 @@ func TestDefaultBackoffHasFullJitterAndCap(t *testing.T) {
 
 func TestThrottledWaitsLonger(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, nil, &device.ClientOptions{Backoff: func(int) time.Duration { return time.Millisecond }}, echoMux)
-		ctx := context.Background()
-		h.fake.FailDials(1, fmt.Errorf("quota: %w", transport.ErrThrottled))
+		fake := transporttest.NewFake(nil)
+		// Armed before Run starts, so that the very first dial is refused.
+		fake.FailDials(1, fmt.Errorf("quota: %w", transport.ErrThrottled))
+		cred, _ := sas.NewKeyCredential(testKeyB64, "", 0)
+		c, err := device.NewClient(testHost, "dev-1", cred, &device.ClientOptions{
+			Transport: fake,
+			Backoff:   func(int) time.Duration { return time.Millisecond },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
 		begin := time.Now()
-		if err := h.fake.WaitConnected(ctx); err != nil {
+		go func() { done <- c.Run(context.Background(), device.NewMethodMux()) }()
+		if err := fake.WaitConnected(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		if got := time.Since(begin); got < 10*time.Second {
-			t.Errorf("reconnected %v after throttling, want at least 10s", got)
+			t.Errorf("connected %v after a throttled refusal, want at least 10s", got)
 		}
-		h.stop()
+		if n := fake.Dials(); n != 2 {
+			t.Errorf("%d dials, want 2", n)
+		}
+		c.Close()
+		<-done
 	})
 }
 
