@@ -164,10 +164,12 @@ func (c *Client) liveConn() (transport.Conn, <-chan struct{}, bool) {
 
 // respond sends an answer on the live connection. When the connection that
 // delivered the request has gone, the answer goes on the next one, so a
-// request received before a reconnect is still answered, once.
+// request received before a reconnect is still answered, once. ctx bounds
+// the whole delivery, and respond adds no timeout of its own: the
+// dispatcher passes the call's answer context (see call), which ends
+// respondTimeout after the delivery first waits on it, or when the
+// shutdown gives up on answers.
 func (c *Client) respond(ctx context.Context, cl *call, status int, body []byte) {
-	ctx, cancel := context.WithTimeout(ctx, respondTimeout)
-	defer cancel()
 	var lastErr error
 	for {
 		conn, moved, final := c.liveConn()

@@ -23,19 +23,13 @@ const (
 	statusHandlerTimeout = 504
 )
 
-// call is one request in the client's care, from receipt to answer.
-type call struct {
-	req      *transport.MethodRequest
-	handed   MethodRequest // what the handler sees, kept here to spare an allocation
-	answered atomic.Bool   // set by whoever answers first: the handler or its deadline
-}
-
-// dispatcher runs handlers on an elastic pool of at most max goroutines,
-// queueing up to maxPending requests behind them. Each call is answered
-// exactly once: with the handler's result, or on the handler's behalf
-// when its deadline passes or the client shuts down, whichever is first. A
-// handler that overruns its deadline gives its slot back at the deadline,
-// so handlers that ignore their context cannot starve the others.
+// dispatcher runs handlers on a pool of at most max slots, queueing up to
+// maxPending requests behind them. Handlers run on pooled workers (see
+// workers.go). Each call is answered exactly once (see call): with the
+// handler's result, or on the handler's behalf when its deadline passes or
+// the client shuts down, whichever is first. A handler that overruns its
+// deadline gives its slot back at the deadline, so handlers that ignore
+// their context cannot starve the others.
 type dispatcher struct {
 	handler    MethodHandler
 	respond    func(ctx context.Context, c *call, status int, body []byte)
@@ -44,48 +38,58 @@ type dispatcher struct {
 	maxPending int
 	log        *slog.Logger
 
-	// base is the parent of every handler context; cancelled at the end of
-	// the shutdown grace period.
-	base       context.Context
-	cancelBase context.CancelFunc
-	// answers is the parent of every answer's delivery; cancelled
-	// answerGrace after base, so that an answer waiting for a connection
-	// or an acknowledgement does not hold the shutdown.
-	answers       context.Context
-	cancelAnswers context.CancelFunc
+	// stopping is set at the end of the shutdown grace period: handlers
+	// still running are cancelled and no new one starts.
+	stopping atomic.Bool
+	// answersOver is set answerGrace after stopping, so that an answer
+	// waiting for a connection or an acknowledgement does not hold the
+	// shutdown.
+	answersOver atomic.Bool
 
 	mu      sync.Mutex
-	active  int     // slots taken
-	pending []*call // waiting for a slot
-	idle    chan struct{}
+	active  int                // slots taken
+	pending []*call            // waiting for a slot
+	running map[*call]struct{} // holding a slot or answering after an overrun; shutdown cancels them
+	idle    chan struct{}      // closed when active drops to 0; made by drain
+	parked  []*worker          // the pool's parked workers, most recent last
+	closed  bool               // the pool is closed: workers end instead of parking
+
+	fewestParked int           // low-water mark of len(parked) since the last sweep
+	sweeping     bool          // sweeper is set
+	sweeper      *time.Timer   // runs sweep
+	sweepEnded   chan struct{} // closed by a sweep that found the pool closed
 
 	// calls counts the calls in our care: added on receipt, done once
-	// answered (or dropped). Close waits on it.
+	// answered. shutdown waits on it.
 	calls sync.WaitGroup
+	// workers counts the workers in the pool; closePool waits on it.
+	workers sync.WaitGroup
+	// spawned counts the workers ever started, for tests.
+	spawned atomic.Int32
 }
 
 func newDispatcher(h MethodHandler, o *ClientOptions, respond func(context.Context, *call, int, []byte)) *dispatcher {
-	base, cancel := context.WithCancel(context.Background())
-	answers, cancelAnswers := context.WithCancel(context.Background())
 	return &dispatcher{
 		handler: h, respond: respond, timeout: o.MethodTimeout,
 		max: o.MaxConcurrentMethods, maxPending: o.MaxPendingMethods, log: o.Logger,
-		base: base, cancelBase: cancel, answers: answers, cancelAnswers: cancelAnswers,
+		running: make(map[*call]struct{}),
 	}
 }
 
 // submit takes a request from the receive loop. It never blocks on a
 // handler: the request starts at once, waits in the queue, or, when the
-// queue is full, is answered 503 right here.
+// queue is full, is answered 503 right here. The receive loop has ended
+// before shutdown starts, so submit never meets a closed pool.
 func (d *dispatcher) submit(req *transport.MethodRequest) {
-	c := &call{req: req}
+	c := newCall(d, req)
 	d.calls.Add(1)
 	d.mu.Lock()
 	switch {
 	case d.active < d.max:
 		d.active++
+		w := d.launchLocked(c)
 		d.mu.Unlock()
-		go d.work(c) // owned by the dispatcher: counted in d.calls until answered
+		d.launch(w, c)
 		return
 	case len(d.pending) < d.maxPending:
 		d.pending = append(d.pending, c)
@@ -94,112 +98,104 @@ func (d *dispatcher) submit(req *transport.MethodRequest) {
 	}
 	d.mu.Unlock()
 	d.log.Warn("request refused: too many pending requests", "method", req.Name, "request_id", req.RequestID)
-	d.finish(c, statusUnavailable, errorBody("device busy: too many pending requests"))
+	d.deliver(c, statusUnavailable, errorBody("device busy: too many pending requests"))
+	d.calls.Done()
 }
 
-// work runs c, then any queued calls, until the queue is empty or its
-// handler overran its deadline (its slot was then handed on already).
-func (d *dispatcher) work(c *call) {
-	for c != nil {
-		if !d.run(c) {
-			return
-		}
-		c = d.next()
+// dequeueLocked takes the next queued call, if any. d.mu is held.
+func (d *dispatcher) dequeueLocked() *call {
+	if len(d.pending) == 0 {
+		return nil
 	}
+	c := d.pending[0]
+	d.pending[0] = nil
+	d.pending = d.pending[1:]
+	return c
 }
 
-// next hands the slot to the next queued call, or frees it.
-func (d *dispatcher) next() *call {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.pending) > 0 {
-		c := d.pending[0]
-		d.pending[0] = nil
-		d.pending = d.pending[1:]
-		return c
-	}
+// releaseSlotLocked frees a slot. d.mu is held.
+func (d *dispatcher) releaseSlotLocked() {
 	d.active--
 	if d.active == 0 && d.idle != nil {
 		close(d.idle)
 		d.idle = nil
 	}
-	return nil
 }
 
-// run serves one call and reports whether this goroutine still owns its
-// slot (false when the deadline answered first and passed the slot on).
+// run serves one call on a worker and reports whether the worker still
+// owns its slot (false when the deadline or the shutdown answered first
+// and passed the slot on).
 func (d *dispatcher) run(c *call) bool {
 	if status, body, ok := checkRequest(c.req); !ok {
-		d.finish(c, status, body)
+		d.deliver(c, status, body)
+		d.calls.Done()
 		return true
 	}
-	if d.base.Err() != nil { // shutting down: queued calls get no handler
-		d.finish(c, statusUnavailable, errorBody("device shutting down"))
+	if !c.begin(d.timeout) { // shutting down: queued calls get no handler
+		d.deliver(c, statusUnavailable, errorBody("device shutting down"))
+		d.calls.Done()
 		return true
 	}
-	ctx, cancel := context.WithTimeout(d.base, d.timeout)
-	defer cancel()
-	// When the deadline passes or the client shuts down first, answer on
-	// the handler's behalf and pass the slot on, so that a handler that
-	// ignores its context neither leaves the caller waiting nor holds a
-	// slot. The callback's goroutine is accounted for by d.calls.
-	stop := context.AfterFunc(ctx, func() {
-		if !c.answered.CompareAndSwap(false, true) {
-			return
-		}
-		if next := d.next(); next != nil {
-			go d.work(next) // owned by the dispatcher, like the others
-		}
-		status, body := d.overrun()
-		d.log.Warn("method handler overran", "method", c.req.Name, "request_id", c.req.RequestID, "status", status)
-		d.send(c, status, body)
-	})
-	resp, err := d.call(ctx, c)
-	if !stop() && c.answered.Load() {
-		// The deadline answered; the result is dropped and the slot
-		// belongs to someone else now.
+	resp, err := d.call(c)
+	if !c.end() {
+		// The deadline or the shutdown answered; the result is dropped and
+		// the slot belongs to someone else now.
 		d.log.Warn("method handler returned after its deadline; result dropped", "method", c.req.Name, "request_id", c.req.RequestID)
 		return false
 	}
-	if !c.answered.CompareAndSwap(false, true) {
-		return false
-	}
-	var status int
-	var body []byte
-	if err != nil && ctx.Err() != nil {
-		// The handler gave up because its context ended: answer as the
-		// deadline would have, whoever got here first.
-		status, body = d.overrun()
-	} else {
-		status, body = d.response(c.req, resp, err)
-	}
-	d.send(c, status, body)
+	status, body := d.response(c.req, resp, err)
+	d.deliver(c, status, body)
+	d.calls.Done()
 	return true
+}
+
+// overran answers for a handler whose deadline passed or that the
+// shutdown cancelled, and passes its slot on. The handler's worker stays
+// with the handler, outside the pool, until the handler returns. It runs
+// on the timer's goroutine or on one shutdown started, accounted for by
+// d.calls.
+func (d *dispatcher) overran(c *call) {
+	d.mu.Lock()
+	next := d.dequeueLocked()
+	var w *worker
+	if next != nil {
+		w = d.launchLocked(next)
+	} else {
+		d.releaseSlotLocked()
+	}
+	d.mu.Unlock()
+	if next != nil {
+		d.launch(w, next)
+	}
+	d.workers.Done() // the worker left the pool
+	status, body := d.overrun()
+	d.log.Warn("method handler overran", "method", c.req.Name, "request_id", c.req.RequestID, "status", status)
+	d.deliver(c, status, body)
+	d.mu.Lock()
+	delete(d.running, c)
+	d.mu.Unlock()
+	d.calls.Done()
 }
 
 // overrun is the answer for a handler whose context ended: 504 past its
 // deadline, 503 when the client shuts down.
 func (d *dispatcher) overrun() (int, []byte) {
-	if d.base.Err() != nil {
+	if d.stopping.Load() {
 		return statusUnavailable, errorBody("device shutting down")
 	}
 	return statusHandlerTimeout, errorBody(fmt.Sprintf("method handler did not answer within %v", d.timeout))
 }
 
-// finish answers a call that no handler saw.
-func (d *dispatcher) finish(c *call, status int, body []byte) {
-	c.answered.Store(true)
-	d.send(c, status, body)
-}
-
-// send delivers the answer and releases the call.
-func (d *dispatcher) send(c *call, status int, body []byte) {
-	defer d.calls.Done()
-	d.respond(d.answers, c, status, body)
+// deliver sends a call's answer under the call's answer context: bounded
+// by respondTimeout and given up at the end of the shutdown.
+func (d *dispatcher) deliver(c *call, status int, body []byte) {
+	c.startAnswer()
+	d.respond((*answerContext)(c), c, status, body)
+	c.endAnswer()
 }
 
 // call runs the handler, turning a panic into an error.
-func (d *dispatcher) call(ctx context.Context, c *call) (resp *MethodResponse, err error) {
+func (d *dispatcher) call(c *call) (resp *MethodResponse, err error) {
 	req := c.req
 	defer func() {
 		if p := recover(); p != nil {
@@ -213,7 +209,7 @@ func (d *dispatcher) call(ctx context.Context, c *call) (resp *MethodResponse, e
 		payload = req.Payload
 	}
 	c.handed = MethodRequest{Name: req.Name, RequestID: req.RequestID, Payload: payload}
-	return d.handler.ServeMethod(ctx, &c.handed)
+	return d.handler.ServeMethod((*handlerContext)(c), &c.handed)
 }
 
 // response turns a handler's result into the status and body to send,
@@ -241,7 +237,7 @@ func (d *dispatcher) response(req *transport.MethodRequest, resp *MethodResponse
 	case len(body) > MaxPayloadSize:
 		d.log.Error("method response too large; answering 500", "method", req.Name, "request_id", req.RequestID, "size", len(body))
 		return statusInternal, errorBody(fmt.Sprintf("invalid response: payload of %d bytes exceeds the limit of %d", len(body), MaxPayloadSize))
-	case !json.Valid(body):
+	case !validJSON(body):
 		d.log.Error("method response is not valid JSON; answering 500", "method", req.Name, "request_id", req.RequestID)
 		return statusInternal, errorBody("invalid response: payload is not valid JSON")
 	}
@@ -255,7 +251,7 @@ func checkRequest(req *transport.MethodRequest) (int, []byte, bool) {
 	switch {
 	case len(req.Payload) > MaxPayloadSize:
 		return statusTooLarge, errorBody(fmt.Sprintf("request payload of %d bytes exceeds the limit of %d", len(req.Payload), MaxPayloadSize)), false
-	case len(req.Payload) > 0 && !json.Valid(req.Payload):
+	case len(req.Payload) > 0 && !validJSON(req.Payload):
 		return statusBadRequest, errorBody("request payload is not valid JSON"), false
 	}
 	return 0, nil, true
@@ -280,20 +276,53 @@ func (d *dispatcher) drain(ctx context.Context) {
 }
 
 // shutdown lets running handlers finish for up to grace, then cancels them
-// (their calls are answered 503 on their behalf) and waits until every
-// call has been answered. Handlers that ignore cancellation are left
-// behind: Go cannot stop them.
+// (their calls are answered 503 on their behalf), waits until every call
+// has been answered, and closes the pool. Handlers that ignore
+// cancellation are left behind: Go cannot stop them.
 func (d *dispatcher) shutdown(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	d.drain(ctx)
 	cancel()
-	d.cancelBase()
+	d.stopping.Store(true)
+	for _, c := range d.runningCalls() {
+		if c.abort() {
+			go d.overran(c) // owned by the dispatcher: counted in d.calls until it has answered
+		}
+	}
 	// The answers of cancelled handlers get answerGrace to go out; then
 	// answers still waiting for a connection or an acknowledgement give up.
-	giveUp := time.AfterFunc(answerGrace, d.cancelAnswers)
+	gaveUp := make(chan struct{})
+	giveUp := time.AfterFunc(answerGrace, func() { // runs on its own goroutine; joined below
+		d.giveUpAnswers()
+		close(gaveUp)
+	})
 	d.calls.Wait()
-	giveUp.Stop()
-	d.cancelAnswers()
+	if !giveUp.Stop() {
+		<-gaveUp
+	}
+	d.giveUpAnswers()
+	d.closePool()
+}
+
+// giveUpAnswers ends the delivery of every answer still under way, and of
+// any answer started from now on.
+func (d *dispatcher) giveUpAnswers() {
+	d.answersOver.Store(true)
+	for _, c := range d.runningCalls() {
+		c.giveUpAnswer()
+	}
+}
+
+// runningCalls returns the calls holding a slot or answering after an
+// overrun.
+func (d *dispatcher) runningCalls() []*call {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	calls := make([]*call, 0, len(d.running))
+	for c := range d.running {
+		calls = append(calls, c)
+	}
+	return calls
 }
 
 // answerGrace is how long answers may still take once the shutdown grace

@@ -66,8 +66,10 @@ type Fake struct {
 	refreshes   int
 	nextID      uint64
 	waiting     map[string]chan answer // request id → the Invoke awaiting it
+	spare       []chan answer          // emptied answer channels, reused by later Invokes
 	answeredIDs map[string]bool        // the ids of recently answered requests
-	recent      []string               // the same ids, oldest first, at most rememberAnswers
+	recent      []string               // the same ids in a ring of rememberAnswers, oldest at recentNext once full
+	recentNext  int
 	dupes       int
 }
 
@@ -237,22 +239,34 @@ func (f *Fake) Invoke(ctx context.Context, method string, payload []byte) (statu
 	}
 	f.nextID++
 	id := strconv.FormatUint(f.nextID, 16)
-	ch := make(chan answer, 1)
+	ch := f.answerChan()
 	f.waiting[id] = ch
 	f.mu.Unlock()
-	defer func() {
-		f.mu.Lock()
-		delete(f.waiting, id)
-		f.mu.Unlock()
-	}()
 
 	c.deliver(&transport.MethodRequest{Name: method, RequestID: id, Payload: append([]byte(nil), payload...)})
 	select {
 	case a := <-ch:
+		f.mu.Lock()
+		delete(f.waiting, id)
+		f.spare = append(f.spare, ch) // received from, so empty, and no longer reachable by answered
+		f.mu.Unlock()
 		return a.status, a.payload, nil
 	case <-ctx.Done():
+		f.mu.Lock()
+		delete(f.waiting, id) // ch may hold a late answer: not reused
+		f.mu.Unlock()
 		return 0, nil, fmt.Errorf("transporttest: no answer to %s: %w", method, ctx.Err())
 	}
+}
+
+// answerChan returns an empty channel for one answer. f.mu is held.
+func (f *Fake) answerChan() chan answer {
+	if n := len(f.spare); n > 0 {
+		ch := f.spare[n-1]
+		f.spare = f.spare[:n-1]
+		return ch
+	}
+	return make(chan answer, 1)
 }
 
 // Dials returns how many times Dial was called.
@@ -291,10 +305,12 @@ func (f *Fake) answered(id string, status int, payload []byte) {
 		return
 	}
 	f.answeredIDs[id] = true
-	f.recent = append(f.recent, id)
-	if len(f.recent) > rememberAnswers {
-		delete(f.answeredIDs, f.recent[0])
-		f.recent = f.recent[1:]
+	if len(f.recent) < rememberAnswers {
+		f.recent = append(f.recent, id)
+	} else { // forget the oldest in its slot of the ring
+		delete(f.answeredIDs, f.recent[f.recentNext])
+		f.recent[f.recentNext] = id
+		f.recentNext = (f.recentNext + 1) % rememberAnswers
 	}
 	if ch, ok := f.waiting[id]; ok {
 		ch <- answer{status, append([]byte(nil), payload...)}
@@ -389,7 +405,11 @@ func (c *fakeConn) Receive(ctx context.Context) (*transport.MethodRequest, error
 		c.mu.Lock()
 		if len(c.queue) > 0 {
 			req := c.queue[0]
-			c.queue = c.queue[1:]
+			// Shift rather than reslice, so the array is reused by the
+			// next deliver instead of reallocated; queues are short.
+			n := copy(c.queue, c.queue[1:])
+			c.queue[n] = nil
+			c.queue = c.queue[:n]
 			c.mu.Unlock()
 			return req, nil
 		}

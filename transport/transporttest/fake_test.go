@@ -94,3 +94,63 @@ func TestDuplicateAnswersUseBoundedMemory(t *testing.T) {
 		t.Errorf("the fake remembers %d answered ids, want at most %d", n, rememberAnswers)
 	}
 }
+
+func TestDuplicateAnswersForgetOldestFirst(t *testing.T) {
+	f := NewFake(nil)
+	c := &fakeConn{fake: f, wake: make(chan struct{}, 1), dead: make(chan struct{})}
+	respond := func(i int) {
+		t.Helper()
+		if err := c.Respond(t.Context(), &transport.MethodRequest{RequestID: fmt.Sprint(i)}, 200, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range rememberAnswers + 1 { // the first id falls out of the window
+		respond(i)
+	}
+	respond(0) // forgotten: not a duplicate, and now remembered again, pushing out id 1
+	respond(2) // still remembered
+	respond(rememberAnswers)
+	if got := f.DuplicateAnswers(); got != 2 {
+		t.Errorf("DuplicateAnswers = %d, want 2 (ids 2 and %d)", got, rememberAnswers)
+	}
+	respond(1)
+	if got := f.DuplicateAnswers(); got != 2 {
+		t.Errorf("DuplicateAnswers = %d after answering the pushed-out id 1, want still 2", got)
+	}
+}
+
+func TestInvokeReusesAnswerChannels(t *testing.T) {
+	f := NewFake(nil)
+	conn, err := f.Dial(t.Context(), testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	echoed := make(chan error, 1)
+	go func() { // owned by the test: ends when conn is closed
+		for {
+			req, err := conn.Receive(ctx)
+			if err != nil {
+				echoed <- err
+				return
+			}
+			conn.Respond(ctx, req, 200, req.Payload)
+		}
+	}()
+	for i := range 50 {
+		want := fmt.Sprintf(`{"i":%d}`, i)
+		status, body, err := f.Invoke(ctx, "m", []byte(want))
+		if err != nil || status != 200 || string(body) != want {
+			t.Fatalf("call %d: %d %s %v", i, status, body, err)
+		}
+	}
+	if n := len(f.spare); n != 1 {
+		t.Errorf("%d spare answer channels after 50 sequential calls, want 1 reused", n)
+	}
+	conn.Close()
+	if err := <-echoed; !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Receive after Close = %v", err)
+	}
+}

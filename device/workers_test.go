@@ -1,0 +1,387 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/directmethods/iotdevice/transport"
+	"github.com/google/go-cmp/cmp"
+)
+
+// answerRecord is one answer a test dispatcher sent.
+type answerRecord struct {
+	ID     string
+	Status int
+	Err    string // the answer context's error once respond returned, if any
+}
+
+// testDispatcher is a dispatcher whose answers go to a channel. respond,
+// when set, runs before the answer is recorded (to block, for instance).
+type testDispatcher struct {
+	*dispatcher
+	answers chan answerRecord
+	respond func(ctx context.Context)
+	nextID  int
+}
+
+func newTestDispatcher(h MethodHandlerFunc, max, maxPending int, timeout time.Duration) *testDispatcher {
+	td := &testDispatcher{answers: make(chan answerRecord, 64)}
+	o := &ClientOptions{MethodTimeout: timeout, MaxConcurrentMethods: max, MaxPendingMethods: maxPending, Logger: slog.New(slog.DiscardHandler)}
+	td.dispatcher = newDispatcher(h, o, func(ctx context.Context, c *call, status int, _ []byte) {
+		if td.respond != nil {
+			td.respond(ctx)
+		}
+		var e string
+		if err := ctx.Err(); err != nil {
+			e = err.Error()
+		}
+		td.answers <- answerRecord{ID: c.req.RequestID, Status: status, Err: e}
+	})
+	return td
+}
+
+// submit hands the dispatcher a request with the next id.
+func (td *testDispatcher) submit(method string) string {
+	td.nextID++
+	id := fmt.Sprint(td.nextID)
+	td.dispatcher.submit(&transport.MethodRequest{Name: method, RequestID: id})
+	return id
+}
+
+// workerStacks counts the goroutines running a worker's loop.
+func workerStacks() int {
+	return strings.Count(stacks(), "device.(*dispatcher).work(")
+}
+
+func TestIdleWorkersEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		td := newTestDispatcher(func(context.Context, *MethodRequest) (*MethodResponse, error) {
+			<-gate
+			return nil, nil
+		}, 4, 8, time.Minute)
+		for range 3 {
+			td.submit("m")
+		}
+		synctest.Wait()
+		close(gate)
+		for range 3 {
+			<-td.answers
+		}
+		synctest.Wait()
+		if got := td.parkedWorkers(); got != 3 {
+			t.Fatalf("parked workers after a burst of 3: %d, want 3", got)
+		}
+
+		// One worker stays busy with a call every second; the two others
+		// end within two idle periods.
+		parkedAt := time.Now()
+		for time.Since(parkedAt) < 2*workerIdle+time.Second {
+			td.submit("m")
+			<-td.answers
+			time.Sleep(time.Second) // advances the bubble's clock
+		}
+		synctest.Wait()
+		if got, want := []int{td.parkedWorkers(), workerStacks(), int(td.spawned.Load())}, []int{1, 1, 3}; !cmp.Equal(want, got) {
+			t.Errorf("[parked, running, spawned] workers after a trickle (-want +got):\n%s", cmp.Diff(want, got))
+		}
+
+		// A quiet pool ends its last worker too.
+		time.Sleep(2 * workerIdle)
+		synctest.Wait()
+		if got := []int{td.parkedWorkers(), workerStacks()}; !cmp.Equal([]int{0, 0}, got) {
+			t.Errorf("[parked, running] workers after 2×workerIdle of quiet: %v, want none", got)
+		}
+		// The next call starts a fresh worker.
+		td.submit("m")
+		if a := <-td.answers; a.Status != 200 {
+			t.Errorf("call after the pool emptied: %+v", a)
+		}
+		td.shutdown(time.Second)
+	})
+}
+
+func TestShutdownJoinsParkedWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		td := newTestDispatcher(func(context.Context, *MethodRequest) (*MethodResponse, error) {
+			<-gate
+			return nil, nil
+		}, 4, 8, time.Minute)
+		for range 4 {
+			td.submit("m")
+		}
+		synctest.Wait()
+		close(gate)
+		for range 4 {
+			<-td.answers
+		}
+		synctest.Wait()
+		if got := td.parkedWorkers(); got != 4 {
+			t.Fatalf("parked workers: %d, want 4", got)
+		}
+		begin := time.Now()
+		td.shutdown(10 * time.Second)
+		if waited := time.Since(begin); waited != 0 {
+			t.Errorf("shutdown with only parked workers took %v, want no wait", waited)
+		}
+		synctest.Wait()
+		if n := workerStacks(); n != 0 {
+			t.Errorf("%d workers still running after shutdown", n)
+		}
+	})
+}
+
+func TestBurstOnWarmPoolQueuesThenRefuses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		running, peak := 0, 0
+		gate := make(chan struct{})
+		td := newTestDispatcher(func(context.Context, *MethodRequest) (*MethodResponse, error) {
+			mu.Lock()
+			running++
+			peak = max(peak, running)
+			mu.Unlock()
+			<-gate
+			mu.Lock()
+			running--
+			mu.Unlock()
+			return nil, nil
+		}, 2, 2, time.Minute)
+		close(gate) // warm up: two workers, then parked
+		td.submit("m")
+		td.submit("m")
+		<-td.answers
+		<-td.answers
+		synctest.Wait()
+		gate = make(chan struct{})
+
+		var ids []string
+		for range 5 {
+			ids = append(ids, td.submit("m"))
+			synctest.Wait()
+		}
+		// Two run, two wait, the fifth is refused at once.
+		if a := <-td.answers; a.ID != ids[4] || a.Status != statusUnavailable {
+			t.Errorf("first answer of the burst: %+v, want 503 for the fifth call %s", a, ids[4])
+		}
+		close(gate)
+		got := map[string]int{}
+		for range 4 {
+			a := <-td.answers
+			got[a.ID] = a.Status
+		}
+		want := map[string]int{ids[0]: 200, ids[1]: 200, ids[2]: 200, ids[3]: 200}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("answers (-want +got):\n%s", diff)
+		}
+		if peak != 2 {
+			t.Errorf("peak concurrency %d, want 2", peak)
+		}
+		if n := td.spawned.Load(); n != 2 {
+			t.Errorf("%d workers started, want the 2 warm ones reused", n)
+		}
+		td.shutdown(time.Second)
+	})
+}
+
+func TestHandlerContextAfterReturn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kept := make(chan context.Context, 1)
+		var deadline time.Time
+		td := newTestDispatcher(func(ctx context.Context, _ *MethodRequest) (*MethodResponse, error) {
+			if ctx.Err() != nil {
+				return nil, errors.New("context done while handling")
+			}
+			deadline, _ = ctx.Deadline()
+			kept <- ctx
+			return nil, nil
+		}, 1, 1, 3*time.Second)
+		begin := time.Now()
+		td.submit("m")
+		if a := <-td.answers; a.Status != 200 {
+			t.Fatalf("answer %+v", a)
+		}
+		ctx := <-kept
+		if want := begin.Add(3 * time.Second); !deadline.Equal(want) {
+			t.Errorf("deadline %v, want %v", deadline, want)
+		}
+		select {
+		case <-ctx.Done():
+		default:
+			t.Error("the handler's context is not done after it returned")
+		}
+		if !errors.Is(ctx.Err(), context.Canceled) || !errors.Is(context.Cause(ctx), context.Canceled) {
+			t.Errorf("Err %v, Cause %v; want context.Canceled", ctx.Err(), context.Cause(ctx))
+		}
+		if ctx.Value("anything") != nil {
+			t.Error("the handler's context carries a value")
+		}
+		// The next call gets a fresh context, not the kept one.
+		td.submit("m")
+		<-td.answers
+		if next := <-kept; next == ctx || next.Err() == nil || ctx.Err() == nil {
+			t.Error("a call's context was reused")
+		}
+		td.shutdown(time.Second)
+	})
+}
+
+func TestHandlerContextDeadlineAndChildren(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		type seen struct{ Err, Cause, Child string }
+		got := make(chan seen, 1)
+		td := newTestDispatcher(func(ctx context.Context, _ *MethodRequest) (*MethodResponse, error) {
+			child, cancel := context.WithCancel(ctx)
+			defer cancel()
+			<-child.Done()
+			got <- seen{ctx.Err().Error(), context.Cause(ctx).Error(), child.Err().Error()}
+			return nil, ctx.Err()
+		}, 1, 1, 2*time.Second)
+		begin := time.Now()
+		td.submit("m")
+		a := <-td.answers
+		if a.Status != statusHandlerTimeout || time.Since(begin) != 2*time.Second {
+			t.Errorf("answer %+v after %v, want 504 after 2s", a, time.Since(begin))
+		}
+		dl := context.DeadlineExceeded.Error()
+		if diff := cmp.Diff(seen{dl, dl, dl}, <-got); diff != "" {
+			t.Errorf("handler saw (-want +got):\n%s", diff)
+		}
+		td.shutdown(time.Second)
+	})
+}
+
+func TestAnswerContextBounds(t *testing.T) {
+	ok := func(context.Context, *MethodRequest) (*MethodResponse, error) { return nil, nil }
+	t.Run("respondTimeout", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			td := newTestDispatcher(ok, 1, 1, time.Minute)
+			td.respond = func(ctx context.Context) { <-ctx.Done() } // an acknowledgement that never comes
+			begin := time.Now()
+			td.submit("m")
+			a := <-td.answers
+			if waited := time.Since(begin); waited != respondTimeout || a.Err != context.DeadlineExceeded.Error() {
+				t.Errorf("answer gave up after %v with %q, want %v and the deadline", waited, a.Err, respondTimeout)
+			}
+			td.respond = nil
+			td.submit("m") // the same worker, its timer reused
+			if a := <-td.answers; a.Status != 200 || a.Err != "" {
+				t.Errorf("next answer %+v", a)
+			}
+			td.shutdown(time.Second)
+		})
+	})
+	t.Run("shutdown gives up after answerGrace", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			td := newTestDispatcher(ok, 1, 1, time.Minute)
+			td.respond = func(ctx context.Context) { <-ctx.Done() }
+			td.submit("m")
+			synctest.Wait() // the answer is under way
+			begin := time.Now()
+			td.shutdown(2 * time.Second)
+			a := <-td.answers
+			// The running call's slot is held while it answers: the grace
+			// period passes, then answerGrace.
+			if waited := time.Since(begin); waited != 2*time.Second+answerGrace || a.Err != context.Canceled.Error() {
+				t.Errorf("shutdown took %v, answer ended with %q; want %v and context.Canceled", waited, a.Err, 2*time.Second+answerGrace)
+			}
+		})
+	})
+}
+
+// A handler returning at the very instant of its deadline, or of the end
+// of the shutdown grace period, races the timer and the shutdown for the
+// answer: whoever wins, the call is answered exactly once.
+func TestAnswerOnceAtTheDeadline(t *testing.T) {
+	const timeout, calls = 2 * time.Second, 40
+	for _, grace := range []time.Duration{time.Hour, timeout} {
+		t.Run(fmt.Sprintf("grace %v", grace), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				td := newTestDispatcher(func(ctx context.Context, _ *MethodRequest) (*MethodResponse, error) {
+					time.Sleep(timeout)
+					return nil, nil
+				}, calls, 0, timeout)
+				for range calls {
+					td.submit("m")
+				}
+				if grace < time.Hour {
+					td.shutdown(grace)
+				}
+				got := map[string]int{}
+				statuses := map[int]bool{}
+				for range calls {
+					a := <-td.answers
+					got[a.ID]++
+					statuses[a.Status] = true
+				}
+				synctest.Wait()
+				select {
+				case a := <-td.answers:
+					t.Errorf("an extra answer: %+v", a)
+				default:
+				}
+				for id, n := range got {
+					if n != 1 {
+						t.Errorf("call %s answered %d times", id, n)
+					}
+				}
+				for s := range statuses {
+					if s != 200 && s != statusHandlerTimeout && s != statusUnavailable {
+						t.Errorf("unexpected status %d", s)
+					}
+				}
+				if grace == time.Hour {
+					td.shutdown(time.Second)
+				}
+			})
+		})
+	}
+}
+
+func TestHandlerContextAfterFunc(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		type seen struct {
+			Watchers      int  // goroutines watching the handler's context for derived contexts
+			Stopped       bool // stop() before the end unregistered the function
+			Ran, StopLate bool // the other function ran at the end; stop() after it reports false
+		}
+		got := make(chan seen, 1)
+		td := newTestDispatcher(func(ctx context.Context, _ *MethodRequest) (*MethodResponse, error) {
+			var s seen
+			child, cancel := context.WithTimeout(ctx, time.Hour)
+			defer cancel()
+			s.Watchers = strings.Count(stacks(), "context.(*cancelCtx).propagateCancel")
+			stopped := context.AfterFunc(ctx, func() { t.Error("a stopped AfterFunc ran") })
+			s.Stopped = stopped()
+			ran := make(chan struct{})
+			stop := context.AfterFunc(ctx, func() { close(ran) })
+			<-child.Done() // the method deadline ends the derived context too
+			<-ran
+			s.Ran, s.StopLate = true, stop()
+			got <- s
+			return nil, nil
+		}, 1, 1, 2*time.Second)
+		td.submit("m")
+		<-td.answers
+		if diff := cmp.Diff(seen{Watchers: 0, Stopped: true, Ran: true, StopLate: false}, <-got); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+		synctest.Wait()
+		td.shutdown(time.Second)
+	})
+}
+
+// stacks returns the stacks of all goroutines.
+func stacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
