@@ -16,6 +16,7 @@ import (
 	"github.com/directmethods/iotdevice/internal/transportname"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/mqtt"
+	"github.com/directmethods/iotdevice/transport/mqtt/mqttws"
 )
 
 // isWebSocket and isAMQP key transport-specific choices by name.
@@ -68,7 +69,11 @@ const pingTimeout = 2 * time.Second
 func fastDeadPeerDialer(t *testing.T, transportName string, keepAlive time.Duration) (transport.Dialer, time.Duration) {
 	t.Helper()
 	if strings.HasPrefix(transportName, "mqtt") {
-		return mqtt.NewDialer(&mqtt.Options{WebSocket: isWebSocket(transportName), PingTimeout: pingTimeout}), keepAlive + pingTimeout
+		opts := &mqtt.Options{PingTimeout: pingTimeout}
+		if isWebSocket(transportName) {
+			return mqttws.NewDialer(opts), keepAlive + pingTimeout
+		}
+		return mqtt.NewDialer(opts), keepAlive + pingTimeout
 	}
 	d, _, err := transportname.Dialer(transportName)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/amqp"
 	"github.com/directmethods/iotdevice/transport/mqtt"
+	"github.com/directmethods/iotdevice/transport/mqtt/mqttws"
 )
 
 // Names lists the accepted values, for flag help and for tests that run
@@ -25,7 +26,7 @@ func Dialer(name string) (d transport.Dialer, webSocket bool, err error) {
 	case "mqtt":
 		return mqtt.NewDialer(nil), false, nil
 	case "mqtt-ws":
-		return mqtt.NewDialer(&mqtt.Options{WebSocket: true}), true, nil
+		return mqttws.NewDialer(nil), true, nil
 	case "amqp":
 		return amqp.NewDialer(nil), false, nil
 	case "amqp-ws":

@@ -22,9 +22,10 @@ const busyStatus = 503
 // conn is one MQTT connection carrying method requests. It implements
 // transport.Conn.
 type conn struct {
-	client   paho.Client
-	log      *slog.Logger
-	requests chan *transport.MethodRequest // never closed: paho may still deliver while Close runs
+	client    paho.Client
+	log       *slog.Logger
+	requests  chan *transport.MethodRequest // never closed: paho may still deliver while Close runs
+	answerQoS byte                          // 1, or 0 with Options.AnswerAtMostOnce
 
 	lost     chan struct{} // closed when paho reports the connection lost
 	lostOnce sync.Once
@@ -44,14 +45,15 @@ var (
 	_ transport.Quiescer = (*conn)(nil)
 )
 
-func newConn(cfg *transport.Config, queueSize int) *conn {
+func newConn(cfg *transport.Config, opts *Options) *conn {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &conn{
 		log:          logger.With("transport", "mqtt"), // the client's logger names the identity
-		requests:     make(chan *transport.MethodRequest, queueSize),
+		requests:     make(chan *transport.MethodRequest, opts.QueueSize),
+		answerQoS:    answerQoS(opts),
 		lost:         make(chan struct{}),
 		closed:       make(chan struct{}),
 		shutdownDone: make(chan struct{}),
@@ -129,18 +131,27 @@ func (c *conn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 	}
 }
 
-// publish hands a QoS 1 message to paho, unless Close has begun (ok is
-// false then).
+// answerQoS is the QoS answers are published at.
+func answerQoS(opts *Options) byte {
+	if opts.AnswerAtMostOnce {
+		return 0
+	}
+	return 1
+}
+
+// publish hands an answer to paho, unless Close has begun (ok is false
+// then).
 func (c *conn) publish(topic string, payload []byte) (tok paho.Token, ok bool) {
 	c.publishMu.RLock()
 	defer c.publishMu.RUnlock()
 	if c.stopping {
 		return nil, false
 	}
-	return c.client.Publish(topic, 1, false, payload), true
+	return c.client.Publish(topic, c.answerQoS, false, payload), true
 }
 
-// Respond publishes the response at QoS 1 and waits for the PUBACK.
+// Respond publishes the response and waits for the PUBACK (QoS 1), or
+// until paho has written it (QoS 0).
 func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte) error {
 	select {
 	case <-c.closed:

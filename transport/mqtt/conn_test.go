@@ -197,40 +197,52 @@ func TestDialReturnsOnlyAfterSuback(t *testing.T) {
 }
 
 func TestRequestAndResponse(t *testing.T) {
-	c, s := dialed(t, nil)
-	s.request(t, "$iothub/methods/POST/turnOnFan/?$rid=1f", []byte(`{"speed":2}`))
-	s.request(t, "$iothub/methods/POST/getFanState/?$rid=20", nil)
+	tests := []struct {
+		name    string
+		opts    *Options
+		wantQoS byte
+	}{
+		{"answers at QoS 1 by default", nil, 1},
+		{"answers at QoS 0 when asked", &Options{AnswerAtMostOnce: true}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, s := dialed(t, tt.opts)
+			s.request(t, "$iothub/methods/POST/turnOnFan/?$rid=1f", []byte(`{"speed":2}`))
+			s.request(t, "$iothub/methods/POST/getFanState/?$rid=20", nil)
 
-	ctx := dialCtx(t)
-	var got []*transport.MethodRequest
-	for range 2 {
-		req, err := c.Receive(ctx)
-		if err != nil {
-			t.Fatalf("Receive: %v", err)
-		}
-		got = append(got, req)
-	}
-	want := []*transport.MethodRequest{
-		{Name: "turnOnFan", RequestID: "1f", Payload: []byte(`{"speed":2}`)},
-		{Name: "getFanState", RequestID: "20"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("requests (-want +got):\n%s", diff)
-	}
+			ctx := dialCtx(t)
+			var got []*transport.MethodRequest
+			for range 2 {
+				req, err := c.Receive(ctx)
+				if err != nil {
+					t.Fatalf("Receive: %v", err)
+				}
+				got = append(got, req)
+			}
+			want := []*transport.MethodRequest{
+				{Name: "turnOnFan", RequestID: "1f", Payload: []byte(`{"speed":2}`)},
+				{Name: "getFanState", RequestID: "20"},
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
 
-	if err := c.Respond(ctx, got[0], 200, []byte(`{"on":true,"speed":2}`)); err != nil {
-		t.Fatalf("Respond: %v", err)
-	}
-	pub := receive(t, s.publishes, "response")
-	type published struct {
-		Topic   string
-		Payload string
-		QoS     byte
-		Retain  bool
-	}
-	if diff := cmp.Diff(published{"$iothub/methods/res/200/?$rid=1f", `{"on":true,"speed":2}`, 1, false},
-		published{pub.TopicName, string(pub.Payload), pub.Qos, pub.Retain}); diff != "" {
-		t.Errorf("response (-want +got):\n%s", diff)
+			if err := c.Respond(ctx, got[0], 200, []byte(`{"on":true,"speed":2}`)); err != nil {
+				t.Fatalf("Respond: %v", err)
+			}
+			pub := receive(t, s.publishes, "response")
+			type published struct {
+				Topic   string
+				Payload string
+				QoS     byte
+				Retain  bool
+			}
+			if diff := cmp.Diff(published{"$iothub/methods/res/200/?$rid=1f", `{"on":true,"speed":2}`, tt.wantQoS, false},
+				published{pub.TopicName, string(pub.Payload), pub.Qos, pub.Retain}); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -447,30 +459,19 @@ func TestCertificateCredential(t *testing.T) {
 }
 
 func TestUntrustedServerCertificateIsFatal(t *testing.T) {
-	for _, webSocket := range []bool{false, true} {
-		t.Run(map[bool]string{false: "tls", true: "websocket"}[webSocket], func(t *testing.T) {
-			var port int
-			if webSocket {
-				_, addr := startWebSocketHub(t, hubScript{})
-				port = mustPort(t, addr)
-			} else {
-				port = startHub(t, hubScript{}).port()
-			}
-			cfg := testConfig(t, port, newCountingCredential(t))
-			cfg.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool()}
-			c, err := NewDialer(&Options{WebSocket: webSocket}).Dial(dialCtx(t), cfg)
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial succeeded against an untrusted certificate")
-			}
-			var unknown x509.UnknownAuthorityError
-			if !errors.As(err, &unknown) {
-				t.Errorf("Dial error = %v, want an x509.UnknownAuthorityError in the chain", err)
-			}
-			if got := transport.Classify(err); got != transport.Fatal {
-				t.Errorf("Classify = %v, want fatal", got)
-			}
-		})
+	cfg := testConfig(t, startHub(t, hubScript{}).port(), newCountingCredential(t))
+	cfg.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool()}
+	c, err := NewDialer(nil).Dial(dialCtx(t), cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded against an untrusted certificate")
+	}
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Errorf("Dial error = %v, want an x509.UnknownAuthorityError in the chain", err)
+	}
+	if got := transport.Classify(err); got != transport.Fatal {
+		t.Errorf("Classify = %v, want fatal", got)
 	}
 }
 
@@ -527,48 +528,6 @@ func TestDialTokenError(t *testing.T) {
 	if !errors.Is(err, sas.ErrTokenExpired) {
 		t.Fatalf("Dial with an expired token = %v, want sas.ErrTokenExpired", err)
 	}
-}
-
-func TestWebSocketEndToEnd(t *testing.T) {
-	h, addr := startWebSocketHub(t, hubScript{})
-	cfg := testConfig(t, mustPort(t, addr), newCountingCredential(t))
-	cfg.UserAgent = "iotdevice/test"
-	c, err := NewDialer(&Options{WebSocket: true}).Dial(dialCtx(t), cfg)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	defer c.Close()
-	s := receive(t, h.sessions, "session")
-	if want := testHub + "/device-1/?api-version=2021-04-12&DeviceClientType=iotdevice%2Ftest"; s.connect.Username != want {
-		t.Errorf("username = %q, want %q", s.connect.Username, want)
-	}
-	s.request(t, "$iothub/methods/POST/ping/?$rid=ab", []byte(`"x"`))
-	req, err := c.Receive(dialCtx(t))
-	if err != nil {
-		t.Fatalf("Receive: %v", err)
-	}
-	if diff := cmp.Diff(&transport.MethodRequest{Name: "ping", RequestID: "ab", Payload: []byte(`"x"`)}, req); diff != "" {
-		t.Errorf("request (-want +got):\n%s", diff)
-	}
-	if err := c.Respond(dialCtx(t), req, 201, []byte(`{}`)); err != nil {
-		t.Fatalf("Respond: %v", err)
-	}
-	if got := receive(t, s.publishes, "response").TopicName; got != "$iothub/methods/res/201/?$rid=ab" {
-		t.Errorf("response topic = %q", got)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	receive(t, s.done, "the hub to see the disconnect")
-}
-
-func mustPort(t *testing.T, addr string) int {
-	t.Helper()
-	tcp, err := net.ResolveTCPAddr("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tcp.Port
 }
 
 func TestLogsCarryNoSecrets(t *testing.T) {

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"sync"
 	"time"
 
 	"github.com/directmethods/iotdevice/transport"
-	"github.com/directmethods/iotdevice/transport/ws"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
@@ -30,11 +28,11 @@ func NewDialer(opts *Options) *Dialer {
 	return &Dialer{opts: opts.withDefaults()}
 }
 
-// Dial opens the TLS (or WebSocket) connection, sends CONNECT, subscribes
-// to method requests at QoS 0 and returns once the SUBACK granted the
-// subscription. It obtains exactly one token from cfg.Credential. ctx
-// bounds the whole attempt; a failure after the CONNACK disconnects before
-// Dial returns.
+// Dial opens the network connection (Options.Network, TLS by default),
+// sends CONNECT, subscribes to method requests at QoS 0 and returns once
+// the SUBACK granted the subscription. It obtains exactly one token from
+// cfg.Credential. ctx bounds the whole attempt; a failure after the
+// CONNACK disconnects before Dial returns.
 func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Conn, error) {
 	if cfg == nil {
 		return nil, errors.New("mqtt: nil config")
@@ -48,17 +46,14 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 		return nil, fmt.Errorf("mqtt: get token: %w", err)
 	}
 
-	c := newConn(cfg, d.opts.QueueSize)
-	open := &opener{ctx: ctx, released: make(chan struct{}), tls: tlsConfig, webSocket: d.opts.WebSocket, proxy: cfg.Proxy, userAgent: cfg.UserAgent}
-	if d.opts.WebSocket {
-		open.address = cfg.Address(webSocketPort)
-	} else {
-		open.address = cfg.Address(tlsPort)
-	}
+	c := newConn(cfg, &d.opts)
+	network := d.opts.Network
+	open := &opener{ctx: ctx, released: make(chan struct{}), tls: tlsConfig, cfg: cfg, network: network, address: cfg.Address(network.DefaultPort)}
 	c.released = open.released
 
 	opts := paho.NewClientOptions()
-	opts.Servers = []*url.URL{open.brokerURL()}
+	// paho only names the server in its own logs: open dials it.
+	opts.Servers = []*url.URL{{Scheme: "ssl", Host: open.address}}
 	opts.SetCustomOpenConnectionFn(open.open)
 	opts.SetProtocolVersion(4)
 	opts.SetClientID(cfg.ClientID())
@@ -67,6 +62,11 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 	opts.SetCleanSession(false)
 	opts.SetKeepAlive(keepAlive(cfg.KeepAlive))
 	opts.SetPingTimeout(d.opts.PingTimeout)
+	// A write that cannot finish within the ping timeout means the link is
+	// gone, as a missing PINGRESP would. Without this bound paho lets a
+	// Publish that raced a connection loss wait 30 s for a writer that has
+	// stopped, holding back its answer and Close.
+	opts.SetWriteTimeout(d.opts.PingTimeout)
 	opts.SetConnectTimeout(connectTimeout(ctx))
 	opts.SetAutoReconnect(false)
 	opts.SetConnectRetry(false)
@@ -83,7 +83,7 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 		c.shutdown()
 		return nil, err
 	}
-	c.log.Info("mqtt connected", "endpoint", open.address, "websocket", d.opts.WebSocket)
+	c.log.Info("mqtt connected", "endpoint", open.address, "network", network.Name)
 	return c, nil
 }
 
@@ -154,12 +154,11 @@ func connectTimeout(ctx context.Context) time.Duration {
 // opener opens the network connection for paho, honouring the Dial ctx
 // (paho's hook has no ctx parameter, so the opener closes over it).
 type opener struct {
-	ctx       context.Context
-	tls       *tls.Config
-	address   string
-	webSocket bool
-	proxy     func(*http.Request) (*url.URL, error)
-	userAgent string
+	ctx     context.Context
+	tls     *tls.Config
+	cfg     *transport.Config
+	network *Network
+	address string
 
 	mu       sync.Mutex
 	aborted  bool
@@ -167,30 +166,10 @@ type opener struct {
 	released chan struct{} // closed when paho closes the connection
 }
 
-func (o *opener) brokerURL() *url.URL {
-	if o.webSocket {
-		return &url.URL{Scheme: "wss", Host: o.address, Path: ws.Path}
-	}
-	return &url.URL{Scheme: "ssl", Host: o.address}
-}
-
 // open is paho's OpenConnectionFunc; paho calls it once per Connect, on its
 // connect goroutine.
 func (o *opener) open(*url.URL, paho.ClientOptions) (net.Conn, error) {
-	var (
-		nc  net.Conn
-		err error
-	)
-	if o.webSocket {
-		var header http.Header
-		if o.userAgent != "" {
-			header = http.Header{"User-Agent": {o.userAgent}}
-		}
-		nc, err = ws.Dial(o.ctx, o.address, ws.Options{Subprotocol: "mqtt", TLSConfig: o.tls, Proxy: o.proxy, Header: header})
-	} else {
-		d := tls.Dialer{Config: o.tls}
-		nc, err = d.DialContext(o.ctx, "tcp", o.address)
-	}
+	nc, err := o.network.Dial(o.ctx, o.address, o.tls, o.cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,11 @@
-// Package mqtt carries IoT Hub direct methods over MQTT 3.1.1, on TLS port
-// 8883 or over WebSockets (wss://{host}:443/$iothub/websocket, subprotocol
-// "mqtt"), as protocol.md §3 and §4 describe. Its Dialer implements
+// Package mqtt carries IoT Hub direct methods over MQTT 3.1.1 on TLS port
+// 8883, as protocol.md §3 and §4 describe. Its Dialer implements
 // transport.Dialer on top of github.com/eclipse/paho.mqtt.golang.
+//
+// MQTT over WebSockets (wss://{host}:443/$iothub/websocket, subprotocol
+// "mqtt") is in package mqttws, which plugs a WebSocket Network into this
+// package's Dialer. Keeping it apart means a program that only uses MQTT
+// over TLS links neither an HTTP client nor a WebSocket library.
 //
 // A Dial sends CONNECT with client id "{device}[/{module}]", the username
 // that Username returns, the SAS token as password (none with a certificate

@@ -6,16 +6,12 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/directmethods/iotdevice/internal/testcert"
-	"github.com/directmethods/iotdevice/transport/ws"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -29,6 +25,7 @@ type hubScript struct {
 	subackCode   byte            // SUBACK return code; 0 grants QoS 0
 	subackGate   <-chan struct{} // when set, SUBACK waits until it is closed
 	requestCerts bool            // ask the client for a TLS certificate
+	stall        <-chan struct{} // when set, stop reading after the SUBACK until it is closed
 }
 
 // fakeHub is a scripted IoT Hub MQTT endpoint built on paho's packets.
@@ -38,7 +35,7 @@ type fakeHub struct {
 	t        *testing.T
 	script   hubScript
 	sessions chan *session
-	ln       net.Listener // TLS listener, nil for the WebSocket hub
+	ln       net.Listener // TLS listener
 	wg       sync.WaitGroup
 
 	mu   sync.Mutex
@@ -112,31 +109,6 @@ func startHub(t *testing.T, script hubScript) *fakeHub {
 	})
 	t.Cleanup(h.Close)
 	return h
-}
-
-// startWebSocketHub serves MQTT over WebSockets at ws.Path with subprotocol
-// mqtt and returns the hub and its address.
-func startWebSocketHub(t *testing.T, script hubScript) (*fakeHub, string) {
-	t.Helper()
-	h := &fakeHub{t: t, script: script, sessions: make(chan *session, 16), live: map[*session]bool{}}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != ws.Path {
-			http.NotFound(w, r)
-			return
-		}
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"mqtt"}})
-		if err != nil {
-			return
-		}
-		h.wg.Add(1)
-		defer h.wg.Done()
-		h.serve(websocket.NetConn(r.Context(), c, websocket.MessageBinary))
-	}))
-	srv.TLS = h.serverTLS()
-	srv.StartTLS()
-	t.Cleanup(h.Close)
-	t.Cleanup(srv.Close) // runs before h.Close
-	return h, srv.Listener.Addr().String()
 }
 
 // Close closes the listener and every session and waits for the hub's
@@ -218,6 +190,10 @@ func (h *fakeHub) serve(c net.Conn) {
 			}
 			s.subackSent.Store(true)
 			if s.write(sa) != nil {
+				return
+			}
+			if h.script.stall != nil {
+				<-h.script.stall // the connection stays open, unread
 				return
 			}
 		case *packets.UnsubscribePacket:

@@ -1,6 +1,13 @@
 package mqtt
 
-import "time"
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+
+	"github.com/directmethods/iotdevice/transport"
+)
 
 // Defaults for Options.
 const (
@@ -21,29 +28,66 @@ const (
 	// releaseTimeout bounds how long Close waits for the network
 	// connection to be released after the disconnect.
 	releaseTimeout = 5 * time.Second
-	// standard ports of MQTT over TLS and over WebSockets.
-	tlsPort       = 8883
-	webSocketPort = 443
+	// tlsPort is the standard port of MQTT over TLS.
+	tlsPort = 8883
 )
 
 // Options configures a Dialer. The zero value is valid.
 type Options struct {
-	// WebSocket selects MQTT over wss://{endpoint}:{port or 443}/$iothub/websocket
-	// with subprotocol "mqtt" instead of MQTT over TLS on port 8883.
-	WebSocket bool
+	// Network opens the byte stream MQTT runs over. Nil means TLS on port
+	// 8883. Package mqttws supplies MQTT over WebSockets on port 443; it
+	// lives apart so that programs which only speak MQTT over TLS do not
+	// link an HTTP client and a WebSocket library.
+	Network *Network
 	// PingTimeout is how long to wait for a PINGRESP before the connection
-	// is declared lost. Default DefaultPingTimeout (15 s).
+	// is declared lost; it also bounds each write to the network (an
+	// answer of 128 KB needs a link of at least 9 KB/s at the default).
+	// Default DefaultPingTimeout (15 s).
 	PingTimeout time.Duration
 	// QueueSize is how many received requests are buffered for Receive;
 	// when it is full, new requests are answered 503 at once. Default
 	// DefaultQueueSize (256).
 	QueueSize int
+	// AnswerAtMostOnce publishes answers at QoS 0, as the C and Node SDKs
+	// do: one packet less per call and no acknowledgement to wait for, but
+	// an answer lost with a breaking connection is not sent again, and its
+	// caller gets 504. By default answers go at QoS 1: Respond returns once
+	// the hub acknowledged the answer, and the client sends it again on the
+	// next connection otherwise.
+	AnswerAtMostOnce bool
+}
+
+// Network is one way of reaching the hub's MQTT endpoint.
+type Network struct {
+	// Name says in logs which network a connection uses, such as
+	// "websocket".
+	Name string
+	// DefaultPort applies when the Config sets no Port.
+	DefaultPort int
+	// Dial opens a connection to address ("host:port") and returns it
+	// ready for MQTT packets. tlsConfig comes from Config.ClientTLS
+	// (server name, roots, client certificate) and must be used as is:
+	// the server's certificate is always verified. cfg gives the rest of
+	// the identity's settings, such as Proxy and UserAgent. ctx bounds the
+	// dial only.
+	Dial func(ctx context.Context, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error)
+}
+
+// tlsNetwork is MQTT over TLS on port 8883, the default.
+var tlsNetwork = &Network{Name: "tls", DefaultPort: tlsPort, Dial: dialTLS}
+
+func dialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
+	d := tls.Dialer{Config: tlsConfig}
+	return d.DialContext(ctx, "tcp", address)
 }
 
 func (o *Options) withDefaults() Options {
 	var out Options
 	if o != nil {
 		out = *o
+	}
+	if out.Network == nil {
+		out.Network = tlsNetwork
 	}
 	if out.PingTimeout <= 0 {
 		out.PingTimeout = DefaultPingTimeout
