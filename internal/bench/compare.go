@@ -5,17 +5,17 @@ import (
 	"time"
 )
 
-// Compare runs the SDK and the raw device of cfg.Transport back to back on
+// Compare runs the two devices of pair on cfg.Transport back to back on
 // t, runs times each, alternating which goes first, and returns the
 // medians and their ratios. report, when not nil, receives every run's
 // result as it completes.
-func Compare(ctx context.Context, t *Target, cfg Config, runs int, report func(Result)) (Comparison, error) {
+func Compare(ctx context.Context, t *Target, cfg Config, pair Pair, runs int, report func(Result)) (Comparison, error) {
 	runs = max(runs, 1)
 	var sdk, raw []Result
 	for i := range runs {
-		order := []string{KindSDK, KindRaw}
+		order := []string{pair.SDK, pair.Raw}
 		if i%2 == 1 {
-			order = []string{KindRaw, KindSDK}
+			order = []string{pair.Raw, pair.SDK}
 		}
 		for _, kind := range order {
 			c := cfg
@@ -27,14 +27,14 @@ func Compare(ctx context.Context, t *Target, cfg Config, runs int, report func(R
 			if report != nil {
 				report(r)
 			}
-			if kind == KindSDK {
+			if kind == pair.SDK {
 				sdk = append(sdk, r)
 			} else {
 				raw = append(raw, r)
 			}
 		}
 	}
-	c := Comparison{Transport: cfg.Transport, Runs: runs, SDK: medianResult(sdk), Raw: medianResult(raw)}
+	c := Comparison{Transport: cfg.Transport, SDKKind: pair.SDK, RawKind: pair.Raw, Runs: runs, SDK: medianResult(sdk), Raw: medianResult(raw)}
 	if c.Raw.P50 > 0 {
 		c.P50Ratio = float64(c.SDK.P50) / float64(c.Raw.P50)
 	}

@@ -162,7 +162,7 @@ func connectFleet(ctx context.Context, t *Target, cfg FleetConfig) ([]Device, er
 				if i >= cfg.Clients {
 					return
 				}
-				d, err := connectSDK(ctx, "mqtt", t, t.ConnectionStrings[i])
+				d, err := connectSDK(ctx, KindSDK, "mqtt", t, t.ConnectionStrings[i])
 				if err != nil {
 					once.Do(func() { firstErr = fmt.Errorf("bench: fleet client %d: %w", i, err) })
 					cancel()

@@ -55,10 +55,12 @@ const (
 	MinRateRatio = 0.9
 )
 
-// Comparison is the SDK device against the raw one on one transport: the
+// Comparison is an SDK device against its raw floor on one transport: the
 // medians over Runs alternating runs of each.
 type Comparison struct {
 	Transport string  `json:"transport"`
+	SDKKind   string  `json:"sdk_device"` // KindSDK or KindSDKQoS0
+	RawKind   string  `json:"raw_device"` // KindRaw or KindRawQoS1
 	Runs      int     `json:"runs"`
 	SDK       Result  `json:"sdk"`
 	Raw       Result  `json:"raw"`
@@ -71,8 +73,8 @@ func (c Comparison) Met() bool { return c.P50Ratio <= MaxP50Ratio && c.RateRatio
 
 // String is the one-line text form of the ratios.
 func (c Comparison) String() string {
-	return fmt.Sprintf("compare  %-8s p50 sdk/raw=%.3f (target <= %.2f: %s) rate sdk/raw=%.3f (target >= %.2f: %s) runs=%d",
-		c.Transport, c.P50Ratio, MaxP50Ratio, verdict(c.P50Ratio <= MaxP50Ratio),
+	return fmt.Sprintf("compare  %-8s %s vs %s: p50 sdk/raw=%.3f (target <= %.2f: %s) rate sdk/raw=%.3f (target >= %.2f: %s) runs=%d",
+		c.Transport, c.SDKKind, c.RawKind, c.P50Ratio, MaxP50Ratio, verdict(c.P50Ratio <= MaxP50Ratio),
 		c.RateRatio, MinRateRatio, verdict(c.RateRatio >= MinRateRatio), c.Runs)
 }
 

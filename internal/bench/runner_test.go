@@ -66,16 +66,26 @@ func TestCompare(t *testing.T) {
 	target := startHub(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	var kinds []string
-	c, err := Compare(ctx, target, Config{Transport: "mqtt-ws", Count: 5, PayloadBytes: 10}, 2, func(r Result) { kinds = append(kinds, r.Device) })
-	if err != nil {
-		t.Fatal(err)
+	pairs := Pairs("mqtt-ws")
+	if diff := cmp.Diff([]Pair{{KindSDK, KindRawQoS1}, {KindSDKQoS0, KindRaw}}, pairs); diff != "" {
+		t.Fatalf("Pairs (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{KindSDK, KindRaw, KindRaw, KindSDK}, kinds); diff != "" {
-		t.Errorf("run order (-want +got):\n%s", diff)
+	for _, pair := range pairs {
+		var kinds []string
+		c, err := Compare(ctx, target, Config{Transport: "mqtt-ws", Count: 5, PayloadBytes: 10}, pair, 2, func(r Result) { kinds = append(kinds, r.Device) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{pair.SDK, pair.Raw, pair.Raw, pair.SDK}, kinds); diff != "" {
+			t.Errorf("run order (-want +got):\n%s", diff)
+		}
+		if c.Runs != 2 || c.SDK.Calls != 10 || c.Raw.Calls != 10 || c.P50Ratio <= 0 || c.RateRatio <= 0 ||
+			c.SDKKind != pair.SDK || c.RawKind != pair.Raw || c.SDK.Errors != 0 || c.Raw.Errors != 0 {
+			t.Errorf("Compare = %+v", c)
+		}
 	}
-	if c.Runs != 2 || c.SDK.Calls != 10 || c.Raw.Calls != 10 || c.P50Ratio <= 0 || c.RateRatio <= 0 {
-		t.Errorf("Compare = %+v", c)
+	if diff := cmp.Diff([]Pair{{KindSDK, KindRaw}}, Pairs("amqp")); diff != "" {
+		t.Errorf("Pairs(amqp) (-want +got):\n%s", diff)
 	}
 }
 
@@ -135,8 +145,17 @@ func TestMainCompareText(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "mqtt     sdk  calls=3 ") || !strings.HasPrefix(lines[1], "mqtt     raw  calls=3 ") || !strings.HasPrefix(lines[2], "compare  mqtt ") {
-		t.Errorf("output:\n%s", out.String())
+	wantPrefixes := []string{
+		"mqtt     sdk  calls=3 ", "mqtt     raw-qos1 calls=3 ", "compare  mqtt     sdk vs raw-qos1: ",
+		"mqtt     sdk-qos0 calls=3 ", "mqtt     raw  calls=3 ", "compare  mqtt     sdk-qos0 vs raw: ",
+	}
+	if len(lines) != len(wantPrefixes) {
+		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(wantPrefixes), out.String())
+	}
+	for i, prefix := range wantPrefixes {
+		if !strings.HasPrefix(lines[i], prefix) {
+			t.Errorf("line %d = %q, want prefix %q", i, lines[i], prefix)
+		}
 	}
 }
 

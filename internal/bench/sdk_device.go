@@ -8,6 +8,9 @@ import (
 
 	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/internal/transportname"
+	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/mqtt"
+	"github.com/directmethods/iotdevice/transport/mqtt/mqttws"
 )
 
 // sdkDevice is a device.Client running an echo handler.
@@ -25,11 +28,30 @@ func echoHandler() device.MethodHandler {
 	return mux
 }
 
-// connectSDK starts a client and waits for its first connection.
-func connectSDK(ctx context.Context, name string, t *Target, connectionString string) (Device, error) {
+// sdkDialer returns the transport of an SDK device of kind.
+func sdkDialer(kind, name string) (transport.Dialer, error) {
+	if kind == KindSDKQoS0 {
+		opts := &mqtt.Options{AnswerAtMostOnce: true}
+		switch name {
+		case "mqtt":
+			return mqtt.NewDialer(opts), nil
+		case "mqtt-ws":
+			return mqttws.NewDialer(opts), nil
+		}
+		return nil, fmt.Errorf("bench: device kind %s is for MQTT transports only", kind)
+	}
 	dialer, _, err := transportname.Dialer(name)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return dialer, nil
+}
+
+// connectSDK starts a client of kind and waits for its first connection.
+func connectSDK(ctx context.Context, kind, name string, t *Target, connectionString string) (Device, error) {
+	dialer, err := sdkDialer(kind, name)
+	if err != nil {
+		return nil, err
 	}
 	connected := make(chan struct{})
 	client, err := device.NewClientFromConnectionString(connectionString, &device.ClientOptions{
