@@ -6,12 +6,15 @@ import (
 )
 
 // Compare runs the two devices of pair on cfg.Transport back to back on
-// t, runs times each, alternating which goes first, and returns the
-// medians and their ratios. report, when not nil, receives every run's
-// result as it completes.
+// t, runs rounds of one run each, alternating which goes first, and
+// returns the medians of each device and the median of the rounds'
+// ratios. Each round's two runs are adjacent in time, so its ratio is
+// little affected by load that drifts over the whole comparison, which
+// the ratio of the two medians is not. report, when not nil, receives
+// every run's result as it completes.
 func Compare(ctx context.Context, t *Target, cfg Config, pair Pair, runs int, report func(Result)) (Comparison, error) {
 	runs = max(runs, 1)
-	var sdk, raw []Result
+	var sdk, raw []Result // round i is sdk[i] and raw[i]
 	for i := range runs {
 		order := []string{pair.SDK, pair.Raw}
 		if i%2 == 1 {
@@ -35,13 +38,24 @@ func Compare(ctx context.Context, t *Target, cfg Config, pair Pair, runs int, re
 		}
 	}
 	c := Comparison{Transport: cfg.Transport, SDKKind: pair.SDK, RawKind: pair.Raw, Runs: runs, SDK: medianResult(sdk), Raw: medianResult(raw)}
-	if c.Raw.P50 > 0 {
-		c.P50Ratio = float64(c.SDK.P50) / float64(c.Raw.P50)
-	}
-	if c.Raw.Rate > 0 {
-		c.RateRatio = c.SDK.Rate / c.Raw.Rate
-	}
+	c.P50Ratio, c.RateRatio = roundRatios(sdk, raw)
 	return c, nil
+}
+
+// roundRatios returns the medians over the rounds (sdk[i], raw[i]) of the
+// p50 ratio and of the rate ratio. Rounds where raw has no p50 or no rate
+// are left out of that ratio.
+func roundRatios(sdk, raw []Result) (p50Ratio, rateRatio float64) {
+	var p50s, rates []float64
+	for i := range min(len(sdk), len(raw)) {
+		if raw[i].P50 > 0 {
+			p50s = append(p50s, float64(sdk[i].P50)/float64(raw[i].P50))
+		}
+		if raw[i].Rate > 0 {
+			rates = append(rates, sdk[i].Rate/raw[i].Rate)
+		}
+	}
+	return median(p50s), median(rates)
 }
 
 // medianResult returns the first result with every measure replaced by its

@@ -64,8 +64,8 @@ type Comparison struct {
 	Runs      int     `json:"runs"`
 	SDK       Result  `json:"sdk"`
 	Raw       Result  `json:"raw"`
-	P50Ratio  float64 `json:"p50_ratio"`  // p50(sdk) / p50(raw)
-	RateRatio float64 `json:"rate_ratio"` // rate(sdk) / rate(raw)
+	P50Ratio  float64 `json:"p50_ratio"`  // median over the rounds of p50(sdk) / p50(raw)
+	RateRatio float64 `json:"rate_ratio"` // median over the rounds of rate(sdk) / rate(raw)
 }
 
 // Met reports whether both targets are met.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 var sampleResult = Result{
@@ -110,5 +111,31 @@ func TestFleetResultText(t *testing.T) {
 	f.Errors, f.HeapPerClient, f.HubInProcess = 1, 65*1024, true
 	if s := f.String(); strings.Count(s, "MISSED") != 2 || !strings.Contains(s, "hub in this process") {
 		t.Errorf("text with misses = %q", s)
+	}
+}
+
+func TestRoundRatios(t *testing.T) {
+	mk := func(p50 time.Duration, rate float64) Result {
+		return Result{Rate: rate, Latencies: Latencies{P50: p50}}
+	}
+	tests := []struct {
+		name          string
+		sdk, raw      []Result
+		wantP50, want float64
+	}{
+		{"none", nil, nil, 0, 0},
+		{"one round", []Result{mk(110, 90)}, []Result{mk(100, 100)}, 1.1, 0.9},
+		// Load rose during rounds 2 and 3: the ratio of the medians
+		// would be 150/100 = 1.5, the rounds' ratios say 1.0 to 1.1.
+		{"drifting load", []Result{mk(100, 100), mk(200, 50), mk(300, 40)}, []Result{mk(100, 100), mk(190, 50), mk(300, 40)}, 1.0, 1.0},
+		{"raw without figures is skipped", []Result{mk(120, 80), mk(100, 100)}, []Result{mk(0, 0), mk(100, 100)}, 1.0, 1.0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p50, rate := roundRatios(tt.sdk, tt.raw)
+			if diff := cmp.Diff([2]float64{tt.wantP50, tt.want}, [2]float64{p50, rate}, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+				t.Errorf("roundRatios (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
