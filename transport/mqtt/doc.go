@@ -12,7 +12,12 @@
 // credential, whose TLS client certificate authenticates), CleanSession 0
 // and the configured keep-alive; it subscribes to $iothub/methods/POST/# at
 // QoS 0 and returns only once the SUBACK has granted it. Responses are
-// published at QoS 1 on $iothub/methods/res/{status}/?$rid={rid}.
+// published on $iothub/methods/res/{status}/?$rid={rid} at QoS 1, so that
+// Respond reports an answer delivered only once the hub acknowledged it,
+// or at QoS 0 with Options.AnswerAtMostOnce.
+//
+// Every write to the network, and paho's wait to queue one, is bounded by
+// Options.PingTimeout: a write that takes longer means the link is gone.
 //
 // The adapter only moves bytes: paho's own reconnect and connect-retry are
 // off, and retry, dispatch, JSON validation and token renewal belong to the
