@@ -8,6 +8,7 @@ import (
 
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/amqp"
+	"github.com/directmethods/iotdevice/transport/amqp/amqpws"
 	"github.com/directmethods/iotdevice/transport/mqtt"
 	"github.com/directmethods/iotdevice/transport/mqtt/mqttws"
 )
@@ -30,7 +31,7 @@ func Dialer(name string) (d transport.Dialer, webSocket bool, err error) {
 	case "amqp":
 		return amqp.NewDialer(nil), false, nil
 	case "amqp-ws":
-		return amqp.NewDialer(&amqp.Options{WebSocket: true}), true, nil
+		return amqpws.NewDialer(nil), true, nil
 	}
 	return nil, false, fmt.Errorf("unknown transport %q: want one of %s", name, strings.Join(Names, ", "))
 }

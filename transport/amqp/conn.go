@@ -56,15 +56,11 @@ func newConn(cfg *transport.Config, opts Options, client *goamqp.Conn) *conn {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	name := "amqp"
-	if opts.WebSocket {
-		name = "amqp-ws"
-	}
 	lifetime, stop := context.WithCancel(context.Background())
 	return &conn{
 		cfg:      cfg,
 		opts:     opts,
-		log:      logger.With("transport", name), // the client's logger names the identity
+		log:      logger.With("transport", opts.Network.logName()), // the client's logger names the identity
 		client:   client,
 		requests: make(chan *transport.MethodRequest, opts.QueueSize),
 		busy:     make(chan *transport.MethodRequest, busyQueueSize),

@@ -705,71 +705,17 @@ func TestX509(t *testing.T) {
 }
 
 func TestUntrustedServerCertificate(t *testing.T) {
-	tests := []struct {
-		name      string
-		webSocket bool
-	}{
-		{"tls", false},
-		{"websocket", true},
+	cfg := testConfig(t, startHub(t, hubScript{}).port(), newCountingCredential(t))
+	cfg.TLSConfig = &tls.Config{RootCAs: x509EmptyPool()}
+	c, err := NewDialer(nil).Dial(dialCtx(t), cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial trusted an unknown CA")
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var port int
-			if tt.webSocket {
-				_, addr := startWebSocketHub(t, hubScript{})
-				_, p, _ := net.SplitHostPort(addr)
-				fmt.Sscan(p, &port)
-			} else {
-				port = startHub(t, hubScript{}).port()
-			}
-			cfg := testConfig(t, port, newCountingCredential(t))
-			cfg.TLSConfig = &tls.Config{RootCAs: x509EmptyPool()}
-			c, err := NewDialer(&Options{WebSocket: tt.webSocket}).Dial(dialCtx(t), cfg)
-			if err == nil {
-				c.Close()
-				t.Fatal("Dial trusted an unknown CA")
-			}
-			if !transport.IsCertificateError(err) {
-				t.Errorf("Dial error %v keeps no certificate error", err)
-			}
-			if got := transport.Classify(err); got != transport.Fatal {
-				t.Errorf("Classify = %v, want fatal", got)
-			}
-		})
+	if !transport.IsCertificateError(err) {
+		t.Errorf("Dial error %v keeps no certificate error", err)
 	}
-}
-
-func TestWebSocket(t *testing.T) {
-	h, addr := startWebSocketHub(t, hubScript{})
-	_, p, _ := net.SplitHostPort(addr)
-	var port int
-	fmt.Sscan(p, &port)
-	cfg := testConfig(t, port, newCountingCredential(t))
-	cfg.UserAgent = "iotdevice-test/1.0"
-	c, err := NewDialer(&Options{WebSocket: true}).Dial(dialCtx(t), cfg)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	defer c.Close()
-	hc := receive(t, h.conns, "connection")
-	if got := hc.header.Get("User-Agent"); got != cfg.UserAgent {
-		t.Errorf("User-Agent = %q, want %q", got, cfg.UserAgent)
-	}
-	if got := hc.header.Get("Sec-WebSocket-Protocol"); got != "AMQPWSB10" {
-		t.Errorf("subprotocol = %q, want AMQPWSB10", got)
-	}
-	receive(t, hc.putTokens, "put-token")
-	link := receive(t, hc.requestLink, "request link")
-	hc.sendRequest(t, link, request(iamqp.UUID{8}, "over-ws", []byte(`{"a":1}`)))
-	req := receiveRequest(t, c)
-	if req.Name != "over-ws" || string(req.Payload) != `{"a":1}` {
-		t.Errorf("request = %q %q", req.Name, req.Payload)
-	}
-	if err := c.Respond(dialCtx(t), req, 201, []byte(`"done"`)); err != nil {
-		t.Fatalf("Respond: %v", err)
-	}
-	d := receive(t, hc.responses, "response")
-	if got := d.Message.ApplicationProperties["IoThub-status"]; got != int32(201) {
-		t.Errorf("status = %#v, want int32(201)", got)
+	if got := transport.Classify(err); got != transport.Fatal {
+		t.Errorf("Classify = %v, want fatal", got)
 	}
 }

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 
 	goamqp "github.com/Azure/go-amqp"
 	"github.com/directmethods/iotdevice/transport"
-	"github.com/directmethods/iotdevice/transport/ws"
 )
 
 // Dialer connects identities to IoT Hub over AMQP 1.0. It keeps no
@@ -26,17 +24,21 @@ func NewDialer(opts *Options) *Dialer {
 	return &Dialer{opts: opts.withDefaults()}
 }
 
-// Dial opens the TLS (or WebSocket) connection and the AMQP connection and
-// session, authenticates, attaches the method receiver and sender links
-// and returns once both are attached. With a SAS credential it uses SASL
-// ANONYMOUS and a CBS put-token of the one token it obtains from
-// cfg.Credential; with a certificate credential the TLS client certificate
-// authenticates and there is neither SASL nor CBS. ctx bounds the whole
-// attempt; a failure after the connection opened closes it before Dial
-// returns.
+// Dial opens the network connection (Options.Network, TLS by default),
+// then the AMQP connection and session, authenticates, attaches the method
+// receiver and sender links and returns once both are attached. With a
+// SAS credential it uses SASL ANONYMOUS and a CBS put-token of the one
+// token it obtains from cfg.Credential; with a certificate credential the
+// TLS client certificate authenticates and there is neither SASL nor CBS.
+// ctx bounds the whole attempt; a failure after the connection opened
+// closes it before Dial returns.
 func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Conn, error) {
 	if cfg == nil {
 		return nil, errors.New("amqp: nil config")
+	}
+	network := d.opts.Network
+	if network.Dial == nil {
+		return nil, fmt.Errorf("amqp: network %q has no Dial function", network.Name)
 	}
 	tlsConfig, err := cfg.ClientTLS()
 	if err != nil {
@@ -53,11 +55,8 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 		}
 	}
 
-	address := cfg.Address(tlsPort)
-	if d.opts.WebSocket {
-		address = cfg.Address(webSocketPort)
-	}
-	nc, err := d.dialNetwork(ctx, cfg, address, tlsConfig)
+	address := cfg.Address(network.DefaultPort)
+	nc, err := dialNetwork(ctx, network, address, tlsConfig, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -81,26 +80,14 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 		return nil, fmt.Errorf("%w (endpoint %s)", err, address)
 	}
 	c.start()
-	c.log.Info("amqp connected", "endpoint", address, "websocket", d.opts.WebSocket)
+	c.log.Info("amqp connected", "endpoint", address, "network", network.Name)
 	return c, nil
 }
 
-// dialNetwork opens the secured byte stream AMQP runs over: TLS to
-// address, or a WebSocket over TLS through the proxy.
-func (d *Dialer) dialNetwork(ctx context.Context, cfg *transport.Config, address string, tlsConfig *tls.Config) (net.Conn, error) {
-	if d.opts.WebSocket {
-		var header http.Header
-		if cfg.UserAgent != "" {
-			header = http.Header{"User-Agent": {cfg.UserAgent}}
-		}
-		nc, err := ws.Dial(ctx, address, ws.Options{Subprotocol: webSocketSubprotocol, TLSConfig: tlsConfig, Proxy: cfg.Proxy, Header: header})
-		if err != nil {
-			return nil, fmt.Errorf("amqp: %w", err)
-		}
-		return nc, nil
-	}
-	dialer := tls.Dialer{Config: tlsConfig}
-	nc, err := dialer.DialContext(ctx, "tcp", address)
+// dialNetwork opens the secured byte stream AMQP runs over, keeping the
+// cause of a cancelled ctx next to the network's own error.
+func dialNetwork(ctx context.Context, network *Network, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error) {
+	nc, err := network.Dial(ctx, address, tlsConfig, cfg)
 	if err != nil {
 		if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
 			return nil, fmt.Errorf("amqp: dial %s: %w (%w)", address, ctxErr, err)

@@ -1,8 +1,13 @@
-// Package amqp carries IoT Hub direct methods over AMQP 1.0, on TLS port
-// 5671 or over WebSockets (wss://{host}:443/$iothub/websocket, subprotocol
-// "AMQPWSB10"), as protocol.md §5 and §6 describe. Its Dialer implements
-// transport.Dialer on top of github.com/Azure/go-amqp; both variants open
-// the secured byte stream themselves and hand it to go-amqp.
+// Package amqp carries IoT Hub direct methods over AMQP 1.0 on TLS port
+// 5671, as protocol.md §5 describes. Its Dialer implements
+// transport.Dialer on top of github.com/Azure/go-amqp: it opens the secured
+// byte stream itself (Options.Network) and hands it to go-amqp.
+//
+// AMQP over WebSockets (wss://{host}:443/$iothub/websocket, subprotocol
+// "AMQPWSB10", protocol.md §6) is in package amqpws, which plugs a
+// WebSocket Network into this package's Dialer. Keeping it apart means a
+// program that only uses AMQP over TLS links neither an HTTP client nor a
+// WebSocket library.
 //
 // With a SAS credential a Dial opens the connection with SASL ANONYMOUS
 // and presents the token with a claims-based-security put-token on $cbs
@@ -53,8 +58,10 @@
 //
 // # Logging
 //
-// Logs go to Config.Logger with the attribute transport=amqp (amqp-ws over
-// WebSockets) and the keys device_id, method, request_id, status and err:
-// Info for connection changes, Debug per request, Warn for rejected,
-// dropped or refused requests. Tokens and payloads are never logged.
+// Logs go to Config.Logger with the attribute transport=amqp
+// (transport=amqp-{Network.Name} over a network other than the default,
+// such as amqp-ws over WebSockets) and the keys device_id, method,
+// request_id, status and err: Info for connection changes (with the
+// network's name), Debug per request, Warn for rejected, dropped or
+// refused requests. Tokens and payloads are never logged.
 package amqp

@@ -6,17 +6,14 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	iamqp "github.com/directmethods/iotdevice/internal/amqp"
 	"github.com/directmethods/iotdevice/internal/testcert"
-	"github.com/directmethods/iotdevice/transport/ws"
 )
 
 // waitTimeout bounds every wait of the tests.
@@ -41,7 +38,7 @@ type hubScript struct {
 type fakeHub struct {
 	script hubScript
 	conns  chan *hubConn
-	ln     net.Listener // TLS listener, nil for the WebSocket hub
+	ln     net.Listener // TLS listener
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -54,7 +51,6 @@ type fakeHub struct {
 type hubConn struct {
 	conn      *iamqp.Conn
 	peerCerts []*x509.Certificate
-	header    http.Header // upgrade request headers (WebSocket only)
 
 	attaches     chan *iamqp.Attach   // every attach the client sent, in order
 	putTokens    chan *iamqp.Message  // put-token requests
@@ -128,39 +124,11 @@ func startHub(t *testing.T, script hubScript) *fakeHub {
 					c.Close()
 					return
 				}
-				h.serve(c, tc.ConnectionState().PeerCertificates, nil)
+				h.serve(c, tc.ConnectionState().PeerCertificates)
 			})
 		}
 	})
 	return h
-}
-
-// startWebSocketHub serves AMQP over WebSockets at ws.Path with
-// subprotocol AMQPWSB10 and returns the hub and its address.
-func startWebSocketHub(t *testing.T, script hubScript) (*fakeHub, string) {
-	t.Helper()
-	h := newFakeHub(t, script)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != ws.Path {
-			http.NotFound(w, r)
-			return
-		}
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"AMQPWSB10"}})
-		if err != nil {
-			return
-		}
-		if c.Subprotocol() != "AMQPWSB10" {
-			c.Close(websocket.StatusPolicyViolation, "subprotocol AMQPWSB10 required")
-			return
-		}
-		h.wg.Add(1)
-		defer h.wg.Done()
-		h.serve(websocket.NetConn(h.ctx, c, websocket.MessageBinary), nil, r.Header.Clone())
-	}))
-	srv.TLS = h.serverTLS()
-	srv.StartTLS()
-	t.Cleanup(srv.Close) // runs before h.Close
-	return h, srv.Listener.Addr().String()
 }
 
 // Close stops every connection and waits for the hub's goroutines.
@@ -175,10 +143,9 @@ func (h *fakeHub) Close() {
 func (h *fakeHub) port() int { return h.ln.Addr().(*net.TCPAddr).Port }
 
 // serve runs one connection with the engine until it ends.
-func (h *fakeHub) serve(nc net.Conn, peerCerts []*x509.Certificate, header http.Header) {
+func (h *fakeHub) serve(nc net.Conn, peerCerts []*x509.Certificate) {
 	hc := &hubConn{
 		peerCerts:    peerCerts,
-		header:       header,
 		attaches:     make(chan *iamqp.Attach, 16),
 		putTokens:    make(chan *iamqp.Message, 16),
 		cbsReplies:   make(chan *iamqp.Message, 16),

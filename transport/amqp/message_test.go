@@ -312,18 +312,22 @@ func TestPutTokenError(t *testing.T) {
 }
 
 func TestOptionsDefaults(t *testing.T) {
+	otherNetwork := &Network{Name: "other", DefaultPort: 1, Dial: dialTLS}
+	// Networks hold functions, which cmp never finds equal: compare them
+	// by identity.
+	sameNetwork := cmp.Comparer(func(a, b *Network) bool { return a == b })
 	tests := []struct {
 		name string
 		in   *Options
 		want Options
 	}{
-		{"nil", nil, Options{QueueSize: DefaultQueueSize, PutTokenTimeout: DefaultPutTokenTimeout}},
-		{"negative", &Options{QueueSize: -1, PutTokenTimeout: -1}, Options{QueueSize: DefaultQueueSize, PutTokenTimeout: DefaultPutTokenTimeout}},
-		{"set", &Options{WebSocket: true, QueueSize: 3, PutTokenTimeout: time.Second}, Options{WebSocket: true, QueueSize: 3, PutTokenTimeout: time.Second}},
+		{"nil", nil, Options{Network: tlsNetwork, QueueSize: DefaultQueueSize, PutTokenTimeout: DefaultPutTokenTimeout}},
+		{"negative", &Options{QueueSize: -1, PutTokenTimeout: -1}, Options{Network: tlsNetwork, QueueSize: DefaultQueueSize, PutTokenTimeout: DefaultPutTokenTimeout}},
+		{"set", &Options{Network: otherNetwork, QueueSize: 3, PutTokenTimeout: time.Second}, Options{Network: otherNetwork, QueueSize: 3, PutTokenTimeout: time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, tt.in.withDefaults()); diff != "" {
+			if diff := cmp.Diff(tt.want, tt.in.withDefaults(), sameNetwork); diff != "" {
 				t.Errorf("withDefaults (-want +got):\n%s", diff)
 			}
 		})

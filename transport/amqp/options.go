@@ -1,6 +1,13 @@
 package amqp
 
-import "time"
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"time"
+
+	"github.com/directmethods/iotdevice/transport"
+)
 
 // Defaults for Options.
 const (
@@ -25,20 +32,17 @@ const (
 	// request queue is full; beyond it requests are dropped (and time out
 	// at the hub).
 	busyQueueSize = 64
-	// standard ports of AMQP over TLS and over WebSockets.
-	tlsPort       = 5671
-	webSocketPort = 443
-	// webSocketSubprotocol is IoT Hub's subprotocol for AMQP over
-	// WebSockets (protocol.md §6).
-	webSocketSubprotocol = "AMQPWSB10"
+	// tlsPort is the standard port of AMQP over TLS.
+	tlsPort = 5671
 )
 
 // Options configures a Dialer. The zero value is valid.
 type Options struct {
-	// WebSocket selects AMQP over
-	// wss://{endpoint}:{port or 443}/$iothub/websocket with subprotocol
-	// "AMQPWSB10" instead of AMQP over TLS on port 5671.
-	WebSocket bool
+	// Network opens the byte stream AMQP runs over. Nil means TLS on port
+	// 5671. Package amqpws supplies AMQP over WebSockets on port 443; it
+	// lives apart so that programs which only speak AMQP over TLS do not
+	// link an HTTP client and a WebSocket library.
+	Network *Network
 	// QueueSize is how many received requests are buffered for Receive;
 	// when it is full, new requests are answered 503 at once. Default
 	// DefaultQueueSize (256).
@@ -49,10 +53,48 @@ type Options struct {
 	PutTokenTimeout time.Duration
 }
 
+// Network is one way of reaching the hub's AMQP endpoint.
+type Network struct {
+	// Name says in logs which network a connection uses. Connections over
+	// the default network log the attribute transport=amqp, those over
+	// any other transport=amqp-{Name} (amqpws's Name is "ws", giving
+	// transport=amqp-ws).
+	Name string
+	// DefaultPort applies when the Config sets no Port.
+	DefaultPort int
+	// Dial opens a connection to address ("host:port") and returns it
+	// ready for AMQP frames (the SASL or AMQP protocol header comes
+	// next). tlsConfig comes from Config.ClientTLS (server name, roots,
+	// client certificate) and must be used as is: the server's
+	// certificate is always verified. cfg gives the rest of the
+	// identity's settings, such as Proxy and UserAgent. ctx bounds the
+	// dial only.
+	Dial func(ctx context.Context, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error)
+}
+
+// tlsNetwork is AMQP over TLS on port 5671, the default.
+var tlsNetwork = &Network{Name: "tls", DefaultPort: tlsPort, Dial: dialTLS}
+
+func dialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
+	d := tls.Dialer{Config: tlsConfig}
+	return d.DialContext(ctx, "tcp", address)
+}
+
+// logName is the value of the transport attribute of a connection's logs.
+func (n *Network) logName() string {
+	if n == tlsNetwork || n.Name == "" {
+		return "amqp"
+	}
+	return "amqp-" + n.Name
+}
+
 func (o *Options) withDefaults() Options {
 	var out Options
 	if o != nil {
 		out = *o
+	}
+	if out.Network == nil {
+		out.Network = tlsNetwork
 	}
 	if out.QueueSize <= 0 {
 		out.QueueSize = DefaultQueueSize

@@ -1,0 +1,240 @@
+package amqpws_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/internal/localhub"
+	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/amqp"
+	"github.com/directmethods/iotdevice/transport/amqp/amqpws"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// waitTimeout bounds every wait of the tests.
+const waitTimeout = 10 * time.Second
+
+const deviceID = "amqp-ws-device"
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startHub starts a local hub with deviceID registered and returns it with
+// a Config that reaches it over its HTTPS port.
+func startHub(t *testing.T) (*localhub.Hub, *transport.Config) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	hub, err := localhub.Start(t.Context(), localhub.Options{Devices: []string{deviceID}, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hub.Close() })
+	s, err := hub.ConnectionString(deviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := sas.ParseConnectionString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := cs.Credential(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hub, &transport.Config{
+		HostName:        cs.HostName,
+		GatewayHostName: "127.0.0.1",
+		Port:            hub.HTTPSPort(),
+		DeviceID:        cs.DeviceID,
+		Credential:      cred,
+		TLSConfig:       &tls.Config{RootCAs: hub.CertPool(), ServerName: cs.HostName},
+		KeepAlive:       30 * time.Second,
+		Logger:          logger,
+	}
+}
+
+// lockedBuffer collects log output written from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// upgrade is what the Proxy function saw of the WebSocket upgrade request.
+type upgrade struct {
+	URL         string
+	UserAgent   string
+	Subprotocol string
+}
+
+// TestMethodCall dials over WebSockets, answers one invocation made through
+// the hub's REST API, and checks that the dial went through Config.Proxy
+// with Config.UserAgent and subprotocol AMQPWSB10, and that the
+// connection's logs name the transport amqp-ws.
+func TestMethodCall(t *testing.T) {
+	hub, cfg := startHub(t)
+	cfg.UserAgent = "iotdevice-test/1"
+	var logs lockedBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var (
+		mu       sync.Mutex
+		upgrades []upgrade
+	)
+	cfg.Proxy = func(r *http.Request) (*url.URL, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		upgrades = append(upgrades, upgrade{
+			URL:         r.URL.Scheme + "://" + r.URL.Host + r.URL.Path,
+			UserAgent:   r.Header.Get("User-Agent"),
+			Subprotocol: r.Header.Get("Sec-WebSocket-Protocol"),
+		})
+		return nil, nil // connect directly
+	}
+	c, err := amqpws.NewDialer(&amqp.Options{QueueSize: 8}).Dial(testContext(t), cfg)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	if err := hub.WaitSubscribed(testContext(t), deviceID); err != nil {
+		t.Fatalf("WaitSubscribed: %v", err)
+	}
+
+	type result struct {
+		res *localhub.MethodResult
+		err error
+	}
+	results := make(chan result, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { // owned by the test; joined by wg
+		res, err := hub.ServiceClient().Invoke(testContext(t), deviceID, "", localhub.MethodCall{MethodName: "ping", Payload: []byte(`{"n":1}`), ResponseTimeoutInSeconds: 10})
+		results <- result{res, err}
+	})
+
+	req, err := c.Receive(testContext(t))
+	if err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	if diff := cmp.Diff("ping", req.Name); diff != "" {
+		t.Errorf("method name (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(`{"n":1}`, string(req.Payload)); diff != "" {
+		t.Errorf("payload (-want +got):\n%s", diff)
+	}
+	if err := c.Respond(testContext(t), req, 201, []byte(`{"ok":true}`)); err != nil {
+		t.Fatalf("Respond: %v", err)
+	}
+	var r result
+	select {
+	case r = <-results:
+	case <-testContext(t).Done():
+		t.Fatal("timed out waiting for the invocation's result")
+	}
+	if r.err != nil {
+		t.Fatalf("Invoke: %v", r.err)
+	}
+	if diff := cmp.Diff(&localhub.MethodResult{Status: 201, Payload: []byte(`{"ok":true}`)}, r.res); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	wantUpgrades := []upgrade{{
+		URL:         "https://127.0.0.1:" + strconv.Itoa(hub.HTTPSPort()) + "/$iothub/websocket",
+		UserAgent:   cfg.UserAgent,
+		Subprotocol: "AMQPWSB10",
+	}}
+	if diff := cmp.Diff(wantUpgrades, upgrades); diff != "" {
+		t.Errorf("upgrade requests given to Proxy (-want +got):\n%s", diff)
+	}
+	if got := logs.String(); !strings.Contains(got, "transport=amqp-ws") || !strings.Contains(got, "network=ws") {
+		t.Errorf("logs do not name transport=amqp-ws and network=ws:\n%s", got)
+	}
+}
+
+func TestUntrustedServerCertificateIsFatal(t *testing.T) {
+	_, cfg := startHub(t)
+	cfg.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool()}
+	c, err := amqpws.NewDialer(nil).Dial(testContext(t), cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded against an untrusted certificate")
+	}
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Errorf("Dial error = %v, want an x509.UnknownAuthorityError in the chain", err)
+	}
+	if got := transport.Classify(err); got != transport.Fatal {
+		t.Errorf("Classify = %v, want fatal", got)
+	}
+}
+
+// TestDefaultPort checks that a Config without Port dials port 443. No
+// root is trusted, so the dial fails whatever listens there.
+func TestDefaultPort(t *testing.T) {
+	_, cfg := startHub(t)
+	cfg.Port = 0
+	cfg.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool()}
+	cfg.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil }
+	c, err := amqpws.NewDialer(nil).Dial(testContext(t), cfg)
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded without a trusted root")
+	}
+	if want := "127.0.0.1:443"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Dial error = %v, want it to name %s", err, want)
+	}
+	if amqpws.DefaultPort != 443 {
+		t.Errorf("DefaultPort = %d, want 443", amqpws.DefaultPort)
+	}
+}
+
+// TestOptionsNetworkIgnored checks that NewDialer replaces a Network the
+// caller set: the WebSocket dial still happens.
+func TestOptionsNetworkIgnored(t *testing.T) {
+	hub, cfg := startHub(t)
+	other := &amqp.Network{Name: "other", DefaultPort: 1, Dial: nil}
+	c, err := amqpws.NewDialer(&amqp.Options{Network: other}).Dial(testContext(t), cfg)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	if err := hub.WaitSubscribed(testContext(t), deviceID); err != nil {
+		t.Fatalf("WaitSubscribed: %v", err)
+	}
+	if other.Name != "other" || other.DefaultPort != 1 {
+		t.Errorf("the caller's Network was modified: %+v", other)
+	}
+}
