@@ -60,7 +60,7 @@ func newConn(cfg *transport.Config, opts Options, client *goamqp.Conn) *conn {
 	return &conn{
 		cfg:      cfg,
 		opts:     opts,
-		log:      logger.With("transport", opts.Network.logName()), // the client's logger names the identity
+		log:      logger.With("transport", logName(opts.Network)), // the client's logger names the identity
 		client:   client,
 		requests: make(chan *transport.MethodRequest, opts.QueueSize),
 		busy:     make(chan *transport.MethodRequest, busyQueueSize),

@@ -86,7 +86,7 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 
 // dialNetwork opens the secured byte stream AMQP runs over, keeping the
 // cause of a cancelled ctx next to the network's own error.
-func dialNetwork(ctx context.Context, network *Network, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error) {
+func dialNetwork(ctx context.Context, network *transport.Network, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error) {
 	nc, err := network.Dial(ctx, address, tlsConfig, cfg)
 	if err != nil {
 		if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {

@@ -312,10 +312,10 @@ func TestPutTokenError(t *testing.T) {
 }
 
 func TestOptionsDefaults(t *testing.T) {
-	otherNetwork := &Network{Name: "other", DefaultPort: 1, Dial: dialTLS}
+	otherNetwork := &transport.Network{Name: "other", DefaultPort: 1, Dial: transport.DialTLS}
 	// Networks hold functions, which cmp never finds equal: compare them
 	// by identity.
-	sameNetwork := cmp.Comparer(func(a, b *Network) bool { return a == b })
+	sameNetwork := cmp.Comparer(func(a, b *transport.Network) bool { return a == b })
 	tests := []struct {
 		name string
 		in   *Options

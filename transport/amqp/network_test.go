@@ -30,8 +30,8 @@ type networkDial struct {
 	Config     *transport.Config
 }
 
-func (r *recordingNetwork) network(defaultPort int) *Network {
-	return &Network{Name: "recording", DefaultPort: defaultPort, Dial: r.dial}
+func (r *recordingNetwork) network(defaultPort int) *transport.Network {
+	return &transport.Network{Name: "recording", DefaultPort: defaultPort, Dial: r.dial}
 }
 
 func (r *recordingNetwork) dial(ctx context.Context, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error) {
@@ -110,7 +110,7 @@ func TestNetworkDialsWithPreparedTLS(t *testing.T) {
 // caller of Dial with its cause and the address.
 func TestNetworkDialError(t *testing.T) {
 	errRefused := errors.New("test network refused")
-	network := &Network{Name: "failing", DefaultPort: 1234, Dial: func(context.Context, string, *tls.Config, *transport.Config) (net.Conn, error) {
+	network := &transport.Network{Name: "failing", DefaultPort: 1234, Dial: func(context.Context, string, *tls.Config, *transport.Config) (net.Conn, error) {
 		return nil, errRefused
 	}}
 	c, err := NewDialer(&Options{Network: network}).Dial(dialCtx(t), testConfig(t, 0, newCountingCredential(t)))
@@ -132,7 +132,7 @@ func TestNetworkDialError(t *testing.T) {
 // TestNetworkWithoutDial checks that a Network missing its Dial function
 // is an error, not a panic.
 func TestNetworkWithoutDial(t *testing.T) {
-	c, err := NewDialer(&Options{Network: &Network{Name: "empty"}}).Dial(dialCtx(t), testConfig(t, 0, newCountingCredential(t)))
+	c, err := NewDialer(&Options{Network: &transport.Network{Name: "empty"}}).Dial(dialCtx(t), testConfig(t, 0, newCountingCredential(t)))
 	if err == nil {
 		c.Close()
 		t.Fatal("Dial succeeded over a network without Dial")
@@ -151,15 +151,15 @@ func TestDefaultNetworkIsTLS(t *testing.T) {
 
 func TestNetworkLogName(t *testing.T) {
 	tests := []struct {
-		network *Network
+		network *transport.Network
 		want    string
 	}{
 		{tlsNetwork, "amqp"},
-		{&Network{Name: "ws"}, "amqp-ws"},
-		{&Network{}, "amqp"},
+		{&transport.Network{Name: "ws"}, "amqp-ws"},
+		{&transport.Network{}, "amqp"},
 	}
 	for _, tt := range tests {
-		if got := tt.network.logName(); got != tt.want {
+		if got := logName(tt.network); got != tt.want {
 			t.Errorf("logName of %q = %q, want %q", tt.network.Name, got, tt.want)
 		}
 	}

@@ -1,9 +1,6 @@
 package amqp
 
 import (
-	"context"
-	"crypto/tls"
-	"net"
 	"time"
 
 	"github.com/directmethods/iotdevice/transport"
@@ -42,7 +39,7 @@ type Options struct {
 	// 5671. Package amqpws supplies AMQP over WebSockets on port 443; it
 	// lives apart so that programs which only speak AMQP over TLS do not
 	// link an HTTP client and a WebSocket library.
-	Network *Network
+	Network *transport.Network
 	// QueueSize is how many received requests are buffered for Receive;
 	// when it is full, new requests are answered 503 at once. Default
 	// DefaultQueueSize (256).
@@ -53,35 +50,13 @@ type Options struct {
 	PutTokenTimeout time.Duration
 }
 
-// Network is one way of reaching the hub's AMQP endpoint.
-type Network struct {
-	// Name says in logs which network a connection uses. Connections over
-	// the default network log the attribute transport=amqp, those over
-	// any other transport=amqp-{Name} (amqpws's Name is "ws", giving
-	// transport=amqp-ws).
-	Name string
-	// DefaultPort applies when the Config sets no Port.
-	DefaultPort int
-	// Dial opens a connection to address ("host:port") and returns it
-	// ready for AMQP frames (the SASL or AMQP protocol header comes
-	// next). tlsConfig comes from Config.ClientTLS (server name, roots,
-	// client certificate) and must be used as is: the server's
-	// certificate is always verified. cfg gives the rest of the
-	// identity's settings, such as Proxy and UserAgent. ctx bounds the
-	// dial only.
-	Dial func(ctx context.Context, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error)
-}
-
 // tlsNetwork is AMQP over TLS on port 5671, the default.
-var tlsNetwork = &Network{Name: "tls", DefaultPort: tlsPort, Dial: dialTLS}
-
-func dialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
-	d := tls.Dialer{Config: tlsConfig}
-	return d.DialContext(ctx, "tcp", address)
-}
+var tlsNetwork = &transport.Network{Name: "tls", DefaultPort: tlsPort, Dial: transport.DialTLS}
 
 // logName is the value of the transport attribute of a connection's logs.
-func (n *Network) logName() string {
+// Connections over the default network log transport=amqp, those over any
+// other transport=amqp-{Name} (amqpws's is "ws": transport=amqp-ws).
+func logName(n *transport.Network) string {
 	if n == tlsNetwork || n.Name == "" {
 		return "amqp"
 	}

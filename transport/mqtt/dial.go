@@ -157,7 +157,7 @@ type opener struct {
 	ctx     context.Context
 	tls     *tls.Config
 	cfg     *transport.Config
-	network *Network
+	network *transport.Network
 	address string
 
 	mu       sync.Mutex

@@ -26,8 +26,8 @@ type networkDial struct {
 	Config     *transport.Config
 }
 
-func (r *recordingNetwork) network(defaultPort int) *Network {
-	return &Network{Name: "recording", DefaultPort: defaultPort, Dial: r.dial}
+func (r *recordingNetwork) network(defaultPort int) *transport.Network {
+	return &transport.Network{Name: "recording", DefaultPort: defaultPort, Dial: r.dial}
 }
 
 func (r *recordingNetwork) dial(ctx context.Context, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error) {
@@ -81,7 +81,7 @@ func TestNetworkDialsWithPreparedTLS(t *testing.T) {
 // caller of Dial with its cause and the endpoint.
 func TestNetworkDialError(t *testing.T) {
 	errRefused := errors.New("test network refused")
-	network := &Network{Name: "failing", DefaultPort: 1234, Dial: func(context.Context, string, *tls.Config, *transport.Config) (net.Conn, error) {
+	network := &transport.Network{Name: "failing", DefaultPort: 1234, Dial: func(context.Context, string, *tls.Config, *transport.Config) (net.Conn, error) {
 		return nil, errRefused
 	}}
 	c, err := NewDialer(&Options{Network: network}).Dial(dialCtx(t), testConfig(t, 0, newCountingCredential(t)))

@@ -1,9 +1,6 @@
 package mqtt
 
 import (
-	"context"
-	"crypto/tls"
-	"net"
 	"time"
 
 	"github.com/directmethods/iotdevice/transport"
@@ -38,7 +35,7 @@ type Options struct {
 	// 8883. Package mqttws supplies MQTT over WebSockets on port 443; it
 	// lives apart so that programs which only speak MQTT over TLS do not
 	// link an HTTP client and a WebSocket library.
-	Network *Network
+	Network *transport.Network
 	// PingTimeout is how long to wait for a PINGRESP before the connection
 	// is declared lost; it also bounds each write to the network (an
 	// answer of 128 KB needs a link of at least 9 KB/s at the default).
@@ -57,29 +54,8 @@ type Options struct {
 	AnswerAtMostOnce bool
 }
 
-// Network is one way of reaching the hub's MQTT endpoint.
-type Network struct {
-	// Name says in logs which network a connection uses, such as
-	// "websocket".
-	Name string
-	// DefaultPort applies when the Config sets no Port.
-	DefaultPort int
-	// Dial opens a connection to address ("host:port") and returns it
-	// ready for MQTT packets. tlsConfig comes from Config.ClientTLS
-	// (server name, roots, client certificate) and must be used as is:
-	// the server's certificate is always verified. cfg gives the rest of
-	// the identity's settings, such as Proxy and UserAgent. ctx bounds the
-	// dial only.
-	Dial func(ctx context.Context, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error)
-}
-
 // tlsNetwork is MQTT over TLS on port 8883, the default.
-var tlsNetwork = &Network{Name: "tls", DefaultPort: tlsPort, Dial: dialTLS}
-
-func dialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
-	d := tls.Dialer{Config: tlsConfig}
-	return d.DialContext(ctx, "tcp", address)
-}
+var tlsNetwork = &transport.Network{Name: "tls", DefaultPort: tlsPort, Dial: transport.DialTLS}
 
 func (o *Options) withDefaults() Options {
 	var out Options

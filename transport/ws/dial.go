@@ -12,10 +12,14 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/directmethods/iotdevice/transport"
 )
 
 // Path is the resource of IoT Hub's WebSocket endpoint.
 const Path = "/$iothub/websocket"
+
+// DefaultPort is the port of IoT Hub's WebSocket endpoint (HTTPS).
+const DefaultPort = 443
 
 // maxMessageSize bounds one incoming WebSocket message. IoT Hub's largest
 // MQTT packet is 256 KB; the bound leaves room for framing while keeping a
@@ -124,4 +128,21 @@ func (c *conn) Close() error {
 	stop.Stop()
 	c.cancel()
 	return err
+}
+
+// NewNetwork returns the transport.Network of IoT Hub's WebSocket endpoint
+// (wss://{host}:443/$iothub/websocket) with subprotocol, reached through
+// Config.Proxy and announcing Config.UserAgent. name is the Network's Name.
+func NewNetwork(name, subprotocol string) *transport.Network {
+	return &transport.Network{
+		Name:        name,
+		DefaultPort: DefaultPort,
+		Dial: func(ctx context.Context, address string, tlsConfig *tls.Config, cfg *transport.Config) (net.Conn, error) {
+			var header http.Header
+			if cfg.UserAgent != "" {
+				header = http.Header{"User-Agent": {cfg.UserAgent}}
+			}
+			return Dial(ctx, address, Options{Subprotocol: subprotocol, TLSConfig: tlsConfig, Proxy: cfg.Proxy, Header: header})
+		},
+	}
 }

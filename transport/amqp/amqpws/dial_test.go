@@ -225,7 +225,7 @@ func TestDefaultPort(t *testing.T) {
 // caller set: the WebSocket dial still happens.
 func TestOptionsNetworkIgnored(t *testing.T) {
 	hub, cfg := startHub(t)
-	other := &amqp.Network{Name: "other", DefaultPort: 1, Dial: nil}
+	other := &transport.Network{Name: "other", DefaultPort: 1, Dial: nil}
 	c, err := amqpws.NewDialer(&amqp.Options{Network: other}).Dial(testContext(t), cfg)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
