@@ -200,9 +200,10 @@ func (c *conn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 	}
 }
 
-// Respond sends the response pre-settled on the method sender link. A
-// failed link ends the Conn, so a sender detached by the hub is noticed
-// here at the latest.
+// Respond sends the response unsettled on the method sender link and
+// returns once the hub has settled it (pre-settled with
+// Options.AnswerAtMostOnce: once it is written). A failed link ends the Conn, so a
+// sender detached by the hub is noticed here at the latest.
 func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte) error {
 	if err := c.ended(); err != nil {
 		return fmt.Errorf("amqp: respond: %w", err)

@@ -76,7 +76,13 @@ func dialCtx(t *testing.T) context.Context {
 // view of the connection and the link the hub sends requests on.
 func dialed(t *testing.T, opts *Options) (transport.Conn, *hubConn, *iamqp.Link) {
 	t.Helper()
-	h := startHub(t, hubScript{})
+	return dialedScript(t, hubScript{}, opts)
+}
+
+// dialedScript is dialed with a scripted hub.
+func dialedScript(t *testing.T, script hubScript, opts *Options) (transport.Conn, *hubConn, *iamqp.Link) {
+	t.Helper()
+	h := startHub(t, script)
 	c, err := NewDialer(opts).Dial(dialCtx(t), testConfig(t, h.port(), newCountingCredential(t)))
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
@@ -285,8 +291,8 @@ func TestDialMethodLinks(t *testing.T) {
 			if receiver.RcvSettleMode != iamqp.ReceiverSettleFirst {
 				t.Errorf("receiver rcv-settle-mode = %d, want first", receiver.RcvSettleMode)
 			}
-			if sender.SndSettleMode != iamqp.SenderSettleSettled {
-				t.Errorf("sender snd-settle-mode = %d, want settled", sender.SndSettleMode)
+			if sender.SndSettleMode != iamqp.SenderSettleUnsettled {
+				t.Errorf("sender snd-settle-mode = %d, want unsettled", sender.SndSettleMode)
 			}
 			if receiver.Name == sender.Name {
 				t.Errorf("both links are named %q", receiver.Name)
@@ -395,41 +401,92 @@ func (hc *hubConn) waitSenderAttach(t *testing.T) {
 }
 
 func TestRequestAndResponse(t *testing.T) {
-	c, hc, link := dialed(t, nil)
-	id := iamqp.UUID{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef, 0x81, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}
-	state := hc.sendRequest(t, link, request(id, "reboot", []byte(`{"delay":`), []byte(`5}`)))
-	if _, ok := state.(*iamqp.Accepted); !ok {
-		t.Errorf("request outcome = %#v, want accepted", state)
+	tests := []struct {
+		name        string
+		opts        *Options
+		wantSettled bool
+	}{
+		{"answers unsettled by default", nil, false},
+		{"answers pre-settled when asked", &Options{AnswerAtMostOnce: true}, true},
 	}
-	req := receiveRequest(t, c)
-	want := &transport.MethodRequest{
-		Name:      "reboot",
-		RequestID: "12345678-9abc-4def-8123-456789abcdef",
-		Payload:   []byte(`{"delay":5}`),
-		Handle:    goamqp.UUID(id),
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, hc, link := dialed(t, tt.opts)
+			id := iamqp.UUID{0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0x4d, 0xef, 0x81, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}
+			state := hc.sendRequest(t, link, request(id, "reboot", []byte(`{"delay":`), []byte(`5}`)))
+			if _, ok := state.(*iamqp.Accepted); !ok {
+				t.Errorf("request outcome = %#v, want accepted", state)
+			}
+			req := receiveRequest(t, c)
+			want := &transport.MethodRequest{
+				Name:      "reboot",
+				RequestID: "12345678-9abc-4def-8123-456789abcdef",
+				Payload:   []byte(`{"delay":5}`),
+				Handle:    goamqp.UUID(id),
+			}
+			if diff := cmp.Diff(want, req); diff != "" {
+				t.Errorf("request (-want +got):\n%s", diff)
+			}
+
+			if err := c.Respond(dialCtx(t), req, 200, []byte(`{"ok":true}`)); err != nil {
+				t.Fatalf("Respond: %v", err)
+			}
+			d := receive(t, hc.responses, "response")
+			type response struct {
+				CorrelationID any
+				Status        any
+				Data          [][]byte
+				Settled       bool
+			}
+			got := response{d.Message.Properties.CorrelationID, d.Message.ApplicationProperties["IoThub-status"], d.Message.Data, d.Settled}
+			wantResp := response{id, int32(200), [][]byte{[]byte(`{"ok":true}`)}, tt.wantSettled}
+			if diff := cmp.Diff(wantResp, got); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
+			}
+		})
 	}
-	if diff := cmp.Diff(want, req); diff != "" {
-		t.Errorf("request (-want +got):\n%s", diff)
+}
+
+// TestRespondWaitsForTheHubsDisposition: answers go unsettled, so Respond
+// returns only once the hub has accepted the answer, and fails with
+// transport.ErrConnLost when the connection ends first. The client then
+// sends the answer again on its next connection: an answer written just
+// before a connection breaks is not lost.
+func TestRespondWaitsForTheHubsDisposition(t *testing.T) {
+	c, hc, link := dialedScript(t, hubScript{holdDispositions: true}, nil)
+	for i := range 2 {
+		hc.sendRequest(t, link, request(iamqp.UUID{byte(i + 1)}, "m", []byte(`{}`)))
+	}
+	first, second := receiveRequest(t, c), receiveRequest(t, c)
+
+	respond := func(req *transport.MethodRequest) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- c.Respond(dialCtx(t), req, 200, []byte(`{}`)) }() // owned by the test; awaited below
+		return done
+	}
+	done := respond(first)
+	d := receive(t, hc.responses, "first answer")
+	if d.Settled {
+		t.Fatal("the answer was sent settled: the hub cannot acknowledge it")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Respond returned %v before the hub settled the answer", err)
+	default:
+	}
+	if err := d.Accept(dialCtx(t)); err != nil {
+		t.Fatalf("hub accept: %v", err)
+	}
+	if err := receive(t, done, "Respond after the hub accepted"); err != nil {
+		t.Fatalf("Respond after the hub accepted = %v, want nil", err)
 	}
 
-	if err := c.Respond(dialCtx(t), req, 200, []byte(`{"ok":true}`)); err != nil {
-		t.Fatalf("Respond: %v", err)
-	}
-	d := receive(t, hc.responses, "response")
-	got := struct {
-		CorrelationID any
-		Status        any
-		Data          [][]byte
-		Settled       bool
-	}{d.Message.Properties.CorrelationID, d.Message.ApplicationProperties["IoThub-status"], d.Message.Data, d.Settled}
-	wantResp := struct {
-		CorrelationID any
-		Status        any
-		Data          [][]byte
-		Settled       bool
-	}{id, int32(200), [][]byte{[]byte(`{"ok":true}`)}, true}
-	if diff := cmp.Diff(wantResp, got); diff != "" {
-		t.Errorf("response (-want +got):\n%s", diff)
+	done = respond(second)
+	receive(t, hc.responses, "second answer") // arrived, never settled
+	hc.conn.Close()
+	err := receive(t, done, "Respond after the connection ended")
+	if !errors.Is(err, transport.ErrConnLost) {
+		t.Errorf("Respond on a connection that ended before the disposition = %v, want transport.ErrConnLost", err)
 	}
 }
 

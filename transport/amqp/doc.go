@@ -26,8 +26,10 @@
 // attach properties com.microsoft:api-version, the same
 // com.microsoft:channel-correlation-id "methods:{uuid}" and
 // com.microsoft:client-version, and returns only once both are attached.
-// Responses are sent pre-settled with the request's correlation id in its
-// wire type, IoThub-status as an int32 and one data section.
+// Responses are sent unsettled with the request's correlation id in its
+// wire type, IoThub-status as an int32 and one data section; Respond
+// returns once the hub has settled the answer. With
+// Options.AnswerAtMostOnce they go pre-settled.
 //
 // The adapter only moves bytes: a Conn never reconnects, and retry,
 // dispatch, JSON validation and deciding when to renew tokens belong to

@@ -31,6 +31,9 @@ type hubScript struct {
 	senderAttachGate <-chan struct{}
 	// requestCerts asks the client for a TLS certificate.
 	requestCerts bool
+	// holdDispositions leaves the client's answers unsettled for the test
+	// to settle; by default the hub accepts each one as it arrives.
+	holdDispositions bool
 }
 
 // fakeHub is a scripted IoT Hub AMQP endpoint built on the in-repo server
@@ -209,6 +212,9 @@ func (h *fakeHub) serveLink(ctx context.Context, l *iamqp.Link) {
 				return
 			}
 			hc.responses <- d
+			if !h.script.holdDispositions {
+				_ = d.Accept(ctx)
+			}
 		}
 	default:
 		_ = l.Refuse(ctx, &iamqp.Error{Condition: iamqp.ErrCondNotFound})

@@ -41,8 +41,12 @@ func methodLinkProperties(channel, userAgent string) map[string]any {
 }
 
 // attachMethodLinks attaches the receiver of requests and the sender of
-// responses on the identity's method address. The sender is pre-settled
-// and the receiver settles first, as the C# SDK does.
+// responses on the identity's method address. The receiver settles first,
+// as the C and C# SDKs do. The sender leaves its answers unsettled, as the
+// C SDK does (the C# SDK sends them pre-settled): the hub's disposition
+// tells that an answer arrived, so one written just before the connection
+// breaks is sent again on the next connection instead of being lost.
+// Options.AnswerAtMostOnce sends them pre-settled instead.
 func (c *conn) attachMethodLinks(ctx context.Context) error {
 	address := MethodsAddress(c.cfg.DeviceID, c.cfg.ModuleID)
 	channel := newUUID().String()
@@ -60,10 +64,13 @@ func (c *conn) attachMethodLinks(ctx context.Context) error {
 	}
 	c.receiver = receiver
 
-	settled := goamqp.SenderSettleModeSettled
+	answerMode := goamqp.SenderSettleModeUnsettled
+	if c.opts.AnswerAtMostOnce {
+		answerMode = goamqp.SenderSettleModeSettled
+	}
 	sender, err := c.session.NewSender(ctx, address, &goamqp.SenderOptions{
 		Name:           "methods-responses-" + channel,
-		SettlementMode: &settled,
+		SettlementMode: &answerMode,
 		Properties:     props,
 	})
 	if err != nil {

@@ -48,6 +48,13 @@ type Options struct {
 	// RefreshToken, on top of the caller's context. Default
 	// DefaultPutTokenTimeout (30 s).
 	PutTokenTimeout time.Duration
+	// AnswerAtMostOnce sends answers pre-settled, as the C# SDK does: the
+	// hub sends no disposition and Respond returns once the answer is
+	// written, but an answer lost with a breaking connection is not sent
+	// again, and its caller gets 504. By default answers go unsettled:
+	// Respond returns once the hub has settled the answer, and the client
+	// sends it again on the next connection otherwise.
+	AnswerAtMostOnce bool
 }
 
 // tlsNetwork is AMQP over TLS on port 5671, the default.
