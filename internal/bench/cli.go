@@ -43,14 +43,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.transports, "transport", "mqtt", "transports, comma-separated: mqtt, mqtt-ws, amqp, amqp-ws")
-	fs.StringVar(&o.device, "device", KindSDK, "device kind: sdk (this SDK), sdk-qos0 (this SDK answering at QoS 0 over MQTT), raw (the protocol library alone, answering at QoS 0 over MQTT) or raw-qos1 (raw, answering at QoS 1 over MQTT as the SDK does by default)")
+	fs.StringVar(&o.device, "device", KindSDK, "device kind: sdk (this SDK; answers acknowledged: MQTT QoS 1, AMQP unsettled), sdk-at-most-once (this SDK with AnswerAtMostOnce: MQTT QoS 0, AMQP pre-settled), raw (the protocol library alone, answering at most once) or raw-at-least-once (raw, answers acknowledged)")
 	fs.IntVar(&o.devices, "devices", 1, "device connections the calls are spread over")
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent callers")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each run (unless -count)")
 	fs.IntVar(&o.count, "count", 0, "calls per run (overrides -duration)")
 	fs.IntVar(&o.payload, "payload", DefaultPayloadBytes, "request payload bytes, echoed back")
 	fs.BoolVar(&o.asJSON, "json", false, "one JSON object per line")
-	fs.BoolVar(&o.compare, "compare", false, "run each SDK device and its raw floor back to back per transport and print the ratios (over MQTT: sdk vs raw-qos1 and sdk-qos0 vs raw)")
+	fs.BoolVar(&o.compare, "compare", false, "per transport, run each SDK device and its raw floor back to back and print the ratios: sdk vs raw-at-least-once, sdk-at-most-once vs raw")
 	fs.IntVar(&o.runs, "runs", 1, "with -compare: runs of each kind; medians are reported")
 	fs.IntVar(&o.fleet, "fleet", 0, "fleet mode: connect this many idle SDK clients over MQTT, measure, invoke each once")
 	fs.BoolVar(&o.fleetInProc, "fleet-hub-in-process", false, "fleet mode: run the hub in this process instead of a child process")
@@ -158,7 +158,7 @@ func (o *options) run(ctx context.Context, w io.Writer) error {
 			report(r)
 			continue
 		}
-		for _, pair := range Pairs(cfg.Transport) {
+		for _, pair := range Pairs() {
 			c, err := Compare(ctx, t, cfg, pair, o.runs, report)
 			if err != nil {
 				return err

@@ -3,25 +3,28 @@ package bench
 import (
 	"context"
 	"fmt"
-	"strings"
 )
 
-// Device kinds.
+// Device kinds. How answers are delivered is a choice of the device, not a
+// cost of the SDK's code, so each SDK kind has a raw kind that delivers its
+// answers the same way.
 const (
-	// KindSDK is a device built on this SDK, with its defaults: over MQTT
-	// it answers at QoS 1.
+	// KindSDK is a device built on this SDK, with its defaults: answers
+	// are acknowledged by the hub (MQTT QoS 1, AMQP unsettled) and sent
+	// again on the next connection when the acknowledgement does not come.
 	KindSDK = "sdk"
-	// KindSDKQoS0 is KindSDK answering at QoS 0 over MQTT
-	// (mqtt.Options.AnswerAtMostOnce), to be measured against KindRaw.
-	KindSDKQoS0 = "sdk-qos0"
+	// KindSDKAtMostOnce is KindSDK with AnswerAtMostOnce: answers at MQTT
+	// QoS 0 or AMQP pre-settled, never acknowledged.
+	KindSDKAtMostOnce = "sdk-at-most-once"
 	// KindRaw is the same echo written directly on the protocol library,
 	// with none of the SDK's code in the path: the floor the SDK is
-	// measured against. Over MQTT it answers at QoS 0, as the C and Node
-	// SDKs do.
+	// measured against. It answers at most once (MQTT QoS 0, AMQP
+	// pre-settled), as the C and Node SDKs do over MQTT and the C# SDK
+	// over AMQP.
 	KindRaw = "raw"
-	// KindRawQoS1 is KindRaw answering at QoS 1 over MQTT, as this SDK
-	// does, to tell the cost of the QoS from that of the SDK's code.
-	KindRawQoS1 = "raw-qos1"
+	// KindRawAtLeastOnce is KindRaw with acknowledged answers (MQTT QoS 1,
+	// AMQP unsettled), as KindSDK sends them.
+	KindRawAtLeastOnce = "raw-at-least-once"
 )
 
 // EchoMethod is the method every benchmark device answers: status 200 and
@@ -37,33 +40,30 @@ type Device interface {
 // of connectionString, and returns once it is subscribed to methods.
 func Connect(ctx context.Context, kind, name string, t *Target, connectionString string) (Device, error) {
 	switch kind {
-	case KindSDK, KindSDKQoS0:
+	case KindSDK, KindSDKAtMostOnce:
 		return connectSDK(ctx, kind, name, t, connectionString)
-	case KindRaw:
-		return connectRaw(ctx, name, t, connectionString)
-	case KindRawQoS1:
-		switch name {
-		case "mqtt":
-			return connectRawMQTT(ctx, false, 1, t, connectionString)
-		case "mqtt-ws":
-			return connectRawMQTT(ctx, true, 1, t, connectionString)
-		}
-		return nil, fmt.Errorf("bench: device kind %s is for MQTT transports only", kind)
+	case KindRaw, KindRawAtLeastOnce:
+		return connectRaw(ctx, name, kind == KindRawAtLeastOnce, t, connectionString)
 	}
-	return nil, fmt.Errorf("bench: unknown device kind %q: want %s, %s, %s or %s", kind, KindSDK, KindSDKQoS0, KindRaw, KindRawQoS1)
+	return nil, fmt.Errorf("bench: unknown device kind %q: want %s, %s, %s or %s", kind, KindSDK, KindSDKAtMostOnce, KindRaw, KindRawAtLeastOnce)
 }
 
-// connectRaw picks the raw device of a transport.
-func connectRaw(ctx context.Context, name string, t *Target, connectionString string) (Device, error) {
+// connectRaw picks the raw device of a transport; acknowledged selects
+// answers the hub acknowledges.
+func connectRaw(ctx context.Context, name string, acknowledged bool, t *Target, connectionString string) (Device, error) {
+	var qos byte
+	if acknowledged {
+		qos = 1
+	}
 	switch name {
 	case "mqtt":
-		return connectRawMQTT(ctx, false, 0, t, connectionString)
+		return connectRawMQTT(ctx, false, qos, t, connectionString)
 	case "mqtt-ws":
-		return connectRawMQTT(ctx, true, 0, t, connectionString)
+		return connectRawMQTT(ctx, true, qos, t, connectionString)
 	case "amqp":
-		return connectRawAMQP(ctx, false, t, connectionString)
+		return connectRawAMQP(ctx, false, acknowledged, t, connectionString)
 	case "amqp-ws":
-		return connectRawAMQP(ctx, true, t, connectionString)
+		return connectRawAMQP(ctx, true, acknowledged, t, connectionString)
 	}
 	return nil, fmt.Errorf("bench: no raw device for transport %q", name)
 }
@@ -82,13 +82,9 @@ type Pair struct {
 	SDK, Raw string
 }
 
-// Pairs returns the comparisons to make on transport name. Over MQTT the
-// QoS of the answers is a choice of the device, not a cost of the SDK's
-// code, so each QoS is compared with the raw device answering at the same
-// QoS: the SDK's default (QoS 1) and its AnswerAtMostOnce option (QoS 0).
-func Pairs(name string) []Pair {
-	if strings.HasPrefix(name, "mqtt") {
-		return []Pair{{KindSDK, KindRawQoS1}, {KindSDKQoS0, KindRaw}}
-	}
-	return []Pair{{KindSDK, KindRaw}}
+// Pairs returns the comparisons to make on a transport: the SDK's default
+// against the raw device with acknowledged answers, and the SDK with
+// AnswerAtMostOnce against the raw device answering at most once.
+func Pairs() []Pair {
+	return []Pair{{KindSDK, KindRawAtLeastOnce}, {KindSDKAtMostOnce, KindRaw}}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
@@ -30,18 +31,23 @@ const (
 
 // rawAMQP is the echo device written directly on go-amqp: its own TLS or
 // WebSocket dial, SASL PLAIN with a device token, the two method links, and
-// one loop that receives, accepts and answers.
+// one loop that receives, accepts and answers. Acknowledged answers are
+// sent unsettled, each on its own goroutine, since go-amqp's Send then
+// waits for the hub's disposition and the loop must not.
 type rawAMQP struct {
-	conn     *goamqp.Conn
-	receiver *goamqp.Receiver
-	sender   *goamqp.Sender
-	stop     context.CancelFunc
-	done     chan struct{} // closed when serve returns
+	conn         *goamqp.Conn
+	receiver     *goamqp.Receiver
+	sender       *goamqp.Sender
+	acknowledged bool
+	stop         context.CancelFunc
+	done         chan struct{}  // closed when serve returns
+	sends        sync.WaitGroup // acknowledged answers being sent
 }
 
 // connectRawAMQP connects as the identity of connectionString and returns
-// once both method links are attached.
-func connectRawAMQP(ctx context.Context, webSocket bool, t *Target, connectionString string) (Device, error) {
+// once both method links are attached; acknowledged sends answers
+// unsettled instead of pre-settled.
+func connectRawAMQP(ctx context.Context, webSocket, acknowledged bool, t *Target, connectionString string) (Device, error) {
 	cs, err := sas.ParseConnectionString(connectionString)
 	if err != nil {
 		return nil, fmt.Errorf("bench: raw device: %w", err)
@@ -86,7 +92,7 @@ func connectRawAMQP(ctx context.Context, webSocket bool, t *Target, connectionSt
 		nc.Close()
 		return nil, fmt.Errorf("bench: raw device: open: %w", err)
 	}
-	d := &rawAMQP{conn: conn, done: make(chan struct{})}
+	d := &rawAMQP{conn: conn, acknowledged: acknowledged, done: make(chan struct{})}
 	if err := d.attach(ctx, cs.DeviceID); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("bench: raw device: %w", err)
@@ -98,7 +104,8 @@ func connectRawAMQP(ctx context.Context, webSocket bool, t *Target, connectionSt
 }
 
 // attach begins a session and attaches the receiver and sender of the
-// method address, with the same settle modes as the SDK.
+// method address, with the settle modes the SDK uses for the same kind of
+// answers.
 func (d *rawAMQP) attach(ctx context.Context, deviceID string) error {
 	session, err := d.conn.NewSession(ctx, nil)
 	if err != nil {
@@ -118,8 +125,11 @@ func (d *rawAMQP) attach(ctx context.Context, deviceID string) error {
 	}); err != nil {
 		return err
 	}
-	settled := goamqp.SenderSettleModeSettled
-	d.sender, err = session.NewSender(ctx, address, &goamqp.SenderOptions{SettlementMode: &settled, Properties: props})
+	answerMode := goamqp.SenderSettleModeSettled
+	if d.acknowledged {
+		answerMode = goamqp.SenderSettleModeUnsettled
+	}
+	d.sender, err = session.NewSender(ctx, address, &goamqp.SenderOptions{SettlementMode: &answerMode, Properties: props})
 	return err
 }
 
@@ -147,6 +157,10 @@ func (d *rawAMQP) serve(ctx context.Context) {
 			ApplicationProperties: map[string]any{rawStatusKey: int32(status)},
 			Data:                  [][]byte{body},
 		}
+		if d.acknowledged {
+			d.sends.Go(func() { _ = d.sender.Send(ctx, resp, nil) }) // owned by d: ends with its disposition or ctx, joined by Close
+			continue
+		}
 		if err := d.sender.Send(ctx, resp, nil); err != nil {
 			return
 		}
@@ -157,6 +171,7 @@ func (d *rawAMQP) serve(ctx context.Context) {
 func (d *rawAMQP) Close() error {
 	d.stop()
 	<-d.done
+	d.sends.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), rawAMQPCloseTimeout)
 	defer cancel()
 	d.sender.Close(ctx)

@@ -65,55 +65,43 @@ func startHub(t *testing.T, devices int) *Target {
 }
 
 func TestRawDeviceAnswers(t *testing.T) {
-	for _, transportName := range []string{"mqtt", "mqtt-ws", "amqp", "amqp-ws"} {
-		t.Run(transportName, func(t *testing.T) {
-			target := startHub(t, 1)
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-			defer cancel()
-			d, err := Connect(ctx, KindRaw, transportName, target, target.ConnectionStrings[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			id, _ := target.DeviceID(0)
-			for _, tt := range []struct {
-				method, payload string
-				status          int
-				answer          string
-			}{
-				{EchoMethod, `{"a":[1,2]}`, 200, `{"a":[1,2]}`},
-				{EchoMethod, "", 200, "null"},
-				{"reboot", `1`, 501, `{"error":"unknown method"}`},
-			} {
-				call := localhub.MethodCall{MethodName: tt.method, ResponseTimeoutInSeconds: 5}
-				if tt.payload != "" {
-					call.Payload = []byte(tt.payload)
-				}
-				res, err := target.Service.Invoke(ctx, id, "", call)
-				if err != nil {
-					t.Fatalf("%s: %v", tt.method, err)
-				}
-				if res.Status != tt.status || string(res.Payload) != tt.answer {
-					t.Errorf("%s(%s) = %d %s, want %d %s", tt.method, tt.payload, res.Status, res.Payload, tt.status, tt.answer)
-				}
-			}
-		})
+	for _, kind := range []string{KindRaw, KindRawAtLeastOnce} {
+		for _, transportName := range []string{"mqtt", "mqtt-ws", "amqp", "amqp-ws"} {
+			t.Run(kind+"/"+transportName, func(t *testing.T) { testRawDeviceAnswers(t, kind, transportName) })
+		}
 	}
 }
 
-func TestRawQoS1DeviceAnswers(t *testing.T) {
+func testRawDeviceAnswers(t *testing.T, kind, transportName string) {
 	target := startHub(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	r, err := Run(ctx, target, Config{Transport: "mqtt-ws", Device: KindRawQoS1, Count: 5, PayloadBytes: 20})
+	d, err := Connect(ctx, kind, transportName, target, target.ConnectionStrings[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Calls != 5 || r.Errors != 0 || r.Device != KindRawQoS1 {
-		t.Errorf("Run = %v", r)
-	}
-	if _, err := Connect(ctx, KindRawQoS1, "amqp", target, target.ConnectionStrings[0]); err == nil {
-		t.Error("raw-qos1 over AMQP connected")
+	defer d.Close()
+	id, _ := target.DeviceID(0)
+	for _, tt := range []struct {
+		method, payload string
+		status          int
+		answer          string
+	}{
+		{EchoMethod, `{"a":[1,2]}`, 200, `{"a":[1,2]}`},
+		{EchoMethod, "", 200, "null"},
+		{"reboot", `1`, 501, `{"error":"unknown method"}`},
+	} {
+		call := localhub.MethodCall{MethodName: tt.method, ResponseTimeoutInSeconds: 5}
+		if tt.payload != "" {
+			call.Payload = []byte(tt.payload)
+		}
+		res, err := target.Service.Invoke(ctx, id, "", call)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.method, err)
+		}
+		if res.Status != tt.status || string(res.Payload) != tt.answer {
+			t.Errorf("%s(%s) = %d %s, want %d %s", tt.method, tt.payload, res.Status, res.Payload, tt.status, tt.answer)
+		}
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 // JSON, latencies are in milliseconds and the elapsed time in seconds.
 type Result struct {
 	Transport    string `json:"transport"`
-	Device       string `json:"device"` // KindSDK, KindRaw or KindRawQoS1
+	Device       string `json:"device"` // one of the Kind constants
 	Devices      int    `json:"devices"`
 	Concurrency  int    `json:"concurrency"`
 	PayloadBytes int    `json:"payload_bytes"`
@@ -59,8 +59,8 @@ const (
 // medians over Runs alternating runs of each.
 type Comparison struct {
 	Transport string  `json:"transport"`
-	SDKKind   string  `json:"sdk_device"` // KindSDK or KindSDKQoS0
-	RawKind   string  `json:"raw_device"` // KindRaw or KindRawQoS1
+	SDKKind   string  `json:"sdk_device"` // KindSDK or KindSDKAtMostOnce
+	RawKind   string  `json:"raw_device"` // KindRawAtLeastOnce or KindRaw
 	Runs      int     `json:"runs"`
 	SDK       Result  `json:"sdk"`
 	Raw       Result  `json:"raw"`

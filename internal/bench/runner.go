@@ -16,7 +16,7 @@ import (
 // Config describes one run.
 type Config struct {
 	Transport string // "mqtt", "mqtt-ws", "amqp" or "amqp-ws"
-	Device    string // KindSDK, KindRaw or KindRawQoS1
+	Device    string // one of the Kind constants
 	// Devices is how many device connections the calls are spread over;
 	// the Target needs at least that many identities. Default 1.
 	Devices int

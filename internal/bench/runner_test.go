@@ -66,26 +66,25 @@ func TestCompare(t *testing.T) {
 	target := startHub(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	pairs := Pairs("mqtt-ws")
-	if diff := cmp.Diff([]Pair{{KindSDK, KindRawQoS1}, {KindSDKQoS0, KindRaw}}, pairs); diff != "" {
+	pairs := Pairs()
+	if diff := cmp.Diff([]Pair{{KindSDK, KindRawAtLeastOnce}, {KindSDKAtMostOnce, KindRaw}}, pairs); diff != "" {
 		t.Fatalf("Pairs (-want +got):\n%s", diff)
 	}
-	for _, pair := range pairs {
-		var kinds []string
-		c, err := Compare(ctx, target, Config{Transport: "mqtt-ws", Count: 5, PayloadBytes: 10}, pair, 2, func(r Result) { kinds = append(kinds, r.Device) })
-		if err != nil {
-			t.Fatal(err)
+	for _, transportName := range []string{"mqtt-ws", "amqp"} {
+		for _, pair := range pairs {
+			var kinds []string
+			c, err := Compare(ctx, target, Config{Transport: transportName, Count: 5, PayloadBytes: 10}, pair, 2, func(r Result) { kinds = append(kinds, r.Device) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{pair.SDK, pair.Raw, pair.Raw, pair.SDK}, kinds); diff != "" {
+				t.Errorf("%s: run order (-want +got):\n%s", transportName, diff)
+			}
+			if c.Runs != 2 || c.SDK.Calls != 10 || c.Raw.Calls != 10 || c.P50Ratio <= 0 || c.RateRatio <= 0 ||
+				c.SDKKind != pair.SDK || c.RawKind != pair.Raw || c.SDK.Errors != 0 || c.Raw.Errors != 0 {
+				t.Errorf("%s: Compare = %+v", transportName, c)
+			}
 		}
-		if diff := cmp.Diff([]string{pair.SDK, pair.Raw, pair.Raw, pair.SDK}, kinds); diff != "" {
-			t.Errorf("run order (-want +got):\n%s", diff)
-		}
-		if c.Runs != 2 || c.SDK.Calls != 10 || c.Raw.Calls != 10 || c.P50Ratio <= 0 || c.RateRatio <= 0 ||
-			c.SDKKind != pair.SDK || c.RawKind != pair.Raw || c.SDK.Errors != 0 || c.Raw.Errors != 0 {
-			t.Errorf("Compare = %+v", c)
-		}
-	}
-	if diff := cmp.Diff([]Pair{{KindSDK, KindRaw}}, Pairs("amqp")); diff != "" {
-		t.Errorf("Pairs(amqp) (-want +got):\n%s", diff)
 	}
 }
 
@@ -146,8 +145,8 @@ func TestMainCompareText(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	wantPrefixes := []string{
-		"mqtt     sdk  calls=3 ", "mqtt     raw-qos1 calls=3 ", "compare  mqtt     sdk vs raw-qos1: ",
-		"mqtt     sdk-qos0 calls=3 ", "mqtt     raw  calls=3 ", "compare  mqtt     sdk-qos0 vs raw: ",
+		"mqtt     sdk  calls=3 ", "mqtt     raw-at-least-once calls=3 ", "compare  mqtt     sdk vs raw-at-least-once: ",
+		"mqtt     sdk-at-most-once calls=3 ", "mqtt     raw  calls=3 ", "compare  mqtt     sdk-at-most-once vs raw: ",
 	}
 	if len(lines) != len(wantPrefixes) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(wantPrefixes), out.String())

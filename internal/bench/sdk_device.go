@@ -9,6 +9,8 @@ import (
 	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/internal/transportname"
 	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/amqp"
+	"github.com/directmethods/iotdevice/transport/amqp/amqpws"
 	"github.com/directmethods/iotdevice/transport/mqtt"
 	"github.com/directmethods/iotdevice/transport/mqtt/mqttws"
 )
@@ -30,21 +32,24 @@ func echoHandler() device.MethodHandler {
 
 // sdkDialer returns the transport of an SDK device of kind.
 func sdkDialer(kind, name string) (transport.Dialer, error) {
-	if kind == KindSDKQoS0 {
-		opts := &mqtt.Options{AnswerAtMostOnce: true}
-		switch name {
-		case "mqtt":
-			return mqtt.NewDialer(opts), nil
-		case "mqtt-ws":
-			return mqttws.NewDialer(opts), nil
+	if kind != KindSDKAtMostOnce {
+		dialer, _, err := transportname.Dialer(name)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
 		}
-		return nil, fmt.Errorf("bench: device kind %s is for MQTT transports only", kind)
+		return dialer, nil
 	}
-	dialer, _, err := transportname.Dialer(name)
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+	switch name {
+	case "mqtt":
+		return mqtt.NewDialer(&mqtt.Options{AnswerAtMostOnce: true}), nil
+	case "mqtt-ws":
+		return mqttws.NewDialer(&mqtt.Options{AnswerAtMostOnce: true}), nil
+	case "amqp":
+		return amqp.NewDialer(&amqp.Options{AnswerAtMostOnce: true}), nil
+	case "amqp-ws":
+		return amqpws.NewDialer(&amqp.Options{AnswerAtMostOnce: true}), nil
 	}
-	return dialer, nil
+	return nil, fmt.Errorf("bench: no transport %q", name)
 }
 
 // connectSDK starts a client of kind and waits for its first connection.
