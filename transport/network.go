@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 )
 
@@ -21,6 +23,19 @@ type Network struct {
 	// the rest of the identity's settings, such as Proxy and UserAgent. ctx
 	// bounds the dial only.
 	Dial func(ctx context.Context, address string, tlsConfig *tls.Config, cfg *Config) (net.Conn, error)
+}
+
+// ErrNoDial reports a Network without a Dial function.
+var ErrNoDial = errors.New("transport: network has no Dial function")
+
+// Validate reports a Network an adapter cannot dial with, so that a
+// malformed option fails Dial with a clear error instead of a panic on a
+// protocol library's goroutine.
+func (n *Network) Validate() error {
+	if n.Dial == nil {
+		return fmt.Errorf("%w (network %q)", ErrNoDial, n.Name)
+	}
+	return nil
 }
 
 // DialTLS is the Dial of TLS over TCP.

@@ -37,8 +37,8 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 		return nil, errors.New("amqp: nil config")
 	}
 	network := d.opts.Network
-	if network.Dial == nil {
-		return nil, fmt.Errorf("amqp: network %q has no Dial function", network.Name)
+	if err := network.Validate(); err != nil {
+		return nil, fmt.Errorf("amqp: %w", err)
 	}
 	tlsConfig, err := cfg.ClientTLS()
 	if err != nil {

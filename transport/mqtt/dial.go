@@ -37,6 +37,9 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 	if cfg == nil {
 		return nil, errors.New("mqtt: nil config")
 	}
+	if err := d.opts.Network.Validate(); err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
 	tlsConfig, err := cfg.ClientTLS()
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)

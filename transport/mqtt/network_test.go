@@ -103,3 +103,16 @@ func TestDefaultNetworkIsTLS(t *testing.T) {
 		t.Errorf("default network = %q on port %d, want tls on 8883", got.Name, got.DefaultPort)
 	}
 }
+
+// TestNetworkWithoutDial checks that a Network missing its Dial function
+// is an error wrapping transport.ErrNoDial, not a panic.
+func TestNetworkWithoutDial(t *testing.T) {
+	c, err := NewDialer(&Options{Network: &transport.Network{Name: "empty"}}).Dial(dialCtx(t), testConfig(t, 0, newCountingCredential(t)))
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded over a network without Dial")
+	}
+	if !errors.Is(err, transport.ErrNoDial) {
+		t.Errorf("Dial error = %v, want it to wrap transport.ErrNoDial", err)
+	}
+}
