@@ -463,14 +463,16 @@ func TestGoAMQPServerClosesConnection(t *testing.T) {
 	})
 	ts := startServer(t, h, nil)
 	c := ts.dial(t, nil)
+	// The server closes right after its attach, so go-amqp may report the
+	// close from NewReceiver itself or from the first Receive; both are
+	// the same outcome.
 	rcv, err := newSession(t, c).NewReceiver(timeout(t), "/x", nil)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		_, err = rcv.Receive(timeout(t), nil)
 	}
-	_, err = rcv.Receive(timeout(t), nil)
 	var ce *goamqp.ConnError
 	if !errors.As(err, &ce) || ce.RemoteErr == nil || ce.RemoteErr.Condition != goamqp.ErrCondConnectionForced {
-		t.Fatalf("receive = %v, want *amqp.ConnError with connection:forced", err)
+		t.Fatalf("attach or receive = %v, want *amqp.ConnError with connection:forced", err)
 	}
 	select {
 	case err := <-ts.served:
