@@ -99,8 +99,16 @@ func (c *Conn) Serve(ctx context.Context) error {
 	defer close(c.done)
 	defer c.nc.Close()
 
+	// The handshake's deadline is set before the watch on ctx, so that a
+	// ctx that is already done always has the last word: its past deadline
+	// fails the handshake's next read or write.
+	_ = c.nc.SetDeadline(time.Now().Add(c.opts.HandshakeTimeout))
 	hsCtx, cancelHS := context.WithCancel(ctx)
-	stopWatch := context.AfterFunc(hsCtx, func() { _ = c.nc.SetDeadline(time.Unix(1, 0)) })
+	expired := make(chan struct{})
+	stopWatch := context.AfterFunc(hsCtx, func() {
+		_ = c.nc.SetDeadline(time.Unix(1, 0))
+		close(expired)
+	})
 	closeWatch := make(chan struct{})
 	var watcher sync.WaitGroup
 	watcher.Go(func() { // owned by Serve; stopped by closeWatch; joined below
@@ -114,7 +122,9 @@ func (c *Conn) Serve(ctx context.Context) error {
 	fr, err := c.handshake(hsCtx)
 	close(closeWatch)
 	watcher.Wait()
-	stopWatch()
+	if !stopWatch() {
+		<-expired // its past deadline must not land after the reset below
+	}
 	cancelHS()
 	if err != nil {
 		close(c.muxDone)

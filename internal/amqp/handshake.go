@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 )
 
 // ErrAuth is wrapped by the error Serve returns when SASL authentication
@@ -14,9 +13,9 @@ import (
 var ErrAuth = errors.New("amqp: authentication failed")
 
 // handshake runs everything before the mux starts: protocol headers, SASL
-// and the open exchange. It returns the frame reader to go on with.
+// and the open exchange, within the deadline Serve set on the connection.
+// It returns the frame reader to go on with.
 func (c *Conn) handshake(ctx context.Context) (*FrameReader, error) {
-	_ = c.nc.SetDeadline(time.Now().Add(c.opts.HandshakeTimeout))
 	fr := NewFrameReader(c.nc, c.opts.MaxFrameSize)
 	id, err := c.readHeader()
 	if err != nil {
