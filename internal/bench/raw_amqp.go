@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
-	"github.com/directmethods/iotdevice/sas"
 )
 
 // The IoT Hub AMQP facts the raw device needs (protocol.md §5 and §6).
@@ -48,18 +46,10 @@ type rawAMQP struct {
 // once both method links are attached; acknowledged sends answers
 // unsettled instead of pre-settled.
 func connectRawAMQP(ctx context.Context, webSocket, acknowledged bool, t *Target, connectionString string) (Device, error) {
-	cs, err := sas.ParseConnectionString(connectionString)
+	cs, token, err := rawIdentity(connectionString)
 	if err != nil {
-		return nil, fmt.Errorf("bench: raw device: %w", err)
+		return nil, err
 	}
-	if cs.SharedAccessKey == "" || cs.ModuleID != "" {
-		return nil, errors.New("bench: raw device: needs a device identity with a SharedAccessKey")
-	}
-	key, err := sas.DecodeKey(cs.SharedAccessKey)
-	if err != nil {
-		return nil, fmt.Errorf("bench: raw device: %w", err)
-	}
-	token := sas.Sign(key, sas.Resource(cs.HostName, cs.DeviceID, ""), cs.SharedAccessKeyName, time.Now().Add(rawTokenLifetime))
 	hubName, _, _ := strings.Cut(cs.HostName, ".")
 
 	port := t.AMQPPort

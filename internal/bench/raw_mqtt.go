@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/directmethods/iotdevice/sas"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -25,7 +23,6 @@ const (
 	rawRIDSeparator    = "/?$rid="
 	rawResponsePrefix  = "$iothub/methods/res/"
 	rawWebSocketPath   = "/$iothub/websocket"
-	rawTokenLifetime   = time.Hour
 	rawDisconnectQuiet = 250 // ms paho may take to send DISCONNECT
 )
 
@@ -40,18 +37,10 @@ type rawMQTT struct {
 // connectRawMQTT connects as the identity of connectionString and returns
 // once the hub granted the subscription; it answers at QoS qos.
 func connectRawMQTT(ctx context.Context, webSocket bool, qos byte, t *Target, connectionString string) (Device, error) {
-	cs, err := sas.ParseConnectionString(connectionString)
+	cs, password, err := rawIdentity(connectionString)
 	if err != nil {
-		return nil, fmt.Errorf("bench: raw device: %w", err)
+		return nil, err
 	}
-	if cs.SharedAccessKey == "" || cs.ModuleID != "" {
-		return nil, errors.New("bench: raw device: needs a device identity with a SharedAccessKey")
-	}
-	key, err := sas.DecodeKey(cs.SharedAccessKey)
-	if err != nil {
-		return nil, fmt.Errorf("bench: raw device: %w", err)
-	}
-	password := sas.Sign(key, sas.Resource(cs.HostName, cs.DeviceID, ""), cs.SharedAccessKeyName, time.Now().Add(rawTokenLifetime))
 
 	port := t.MQTTPort
 	if webSocket {
