@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync/atomic"
 )
 
@@ -467,6 +468,12 @@ func (l *Link) Send(ctx context.Context, msg *Message) (DeliveryState, error) {
 	case r := <-req.result:
 		return r.state, r.err
 	case <-ctx.Done():
+		// A message still waiting for credit leaves the queue now: a peer
+		// that grants none must not hold it until the link ends.
+		_ = l.s.c.do(context.Background(), func() error {
+			l.queue = slices.DeleteFunc(l.queue, func(q *sendRequest) bool { return q == req })
+			return nil
+		})
 		return nil, ctx.Err()
 	case <-l.s.c.muxDone:
 		return nil, ErrConnClosed
@@ -529,6 +536,7 @@ func (l *Link) transfer(req *sendRequest, chunk int) {
 		s.nextOutgoingID++
 		s.remoteIncomingWindow--
 	}
+	req.payload = nil // written; an unsettled delivery keeps only its outcome
 	l.credit--
 	l.deliveryCount++
 	if settled {

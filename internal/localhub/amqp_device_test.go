@@ -333,6 +333,24 @@ func waitSubscribed(t testing.TB, h *Hub, identity string) {
 	}
 }
 
+// waitUnsubscribed waits until the hub no longer routes methods to
+// identity: it has noticed the device's links or connection go.
+func waitUnsubscribed(t testing.TB, h *Hub, identity string) {
+	t.Helper()
+	timeout := time.After(waitTimeout)
+	for {
+		s, _, changed := h.router.ready(identity)
+		if s == nil {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("%s still subscribed after %v", identity, waitTimeout)
+		}
+	}
+}
+
 // remoteCondition returns the AMQP error condition carried by a go-amqp
 // link or connection error, or "" when there is none.
 func remoteCondition(err error) string {

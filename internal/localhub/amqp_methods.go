@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/directmethods/iotdevice/internal/amqp"
 )
 
-// Application properties of method messages (protocol.md 5.3).
+// Application properties of method messages (azure-iot-sdk-c, iothubtransportamqp_methods.c).
 const (
 	amqpMethodNameProperty = "IoThub-methodname"
 	amqpStatusProperty     = "IoThub-status"
@@ -25,12 +24,15 @@ const (
 // links.
 const channelCorrelationProperty amqp.Symbol = "com.microsoft:channel-correlation-id"
 
-// errMalformedResponse reports a method response the hub cannot use.
-var errMalformedResponse = errors.New("localhub: malformed method response")
-
 // errLinkSlotTaken reports a second method link of the same role for the
 // same identity and channel.
 var errLinkSlotTaken = errors.New("localhub: a method link of this role is already attached")
+
+// channelRequest is a request handed to a channel, with its call.
+type channelRequest struct {
+	methodRequest
+	call *pendingCall
+}
 
 // methodChannelKey names a pair of method links: the identity and the
 // channel-correlation-id both links carry ("" when they carry none).
@@ -44,9 +46,14 @@ type methodChannel struct {
 	conn     *amqpConn
 	key      methodChannelKey
 	log      *slog.Logger
-	requests chan methodRequest // taken by the request link's handler
-	done     chan struct{}      // closed when the channel ends
+	requests chan channelRequest // taken by the request link's handler
+	done     chan struct{}       // closed when the channel ends
 	endOnce  sync.Once
+
+	// calls numbers the requests sent on this pair of links and matches
+	// the answers that come back on it. A request's correlation id is the
+	// hub's prefix and its number.
+	calls pendingCalls
 
 	// Guarded by conn.mu.
 	requestLink, responseLink *amqp.Link
@@ -124,7 +131,7 @@ func (c *amqpConn) joinChannel(key methodChannelKey, l *amqp.Link) (ch *methodCh
 			conn:     c,
 			key:      key,
 			log:      c.log.With("identity", key.identity),
-			requests: make(chan methodRequest),
+			requests: make(chan channelRequest),
 			done:     make(chan struct{}),
 		}
 		c.channels[key] = ch
@@ -173,9 +180,9 @@ func (ch *methodChannel) route() {
 	ch.log.Info("amqp: subscribed to methods", "channel", ch.key.correlation)
 }
 
-// end withdraws the channel from the router and detaches both links, so
-// that calls in flight through it are delivered again or fail. It is
-// idempotent.
+// end withdraws the channel from the router and detaches both links.
+// Calls in flight through it can no longer be answered and run out their
+// response timeouts. It is idempotent.
 func (ch *methodChannel) end(reason string) {
 	ch.endOnce.Do(func() {
 		close(ch.done)
@@ -207,16 +214,23 @@ func (ch *methodChannel) detachRequestLink(reason string) {
 }
 
 // deliver implements deviceSession.
-func (ch *methodChannel) deliver(ctx context.Context, req methodRequest) error {
+func (ch *methodChannel) deliver(ctx context.Context, req methodRequest) (*pendingCall, error) {
+	c := ch.calls.add(ctx)
+	var err error
 	select {
-	case ch.requests <- req:
-		return nil
+	case ch.requests <- channelRequest{req, c}:
+		return c, nil
 	case <-ch.done:
-		return net.ErrClosed
+		err = net.ErrClosed
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		err = context.Cause(ctx)
 	}
+	ch.calls.remove(c)
+	return nil, err
 }
+
+// forget implements deviceSession.
+func (ch *methodChannel) forget(c *pendingCall) { ch.calls.remove(c) }
 
 // drop implements deviceSession: it closes the whole connection, as the
 // hub does when another connection takes over an identity.
@@ -225,12 +239,11 @@ func (ch *methodChannel) drop(reason string) {
 	ch.conn.closeWith(amqp.ErrCondConnectionForced, reason)
 }
 
-// ended implements endingSession.
-func (ch *methodChannel) ended() <-chan struct{} { return ch.done }
-
 // sendRequests sends the requests delivered to the channel on l until
 // the link ends. Each send runs on its own goroutine, so a request
-// waiting for its disposition holds nothing up.
+// waiting for credit or its disposition holds nothing up, and it gives up
+// once its call ends: a device that grants no credit holds no request
+// past its caller's deadline.
 func (ch *methodChannel) sendRequests(ctx context.Context, l *amqp.Link) {
 	var sends sync.WaitGroup
 	defer sends.Wait()
@@ -241,13 +254,13 @@ func (ch *methodChannel) sendRequests(ctx context.Context, l *amqp.Link) {
 		case <-ch.done:
 			return
 		case req := <-ch.requests:
-			msg, err := ch.requestMessage(req)
-			if err != nil {
-				ch.log.Error("amqp: cannot build method request", "err", err)
-				continue
-			}
-			sends.Go(func() { // owned by this link handler: ends with the link (ctx); joined above
-				state, err := l.Send(ctx, msg)
+			msg := ch.requestMessage(req)
+			sends.Go(func() { // owned by this link handler: ends with the link (ctx) or the call; joined above
+				sendCtx, cancel := context.WithCancel(req.call.ctx)
+				defer cancel()
+				stop := context.AfterFunc(ctx, cancel)
+				defer stop()
+				state, err := l.Send(sendCtx, msg)
 				switch s := state.(type) {
 				case nil:
 					if err != nil {
@@ -268,26 +281,24 @@ func rejectedCondition(r *amqp.Rejected) string {
 	return string(r.Error.Condition)
 }
 
-// requestMessage builds the message of a request as protocol.md 5.3
-// describes: a uuid correlation id, the method name and one data section
-// (zero-length without payload).
-func (ch *methodChannel) requestMessage(req methodRequest) (*amqp.Message, error) {
-	id, err := requestCorrelationID(ch.conn.hub.amqpRIDPrefix, req.rid)
-	if err != nil {
-		return nil, err
-	}
+// requestMessage builds the message of a request: a uuid correlation id,
+// the method name and one data section (zero-length without payload), as
+// azure-iot-sdk-c's iothubtransportamqp_methods.c reads it.
+func (ch *methodChannel) requestMessage(req channelRequest) *amqp.Message {
 	payload := req.payload
 	if payload == nil {
 		payload = []byte{}
 	}
 	return &amqp.Message{
-		Properties:            &amqp.Properties{CorrelationID: id},
+		Properties:            &amqp.Properties{CorrelationID: requestCorrelationID(ch.conn.hub.amqpRIDPrefix, req.call.n)},
 		ApplicationProperties: map[string]any{amqpMethodNameProperty: req.name},
 		Data:                  [][]byte{payload},
-	}, nil
+	}
 }
 
-// receiveResponses hands the answers arriving on l to the router.
+// receiveResponses hands the answers arriving on l to the calls of this
+// channel. An answer the hub cannot accept is rejected, and the call it
+// names ends at once.
 func (ch *methodChannel) receiveResponses(ctx context.Context, l *amqp.Link) {
 	for {
 		d, err := l.Receive(ctx)
@@ -295,13 +306,16 @@ func (ch *methodChannel) receiveResponses(ctx context.Context, l *amqp.Link) {
 			return
 		}
 		correlationID, resp, err := parseMethodResponse(d.Message)
+		n, issued := responseNumber(ch.conn.hub.amqpRIDPrefix, correlationID)
 		if err != nil {
 			ch.log.Warn("amqp: method response rejected", "reason", err.Error())
+			if issued {
+				ch.calls.resolve(n, methodResponse{err: err})
+			}
 			_ = d.Reject(ctx, &amqp.Error{Condition: amqp.ErrCondDecodeError, Description: err.Error()})
 			continue
 		}
-		rid, ok := responseRID(ch.conn.hub.amqpRIDPrefix, correlationID)
-		if !ok || !ch.conn.hub.router.respond(ch.key.identity, rid, resp) {
+		if !issued || !ch.calls.resolve(n, resp) {
 			ch.log.Warn("amqp: response to an unknown or expired request ignored", "correlation_id", clip(fmt.Sprint(correlationID)))
 		}
 		_ = d.Accept(ctx)
@@ -310,31 +324,34 @@ func (ch *methodChannel) receiveResponses(ctx context.Context, l *amqp.Link) {
 
 // parseMethodResponse reads a device's answer: its correlation id (a uuid
 // or a string), IoThub-status as an integer of any width, and the data
-// sections as the payload (none: a null payload).
+// sections as the payload (none: a null payload). An answer the hub
+// cannot accept fails with ErrInvalidResponse, still returning its
+// correlation id when it has one.
 func parseMethodResponse(m *amqp.Message) (correlationID any, resp methodResponse, err error) {
 	if m.Properties == nil || m.Properties.CorrelationID == nil {
-		return nil, methodResponse{}, fmt.Errorf("%w: no correlation-id", errMalformedResponse)
+		return nil, methodResponse{}, fmt.Errorf("%w: no correlation-id", ErrInvalidResponse)
 	}
+	correlationID = m.Properties.CorrelationID
 	raw, ok := applicationProperty(m, amqpStatusProperty)
 	if !ok {
-		return nil, methodResponse{}, fmt.Errorf("%w: no %s property", errMalformedResponse, amqpStatusProperty)
+		return correlationID, methodResponse{}, fmt.Errorf("%w: no %s property", ErrInvalidResponse, amqpStatusProperty)
 	}
 	status, ok := integer(raw)
 	if !ok {
-		return nil, methodResponse{}, fmt.Errorf("%w: %s is %T, not an integer", errMalformedResponse, amqpStatusProperty, raw)
+		return correlationID, methodResponse{}, fmt.Errorf("%w: %s is %T, not an integer", ErrInvalidResponse, amqpStatusProperty, raw)
 	}
 	size := 0
 	for _, d := range m.Data {
 		size += len(d)
 	}
 	if size > maxMethodPayload {
-		return nil, methodResponse{}, fmt.Errorf("%w: payload of %d bytes exceeds %d", errMalformedResponse, size, maxMethodPayload)
+		return correlationID, methodResponse{}, fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrInvalidResponse, size, maxMethodPayload)
 	}
 	var payload []byte
 	for _, d := range m.Data {
 		payload = append(payload, d...)
 	}
-	return m.Properties.CorrelationID, methodResponse{status: status, payload: payload}, nil
+	return correlationID, methodResponse{status: status, payload: payload}, nil
 }
 
 // applicationProperty looks key up exactly, then case-insensitively.
@@ -382,44 +399,40 @@ func integer(v any) (int, bool) {
 	return int(n), true
 }
 
-// requestCorrelationID turns the router's request id (a hexadecimal
-// counter) into the uuid the request carries: the hub's 8-byte
-// prefix followed by the counter, so the answer maps back without a table.
-func requestCorrelationID(prefix [8]byte, rid string) (amqp.UUID, error) {
-	n, err := strconv.ParseUint(rid, 16, 64)
-	if err != nil {
-		return amqp.UUID{}, fmt.Errorf("localhub: request id %q is not a counter: %w", rid, err)
-	}
+// requestCorrelationID is the uuid a request carries: the hub's 8-byte
+// prefix followed by the request's number on its channel, so the answer
+// maps back without a table.
+func requestCorrelationID(prefix [8]byte, n uint64) amqp.UUID {
 	var id amqp.UUID
 	copy(id[:8], prefix[:])
 	binary.BigEndian.PutUint64(id[8:], n)
-	return id, nil
+	return id
 }
 
-// responseRID maps a response's correlation id (a uuid, its string form,
-// or 16 bytes) back to the router's request id; ok is false for an id
+// responseNumber maps a response's correlation id (a uuid, its string
+// form, or 16 bytes) back to the request's number; ok is false for an id
 // this hub did not issue.
-func responseRID(prefix [8]byte, correlationID any) (rid string, ok bool) {
+func responseNumber(prefix [8]byte, correlationID any) (n uint64, ok bool) {
 	var id amqp.UUID
 	switch v := correlationID.(type) {
 	case amqp.UUID:
 		id = v
 	case []byte:
 		if len(v) != len(id) {
-			return "", false
+			return 0, false
 		}
 		copy(id[:], v)
 	case string:
 		if id, ok = parseUUID(v); !ok {
-			return "", false
+			return 0, false
 		}
 	default:
-		return "", false
+		return 0, false
 	}
 	if [8]byte(id[:8]) != prefix {
-		return "", false
+		return 0, false
 	}
-	return strconv.FormatUint(binary.BigEndian.Uint64(id[8:]), 16), true
+	return binary.BigEndian.Uint64(id[8:]), true
 }
 
 // parseUUID parses the canonical 8-4-4-4-12 form, in either case.

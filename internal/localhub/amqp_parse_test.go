@@ -142,8 +142,12 @@ func TestParseMethodResponse(t *testing.T) {
 				t.Fatalf("error = %v, wantErr %v", err, tt.wantErr)
 			}
 			if err != nil {
-				if !errors.Is(err, errMalformedResponse) {
-					t.Errorf("error %v does not wrap errMalformedResponse", err)
+				if !errors.Is(err, ErrInvalidResponse) {
+					t.Errorf("error %v does not wrap ErrInvalidResponse", err)
+				}
+				// The call it names can still be failed at once.
+				if tt.msg.Properties != nil && corr != any(id) {
+					t.Errorf("correlation id with the error = %v, want %v", corr, id)
 				}
 				return
 			}
@@ -159,28 +163,22 @@ func TestParseMethodResponse(t *testing.T) {
 
 func TestCorrelationIDRoundTrip(t *testing.T) {
 	prefix := [8]byte{0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4}
-	for _, rid := range []string{"1", "ff", "123456789abcdef0"} {
-		id, err := requestCorrelationID(prefix, rid)
-		if err != nil {
-			t.Fatalf("requestCorrelationID(%q): %v", rid, err)
-		}
+	for _, n := range []uint64{1, 0xff, 0x123456789abcdef0} {
+		id := requestCorrelationID(prefix, n)
 		for _, form := range []any{id, id.String(), strings.ToUpper(id.String()), id[:]} {
-			got, ok := responseRID(prefix, form)
-			if !ok || got != rid {
-				t.Errorf("responseRID(%T %v) = %q, %v; want %q", form, form, got, ok, rid)
+			got, ok := responseNumber(prefix, form)
+			if !ok || got != n {
+				t.Errorf("responseNumber(%T %v) = %d, %v; want %d", form, form, got, ok, n)
 			}
 		}
-		if _, ok := responseRID([8]byte{}, id); ok {
-			t.Errorf("a uuid of another connection was accepted")
+		if _, ok := responseNumber([8]byte{}, id); ok {
+			t.Errorf("a uuid of another hub was accepted")
 		}
 	}
 	for _, bad := range []any{nil, uint64(1), "not-a-uuid", "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", []byte{1, 2}} {
-		if rid, ok := responseRID(prefix, bad); ok {
-			t.Errorf("responseRID(%v) = %q, want no match", bad, rid)
+		if n, ok := responseNumber(prefix, bad); ok {
+			t.Errorf("responseNumber(%v) = %d, want no match", bad, n)
 		}
-	}
-	if _, err := requestCorrelationID(prefix, "not hex"); err == nil {
-		t.Errorf("requestCorrelationID accepted a non-counter id")
 	}
 }
 
@@ -283,7 +281,7 @@ func FuzzParseMethodResponse(f *testing.F) {
 		if len(resp.payload) > maxMethodPayload {
 			t.Errorf("payload of %d bytes accepted", len(resp.payload))
 		}
-		_, _ = responseRID([8]byte{}, corr)
+		_, _ = responseNumber([8]byte{}, corr)
 		_, _ = parsePutToken(m)
 	})
 }

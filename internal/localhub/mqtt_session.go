@@ -54,6 +54,10 @@ type mqttSession struct {
 	methodsMu sync.Mutex
 	methodsOn atomic.Bool
 
+	// calls numbers this connection's method requests and matches the
+	// answers that arrive on it.
+	calls pendingCalls
+
 	// Set once CONNECT succeeds, then read-only.
 	identity    string
 	keepAlive   time.Duration
@@ -258,11 +262,16 @@ func (s *mqttSession) handlePublish(p *packets.PublishPacket) error {
 	case errors.Is(err, errNotMethodResponse):
 		s.log.Debug("mqtt: ignoring publish outside method responses", "identity", s.identity)
 	case err != nil:
+		// The call it names, if any, ends now rather than at its timeout;
+		// the connection ends for the protocol error.
+		s.reject(rid, err)
 		return err
 	case len(p.Payload) > maxMethodPayload:
-		return fmt.Errorf("localhub: method response of %d bytes exceeds %d", len(p.Payload), maxMethodPayload)
+		err := fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrInvalidResponse, len(p.Payload), maxMethodPayload)
+		s.reject(rid, err)
+		return err
 	default:
-		if !s.hub.router.respond(s.identity, rid, methodResponse{status: status, payload: p.Payload}) {
+		if !s.calls.resolveRID(rid, methodResponse{status: status, payload: p.Payload}) {
 			s.log.Warn("mqtt: response to an unknown or expired request ignored", "identity", s.identity, "request_id", clip(rid))
 		}
 	}
@@ -272,6 +281,19 @@ func (s *mqttSession) handlePublish(p *packets.PublishPacket) error {
 		return s.send(ack)
 	}
 	return nil
+}
+
+// reject fails the call an invalid answer names (rid may be empty).
+func (s *mqttSession) reject(rid string, err error) {
+	if rid == "" {
+		return
+	}
+	if !errors.Is(err, ErrInvalidResponse) {
+		err = fmt.Errorf("%w: %w", ErrInvalidResponse, err)
+	}
+	if s.calls.resolveRID(rid, methodResponse{err: err}) {
+		s.log.Warn("mqtt: invalid method response; its call fails", "identity", s.identity, "request_id", clip(rid), "err", err)
+	}
 }
 
 func (s *mqttSession) handleSubscribe(p *packets.SubscribePacket) error {
@@ -339,10 +361,12 @@ func (s *mqttSession) handleUnsubscribe(p *packets.UnsubscribePacket) error {
 }
 
 // outbound is a packet queued for the writer, with an optional action the
-// writer runs just before writing it.
+// writer runs just before writing it. A method request carries its call:
+// the writer skips it if the call has ended while it waited.
 type outbound struct {
 	packet      packets.ControlPacket
 	beforeWrite func()
+	call        *pendingCall
 }
 
 // send queues a packet for the writer.
@@ -360,25 +384,31 @@ func (s *mqttSession) enqueue(o outbound) error {
 }
 
 // deliver implements deviceSession.
-func (s *mqttSession) deliver(ctx context.Context, req methodRequest) error {
+func (s *mqttSession) deliver(ctx context.Context, req methodRequest) (*pendingCall, error) {
+	c := s.calls.add(ctx)
 	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
-	p.TopicName = methodRequestTopic(req.name, req.rid)
+	p.TopicName = methodRequestTopic(req.name, c.rid)
 	p.Qos = req.qos
 	p.Payload = req.payload
 	s.methodsMu.Lock()
 	defer s.methodsMu.Unlock()
-	if !s.methodsOn.Load() {
-		return errNotSubscribed
+	err := errNotSubscribed
+	if s.methodsOn.Load() {
+		select {
+		case s.out <- outbound{packet: p, call: c}:
+			return c, nil
+		case <-s.done:
+			err = net.ErrClosed
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
 	}
-	select {
-	case s.out <- outbound{packet: p}:
-		return nil
-	case <-s.done:
-		return net.ErrClosed
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
+	s.calls.remove(c)
+	return nil, err
 }
+
+// forget implements deviceSession.
+func (s *mqttSession) forget(c *pendingCall) { s.calls.remove(c) }
 
 // drop implements deviceSession.
 func (s *mqttSession) drop(reason string) {
@@ -411,6 +441,9 @@ func (s *mqttSession) writeLoop() {
 		case <-s.done:
 			return
 		case o := <-s.out:
+			if o.call != nil && o.call.ctx.Err() != nil {
+				continue // its caller has stopped waiting
+			}
 			if o.beforeWrite != nil {
 				o.beforeWrite()
 			}

@@ -34,7 +34,9 @@ func methodRequestTopic(name, rid string) string {
 
 // parseMethodResponseTopic parses "$iothub/methods/res/{status}/?$rid={rid}".
 // Further "&key=value" properties are ignored; the first $rid wins.
-// The status must be a decimal integer.
+// The status must be a decimal integer. When only the status is wrong,
+// rid is still returned with the error, so that the call it answers can
+// be failed at once.
 func parseMethodResponseTopic(topic string) (status int, rid string, err error) {
 	rest, ok := strings.CutPrefix(topic, methodResponsePrefix)
 	if !ok {
@@ -44,10 +46,19 @@ func parseMethodResponseTopic(topic string) (status int, rid string, err error) 
 	if !ok {
 		return 0, "", fmt.Errorf("%w: no \"/?\" after the status", ErrBadResponseTopic)
 	}
-	status, err = parseStatus(statusText)
+	rid, err = parseRID(query)
 	if err != nil {
 		return 0, "", err
 	}
+	status, err = parseStatus(statusText)
+	if err != nil {
+		return 0, rid, err
+	}
+	return status, rid, nil
+}
+
+// parseRID returns the first $rid of a topic's properties.
+func parseRID(query string) (string, error) {
 	for _, pair := range strings.Split(query, "&") {
 		key, value, _ := strings.Cut(pair, "=")
 		if key != "$rid" {
@@ -57,11 +68,11 @@ func parseMethodResponseTopic(topic string) (status int, rid string, err error) 
 			value = decoded
 		}
 		if value == "" {
-			return 0, "", fmt.Errorf("%w: empty $rid", ErrBadResponseTopic)
+			return "", fmt.Errorf("%w: empty $rid", ErrBadResponseTopic)
 		}
-		return status, value, nil
+		return value, nil
 	}
-	return 0, "", fmt.Errorf("%w: no $rid", ErrBadResponseTopic)
+	return "", fmt.Errorf("%w: no $rid", ErrBadResponseTopic)
 }
 
 // parseStatus accepts an optional '-' and one to ten decimal digits that

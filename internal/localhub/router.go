@@ -3,9 +3,7 @@ package localhub
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -17,39 +15,45 @@ var (
 	// ErrResponseTimeout reports a device that did not answer within the
 	// response timeout.
 	ErrResponseTimeout = errors.New("localhub: timed out waiting for the device's response")
+	// ErrInvalidResponse reports a device answer the hub cannot accept: a
+	// payload over 128 KB, a status that is not an integer, an AMQP answer
+	// without IoThub-status. Its call ends at once with this error instead
+	// of running out its response timeout.
+	ErrInvalidResponse = errors.New("localhub: the device's response is invalid")
 )
 
 // deviceSession is the router's view of one authenticated protocol session
-// (MQTT today; AMQP plugs in through the same seam).
+// that carries method requests: an MQTT connection, or an AMQP pair of
+// method links.
 type deviceSession interface {
-	// deliver queues a method request for the device. It fails once the
-	// session has ended or ctx is done; it never waits for the device.
-	deliver(ctx context.Context, req methodRequest) error
+	// deliver takes a method request for the device as a new call of
+	// this session, numbered by the session, and returns the call; the
+	// device's answer arrives on the call's answer channel, and only
+	// from this session. deliver fails once the session has ended
+	// (net.ErrClosed), when it is no longer subscribed to methods
+	// (errNotSubscribed), or when ctx ends first; it never waits for the
+	// device to read. ctx is also the call's context (pendingCall.ctx).
+	deliver(ctx context.Context, req methodRequest) (*pendingCall, error)
+	// forget ends a call its caller no longer waits for.
+	forget(c *pendingCall)
 	// drop closes the session's connection; reason is for the logs.
 	drop(reason string)
-}
-
-// endingSession is implemented by sessions that lose the calls delivered
-// through them when they end (AMQP method links): a call whose session
-// ends before the answer waits again for the identity, within what is
-// left of its connect timeout, and is delivered anew.
-type endingSession interface {
-	// ended is closed when the session can no longer carry answers.
-	ended() <-chan struct{}
 }
 
 // methodRequest is one invocation on its way to a device.
 type methodRequest struct {
 	name    string
-	rid     string
 	payload []byte
 	qos     byte // the QoS the identity was granted for method requests (MQTT)
 }
 
-// methodResponse is a device's answer.
+// methodResponse is a device's answer, or why the hub refused it.
 type methodResponse struct {
 	status  int
 	payload []byte
+	// err, when set, is why the hub could not accept the device's answer
+	// (ErrInvalidResponse); status and payload are then unset.
+	err error
 }
 
 // savedSubscription is the method subscription of an MQTT session with
@@ -76,24 +80,20 @@ func (e *endpoint) notify() {
 	e.changed = make(chan struct{})
 }
 
-type pendingKey struct{ identity, rid string }
-
 // router connects REST invocations with device sessions: which session is
 // live for an identity, whether it is subscribed, and which calls await an
 // answer. It never calls a session while holding its lock.
 type router struct {
-	nextRID atomic.Uint64
 	// testHookWaiting, when set, runs each time a call starts waiting for
 	// an identity to connect and subscribe.
 	testHookWaiting func(identity string)
 
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
-	pending   map[pendingKey]chan methodResponse
 }
 
 func newRouter() *router {
-	return &router{endpoints: map[string]*endpoint{}, pending: map[pendingKey]chan methodResponse{}}
+	return &router{endpoints: map[string]*endpoint{}}
 }
 
 // endpointLocked returns the identity's endpoint, creating it; r.mu held.
@@ -206,94 +206,57 @@ var errNotSubscribed = errors.New("localhub: session is not subscribed to method
 
 // invoke sends a method request to identity and waits for its answer. It
 // waits up to connectTimeout for the identity to be connected and
-// subscribed, then up to responseTimeout for the answer.
+// subscribed, then up to responseTimeout for the answer, counted from the
+// moment the request is handed to the device's session: handing it over
+// never holds the caller past that deadline either.
+//
+// The answer must come from the session the request went out on. If that
+// session ends first, the call runs out its response timeout, as on IoT
+// Hub: the request is never sent again (a handler runs at most once), and
+// an answer arriving on a later connection names a request of that
+// connection, not this one.
 func (r *router) invoke(ctx context.Context, identity, method string, payload []byte, connectTimeout, responseTimeout time.Duration) (methodResponse, error) {
-	rid := strconv.FormatUint(r.nextRID.Add(1), 16)
-	answer := make(chan methodResponse, 1)
-	key := pendingKey{identity, rid}
-	r.mu.Lock()
-	r.pending[key] = answer
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		delete(r.pending, key)
-		r.mu.Unlock()
-	}()
-
 	connectDeadline := time.Now().Add(connectTimeout)
-	var responseDeadline <-chan time.Time // set at the first delivery
 	for {
 		s, qos, err := r.waitReady(ctx, identity, connectDeadline)
 		if err != nil {
 			return methodResponse{}, err
 		}
-		err = s.deliver(ctx, methodRequest{name: method, rid: rid, payload: payload, qos: qos})
+		callCtx, cancel := context.WithTimeoutCause(ctx, responseTimeout, ErrResponseTimeout)
+		c, err := s.deliver(callCtx, methodRequest{name: method, payload: payload, qos: qos})
 		if err != nil {
-			if ctx.Err() != nil {
-				return methodResponse{}, context.Cause(ctx)
+			cancel()
+			if callCtx.Err() != nil {
+				return methodResponse{}, context.Cause(callCtx)
 			}
-			if errors.Is(err, errNotSubscribed) {
-				continue // it unsubscribed since: wait for it as for any device
+			if !errors.Is(err, errNotSubscribed) {
+				// The session ended between the check and the delivery; it
+				// detaches itself, so the next wait sees the change.
+				r.detach(identity, s)
 			}
-			// The session ended between the check and the delivery; it
-			// detaches itself, so the next wait sees the change.
-			r.detach(identity, s)
-			continue
+			continue // wait for the identity as for any device
 		}
-		if responseDeadline == nil {
-			t := time.NewTimer(responseTimeout)
-			defer t.Stop()
-			responseDeadline = t.C
-		}
-		var lost <-chan struct{} // nil: the session keeps its calls
-		if es, ok := s.(endingSession); ok {
-			lost = es.ended()
-		}
-		select {
-		case resp := <-answer:
-			return resp, nil
-		case <-responseDeadline:
-			return methodResponse{}, ErrResponseTimeout
-		case <-ctx.Done():
-			return methodResponse{}, context.Cause(ctx)
-		case <-lost:
-			// The request was delivered; it is never sent again, so a
-			// handler runs at most once. With connect time left, the answer
-			// may still come from the device's next connection; without,
-			// the call fails as the real hub's does while links are gone.
-			r.detach(identity, s)
-			if !time.Now().Before(connectDeadline) {
-				select {
-				case resp := <-answer: // answered just before the end
-					return resp, nil
-				default:
-					return methodResponse{}, ErrDeviceNotOnline
-				}
-			}
-			select {
-			case resp := <-answer:
-				return resp, nil
-			case <-responseDeadline:
-				return methodResponse{}, ErrResponseTimeout
-			case <-ctx.Done():
-				return methodResponse{}, context.Cause(ctx)
-			}
-		}
+		resp, err := awaitAnswer(callCtx, c)
+		s.forget(c)
+		cancel()
+		return resp, err
 	}
 }
 
-// respond hands a device's answer to the pending call of the same
-// identity. It reports false for an unknown or late request id.
-func (r *router) respond(identity, rid string, resp methodResponse) bool {
-	key := pendingKey{identity, rid}
-	r.mu.Lock()
-	answer, ok := r.pending[key]
-	delete(r.pending, key)
-	r.mu.Unlock()
-	if ok {
-		answer <- resp // buffered, and the only sender: the entry is gone
+// awaitAnswer waits for c's answer until ctx ends; an answer that is
+// already there wins over the end of ctx.
+func awaitAnswer(ctx context.Context, c *pendingCall) (methodResponse, error) {
+	select {
+	case resp := <-c.answer:
+		return resp, resp.err
+	case <-ctx.Done():
 	}
-	return ok
+	select {
+	case resp := <-c.answer:
+		return resp, resp.err
+	default:
+		return methodResponse{}, context.Cause(ctx)
+	}
 }
 
 // live returns identity's live session, or nil.
