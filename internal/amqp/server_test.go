@@ -534,6 +534,7 @@ func TestGoAMQPSendWaitsForCredit(t *testing.T) {
 		err   error
 	}
 	results := make(chan sendResult, 2)
+	queuedAfterGiveUp := make(chan int, 1)
 	h := LinkHandlerFunc(func(ctx context.Context, l *Link) {
 		if err := l.Accept(ctx); err != nil {
 			return
@@ -542,6 +543,10 @@ func TestGoAMQPSendWaitsForCredit(t *testing.T) {
 		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		state, err := l.Send(short, &Message{Value: "dropped"})
 		cancel()
+		// The message given up on no longer waits in the link's queue.
+		var queued int
+		_ = l.s.c.do(ctx, func() error { queued = len(l.queue); return nil })
+		queuedAfterGiveUp <- queued
 		results <- sendResult{state, err}
 		state, err = l.Send(ctx, &Message{Value: "delivered"})
 		results <- sendResult{state, err}
@@ -556,6 +561,9 @@ func TestGoAMQPSendWaitsForCredit(t *testing.T) {
 	first := <-results
 	if !errors.Is(first.err, context.DeadlineExceeded) {
 		t.Fatalf("send without credit = %v, want deadline exceeded", first.err)
+	}
+	if n := <-queuedAfterGiveUp; n != 0 {
+		t.Errorf("%d messages still queued after their Send gave up, want 0", n)
 	}
 	if err := rcv.IssueCredit(1); err != nil {
 		t.Fatal(err)
