@@ -34,6 +34,7 @@ import (
 type call struct {
 	d      *dispatcher
 	req    *transport.MethodRequest
+	origin *origin // the connection req arrived on, where its answer goes
 	handed MethodRequest // what the handler sees, kept here to spare an allocation
 
 	mu              sync.Mutex
@@ -61,8 +62,8 @@ const (
 	phaseDone                       // answered
 )
 
-func newCall(d *dispatcher, req *transport.MethodRequest) *call {
-	return &call{d: d, req: req}
+func newCall(d *dispatcher, req *transport.MethodRequest, o *origin) *call {
+	return &call{d: d, req: req, origin: o}
 }
 
 // begin starts the handling phase with the method deadline. It reports

@@ -3,7 +3,6 @@ package device
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -22,14 +21,14 @@ type Client struct {
 	opts ClientOptions    // with defaults
 	log  *slog.Logger
 
+	counters counters
+
 	mu        sync.Mutex
 	started   bool
 	closed    bool
 	cancelRun context.CancelCauseFunc // ends Run; set while it runs
 	done      chan struct{}           // closed when Run has returned
-	conn      transport.Conn          // the live connection, nil between connections
-	connMoved chan struct{}           // closed and replaced whenever conn changes
-	final     bool                    // no connection will come any more
+	live      *origin                 // the live connection, nil between connections
 }
 
 // NewClient returns a client for a device identity on the hub hostName,
@@ -117,10 +116,9 @@ func newClient(host, deviceID, moduleID string, cred sas.Credential, gateway str
 			TLSConfig: o.TLSConfig, KeepAlive: o.KeepAlive, UserAgent: o.UserAgent,
 			Proxy: o.Proxy, Logger: log,
 		},
-		opts:      o,
-		log:       log,
-		done:      make(chan struct{}),
-		connMoved: make(chan struct{}),
+		opts: o,
+		log:  log,
+		done: make(chan struct{}),
 	}, nil
 }
 
@@ -144,54 +142,39 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// setConn makes conn the live connection (nil: none) and wakes responders
-// waiting for a change.
-func (c *Client) setConn(conn transport.Conn, final bool) {
+// Stats returns the client's counters. It is safe to call at any time,
+// during Run or after.
+func (c *Client) Stats() Stats { return c.counters.stats() }
+
+// setLive makes o the live connection (nil: none).
+func (c *Client) setLive(o *origin) {
 	c.mu.Lock()
-	c.conn, c.final = conn, final
-	close(c.connMoved)
-	c.connMoved = make(chan struct{})
+	c.live = o
 	c.mu.Unlock()
 }
 
-// liveConn returns the live connection, a channel closed when it changes,
-// and whether no connection will come any more.
-func (c *Client) liveConn() (transport.Conn, <-chan struct{}, bool) {
+// liveOrigin returns the live connection, or nil.
+func (c *Client) liveOrigin() *origin {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.conn, c.connMoved, c.final
+	return c.live
 }
 
-// respond sends an answer on the live connection. When the connection that
-// delivered the request has gone, the answer goes on the next one, so a
-// request received before a reconnect is still answered, once. ctx bounds
-// the whole delivery, and respond adds no timeout of its own: the
+// respond sends an answer on the connection its request arrived on, and
+// never on another (see origin). An answer that cannot go there is
+// dropped, logged and counted in Stats.AnswersLost. ctx bounds the
+// delivery, the wait for the hub's acknowledgement included: the
 // dispatcher passes the call's answer context (see call), which ends
 // respondTimeout after the delivery first waits on it, or when the
 // shutdown gives up on answers.
 func (c *Client) respond(ctx context.Context, cl *call, status int, body []byte) {
-	var lastErr error
-	for {
-		conn, moved, final := c.liveConn()
-		if conn != nil {
-			err := conn.Respond(ctx, cl.req, status, body)
-			if err == nil {
-				if c.log.Enabled(ctx, slog.LevelDebug) { // spare the arguments' allocations otherwise
-					c.log.Debug("method answered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status)
-				}
-				return
-			}
-			lastErr = err
-		} else if final {
-			lastErr = errors.New("client stopped")
-			break
-		}
-		select {
-		case <-moved:
-		case <-ctx.Done():
-			c.log.Warn("method answer not delivered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status, "err", errors.Join(lastErr, ctx.Err()))
-			return
-		}
+	if err := cl.origin.respond(ctx, cl.req, status, body); err != nil {
+		c.counters.answersLost.Add(1)
+		c.log.Warn("method answer lost with its connection; the caller gets a timeout from the hub",
+			"method", cl.req.Name, "request_id", cl.req.RequestID, "status", status, "err", err)
+		return
 	}
-	c.log.Warn("method answer not delivered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status, "err", lastErr)
+	if c.log.Enabled(ctx, slog.LevelDebug) { // spare the arguments' allocations otherwise
+		c.log.Debug("method answered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status)
+	}
 }

@@ -37,6 +37,7 @@ type dispatcher struct {
 	max        int
 	maxPending int
 	log        *slog.Logger
+	counters   *counters
 
 	// stopping is set at the end of the shutdown grace period: handlers
 	// still running are cancelled and no new one starts.
@@ -68,20 +69,23 @@ type dispatcher struct {
 	spawned atomic.Int32
 }
 
-func newDispatcher(h MethodHandler, o *ClientOptions, respond func(context.Context, *call, int, []byte)) *dispatcher {
+func newDispatcher(h MethodHandler, o *ClientOptions, respond func(context.Context, *call, int, []byte), counters *counters) *dispatcher {
 	return &dispatcher{
 		handler: h, respond: respond, timeout: o.MethodTimeout,
 		max: o.MaxConcurrentMethods, maxPending: o.MaxPendingMethods, log: o.Logger,
-		running: make(map[*call]struct{}),
+		counters: counters,
+		running:  make(map[*call]struct{}),
 	}
 }
 
-// submit takes a request from the receive loop. It never blocks on a
-// handler: the request starts at once, waits in the queue, or, when the
-// queue is full, is answered 503 right here. The receive loop has ended
-// before shutdown starts, so submit never meets a closed pool.
-func (d *dispatcher) submit(req *transport.MethodRequest) {
-	c := newCall(d, req)
+// submit takes a request that arrived on the connection o from the
+// receive loop. It never blocks on a handler: the request starts at once,
+// waits in the queue, or, when the queue is full, is answered 503 right
+// here. The receive loop has ended before shutdown starts, so submit
+// never meets a closed pool.
+func (d *dispatcher) submit(req *transport.MethodRequest, o *origin) {
+	c := newCall(d, req, o)
+	o.add()
 	d.calls.Add(1)
 	d.mu.Lock()
 	switch {
@@ -126,6 +130,15 @@ func (d *dispatcher) releaseSlotLocked() {
 // owns its slot (false when the deadline or the shutdown answered first
 // and passed the slot on).
 func (d *dispatcher) run(c *call) bool {
+	if c.origin.ended() {
+		// Its answer could only go on the connection that has closed: the
+		// handler does not run for a caller that cannot hear back.
+		d.counters.requestsDropped.Add(1)
+		d.log.Warn("request dropped: its connection closed before its handler started", "method", c.req.Name, "request_id", c.req.RequestID)
+		c.origin.done()
+		d.calls.Done()
+		return true
+	}
 	if status, body, ok := checkRequest(c.req); !ok {
 		d.deliver(c, status, body)
 		d.calls.Done()
@@ -192,6 +205,7 @@ func (d *dispatcher) deliver(c *call, status int, body []byte) {
 	c.startAnswer()
 	d.respond((*answerContext)(c), c, status, body)
 	c.endAnswer()
+	c.origin.done()
 }
 
 // call runs the handler, turning a panic into an error.

@@ -9,8 +9,8 @@ import (
 	"github.com/directmethods/iotdevice/transport"
 )
 
-// respondTimeout bounds the delivery of one answer, waiting for a
-// reconnection included.
+// respondTimeout bounds the delivery of one answer, the wait for the
+// hub's acknowledgement included.
 const respondTimeout = 30 * time.Second
 
 // Run connects to the hub and serves method requests with h until ctx is
@@ -42,25 +42,21 @@ func (c *Client) Run(ctx context.Context, h MethodHandler) error {
 	defer close(c.done)
 
 	notify := startStateNotifier(c.opts.OnStateChange)
-	d := newDispatcher(h, &c.opts, c.respond)
+	d := newDispatcher(h, &c.opts, c.respond, &c.counters)
 	err := c.connectLoop(ctx, d, notify)
 
 	// Stopped taking requests; the live connection, if any, stays open
 	// while running handlers finish, so that their answers get out, and
 	// requests that still arrive are refused at once.
-	conn, _, _ := c.liveConn()
+	live := c.liveOrigin()
 	var refuser sync.WaitGroup
-	if conn != nil {
-		refuser.Go(func() { c.refuse(conn) }) // owned by Run: ends when conn is closed below
-	} else {
-		// No connection will come any more: answers waiting for one give
-		// up now instead of holding the shutdown for respondTimeout.
-		c.setConn(nil, true)
+	if live != nil {
+		refuser.Go(func() { c.refuse(live.conn) }) // owned by Run: ends when the connection is closed below
 	}
 	d.shutdown(c.opts.ShutdownTimeout)
-	c.setConn(nil, true)
-	if conn != nil {
-		conn.Close()
+	c.setLive(nil)
+	if live != nil {
+		live.close()
 	}
 	refuser.Wait()
 	c.log.Info("client stopped", "err", err)
@@ -106,15 +102,16 @@ func (c *Client) connectLoop(ctx context.Context, d *dispatcher, notify *stateNo
 		}
 
 		connectedAt := time.Now()
-		c.setConn(conn, false)
+		live := newOrigin(conn)
+		c.setLive(live)
 		c.log.Info("connected")
 		notify.emit(StateConnected, nil)
-		end := c.serve(ctx, conn, cred, d)
+		end := c.serve(ctx, live, cred, d)
 		if end.stopped {
 			return context.Cause(ctx) // the connection stays live for Run's shutdown
 		}
-		c.setConn(nil, false)
-		conn.Close()
+		c.setLive(nil)
+		live.close()
 		switch {
 		case end.redial:
 			c.log.Info("reconnecting for a new token", "reason", end.err)
@@ -147,17 +144,18 @@ type serveEnd struct {
 	err     error        // why the connection ended
 }
 
-// serve receives requests from conn until it fails, ctx ends, or its token
-// is due for renewal. Tokens are renewed at 80 % of their lifetime: in
-// band when the connection can (transport.TokenRefresher), otherwise by
-// handing a new token to the next dial.
-func (c *Client) serve(ctx context.Context, conn transport.Conn, cred *recordingCredential, d *dispatcher) serveEnd {
+// serve receives requests from the connection o until it fails, ctx
+// ends, or its token is due for renewal. Tokens are renewed at 80 % of
+// their lifetime: in band when the connection can
+// (transport.TokenRefresher), otherwise by handing a new token to the
+// next dial once the connection's calls are answered (see handOver).
+func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential, d *dispatcher) serveEnd {
 	var wg sync.WaitGroup
 	defer wg.Wait() // runs last, after stopRecv
 	recvCtx, stopRecv := context.WithCancel(ctx)
 	defer stopRecv()
 	recvErr := make(chan error, 1)
-	wg.Go(func() { recvErr <- receive(recvCtx, conn, d) }) // owned by serve: ends with recvCtx or conn, joined above
+	wg.Go(func() { recvErr <- receive(recvCtx, o, d) }) // owned by serve: ends with recvCtx or the connection, joined above
 
 	renew := newRenewTimer(cred.lifetime())
 	defer renew.stop()
@@ -173,33 +171,68 @@ func (c *Client) serve(ctx context.Context, conn transport.Conn, cred *recording
 		case <-renew.expired():
 			// The token could not be renewed and has expired: the next dial
 			// gets a fresh one or fails for good.
-			drain(conn, recvErr)
+			drain(o, recvErr)
 			return serveEnd{redial: true, err: fmt.Errorf("token expired at %v", cred.expiryTime())}
 		case <-renew.due():
-			if r, ok := conn.(transport.TokenRefresher); ok {
+			if r, ok := o.conn.(transport.TokenRefresher); ok {
 				expiry, err := r.RefreshToken(ctx)
-				if err != nil {
-					drain(conn, recvErr)
-					return serveEnd{err: fmt.Errorf("renew token: %w", err), fatal: transport.Classify(err) == transport.Fatal}
+				if err == nil {
+					c.log.Info("token renewed in band", "expiry", expiry)
+					renew.reset(cred.lifetime())
+					continue
 				}
-				c.log.Info("token renewed in band", "expiry", expiry)
-				renew.reset(cred.lifetime())
-				continue
+				if ctx.Err() != nil {
+					return serveEnd{stopped: true}
+				}
+				// A refused renewal is not the end: the old token may have
+				// expired under load. The next dial presents a fresh token,
+				// and only its refusal is final.
+				c.log.Warn("in-band token renewal failed; reconnecting with a fresh token", "err", err)
+				return c.handOver(ctx, o, recvErr, cred.expiryTime(), serveEnd{redial: true, err: fmt.Errorf("renew token: %w", err)})
 			}
 			tok, err := cred.fresh(ctx, c.cfg.Resource())
 			if err != nil {
-				drain(conn, recvErr)
+				drain(o, recvErr)
 				return serveEnd{err: fmt.Errorf("renew token: %w", err), fatal: transport.Classify(err) == transport.Fatal}
 			}
 			if tok == nil { // the credential cannot renew: run until expiry
 				renew.untilExpiry(cred.expiryTime())
 				continue
 			}
-			c.quiesce(ctx, conn)
-			drain(conn, recvErr)
-			return serveEnd{redial: true, renewed: tok}
+			c.quiesce(ctx, o.conn)
+			return c.handOver(ctx, o, recvErr, cred.expiryTime(), serveEnd{redial: true, renewed: tok})
 		}
 	}
+}
+
+// handOver ends a connection the client leaves on purpose (to renew its
+// token) without losing answers: calls that arrived on it are answered on
+// it, so it stays open until none is left, the token expires (the hub
+// closes the connection then), or the connection fails. It returns end,
+// or a stopped end when ctx ends first: the connection then stays live for
+// Run's shutdown.
+func (c *Client) handOver(ctx context.Context, o *origin, recvErr <-chan error, expiry time.Time, end serveEnd) serveEnd {
+	var expired <-chan time.Time
+	if !expiry.IsZero() {
+		t := time.NewTimer(time.Until(expiry))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-o.settled():
+	case <-expired:
+		c.log.Warn("token expired before the connection's calls were answered; closing it")
+	case err := <-recvErr:
+		o.close() // failed: nothing more comes from it
+		if end.err == nil {
+			end.err = err
+		}
+		return end
+	case <-ctx.Done():
+		return serveEnd{stopped: true}
+	}
+	drain(o, recvErr)
+	return end
 }
 
 // quiesceTimeout bounds Quiesce; the connection is closed anyway after it.
@@ -235,21 +268,23 @@ func (c *Client) refuse(conn transport.Conn) {
 	}
 }
 
-// receive hands conn's requests to the dispatcher until Receive fails.
-func receive(ctx context.Context, conn transport.Conn, d *dispatcher) error {
+// receive hands the requests of the connection o to the dispatcher until
+// Receive fails.
+func receive(ctx context.Context, o *origin, d *dispatcher) error {
 	for {
-		req, err := conn.Receive(ctx)
+		req, err := o.conn.Receive(ctx)
 		if err != nil {
 			return err
 		}
-		d.submit(req)
+		d.submit(req, o)
 	}
 }
 
-// drain closes conn and waits until the receive loop has handed over every
-// request the connection had buffered.
-func drain(conn transport.Conn, recvErr <-chan error) {
-	conn.Close()
+// drain closes the connection o and waits until the receive loop has
+// handed over every request it had buffered (they are dropped: see
+// dispatcher.run).
+func drain(o *origin, recvErr <-chan error) {
+	o.close()
 	<-recvErr
 }
 

@@ -238,6 +238,95 @@ func TestRenewalInBand(t *testing.T) {
 	})
 }
 
+// TestRenewalWaitsForCallsInFlight checks that a renewal by reconnection
+// keeps the connection until the calls it delivered are answered, since
+// their answers can go nowhere else.
+func TestRenewalWaitsForCallsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		started := make(chan struct{})
+		h := start(t, &transporttest.FakeOptions{Key: testKey}, &device.ClientOptions{TokenLifetime: time.Hour, MethodTimeout: 10 * time.Minute}, func(m *device.MethodMux) {
+			m.HandleFunc("slow", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+				close(started)
+				<-release
+				return device.JSONResponse(200, "done")
+			})
+		})
+		ctx := context.Background()
+		if err := h.fake.WaitConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(47 * time.Minute) // virtual time inside the synctest bubble
+		answer := make(chan string, 1)
+		go func() {
+			status, body := h.invoke(ctx, "slow", "")
+			answer <- fmt.Sprint(status, " ", body)
+		}()
+		<-started
+		time.Sleep(5 * time.Minute) // the renewal is due at 48 min
+		synctest.Wait()
+		if n := h.fake.Dials(); n != 1 {
+			t.Fatalf("%d dials while a call of the connection was running, want 1", n)
+		}
+		close(release)
+		if got := <-answer; got != `200 "done"` {
+			t.Errorf("answer = %s", got)
+		}
+		synctest.Wait()
+		if n := h.fake.Dials(); n != 2 {
+			t.Errorf("%d dials once the call was answered, want 2", n)
+		}
+		if got := h.client.Stats(); got != (device.Stats{}) {
+			t.Errorf("Stats = %+v, want nothing lost", got)
+		}
+		h.stop()
+	})
+}
+
+// TestRefusedInBandRenewal checks that a put-token refused on the live
+// connection leads to a new connection with a fresh token, and ends Run
+// only when that dial is refused too.
+func TestRefusedInBandRenewal(t *testing.T) {
+	for _, redialRefused := range []bool{false, true} {
+		t.Run(fmt.Sprint("redial refused=", redialRefused), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := start(t, &transporttest.FakeOptions{Key: testKey, InBandRefresh: true}, &device.ClientOptions{TokenLifetime: 10 * time.Minute}, echoMux)
+				ctx := context.Background()
+				if err := h.fake.WaitConnected(ctx); err != nil {
+					t.Fatal(err)
+				}
+				h.fake.RefuseRefreshes(1)
+				if redialRefused {
+					h.fake.RejectCredentials()
+				}
+				time.Sleep(8*time.Minute + time.Second) // virtual time inside the synctest bubble
+				synctest.Wait()
+				if n := h.fake.Dials(); n != 2 {
+					t.Fatalf("%d dials after the refused renewal, want 2", n)
+				}
+				if redialRefused {
+					var de *device.Error
+					if err := <-h.done; !errors.As(err, &de) || de.Code != device.CodeUnauthorized {
+						t.Fatalf("Run = %v, want CodeUnauthorized", err)
+					}
+					h.done <- nil // for stop
+					h.stop()
+					return
+				}
+				if status, _ := h.invoke(ctx, "echo", `1`); status != 200 {
+					t.Errorf("echo after the reconnection answered %d", status)
+				}
+				select {
+				case err := <-h.done:
+					t.Fatalf("Run ended: %v", err)
+				default:
+				}
+				h.stop()
+			})
+		})
+	}
+}
+
 func TestFixedTokenExpiryStopsWithoutLooping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := transporttest.NewFake(&transporttest.FakeOptions{Key: testKey})
@@ -269,35 +358,68 @@ func TestFixedTokenExpiryStopsWithoutLooping(t *testing.T) {
 	})
 }
 
-func TestAnswerSurvivesReconnect(t *testing.T) {
+// TestAnswerNeverCrossesConnections drives the race behind a request id
+// reused across connections: a handler's answer is due after its
+// connection dropped, and a new call on the new connection carries the
+// same request id. The late answer is dropped, logged and counted; it
+// never reaches the new call.
+func TestAnswerNeverCrossesConnections(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		started := make(chan struct{})
-		h := start(t, nil, &device.ClientOptions{Backoff: func(int) time.Duration { return time.Second }}, func(m *device.MethodMux) {
+		var logs syncBuffer
+		h := start(t, nil, &device.ClientOptions{Backoff: func(int) time.Duration { return time.Second }, Logger: debugLogger(&logs)}, func(m *device.MethodMux) {
 			m.HandleFunc("slow", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
 				close(started)
 				<-release
-				return device.JSONResponse(200, "done")
+				return device.JSONResponse(200, "answer to slow")
+			})
+			m.HandleFunc("fast", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+				return device.JSONResponse(200, "answer to fast")
 			})
 		})
-		result := make(chan string, 1)
+		lost := make(chan error, 1)
 		go func() {
-			status, body := h.invoke(context.Background(), "slow", "")
-			result <- fmt.Sprint(status, " ", body)
+			_, _, err := h.fake.Invoke(context.Background(), "slow", nil)
+			lost <- err
 		}()
 		<-started
 		h.fake.Drop(nil)
+		if err := <-lost; !errors.Is(err, transporttest.ErrAnswerLost) {
+			t.Fatalf("slow call = %v, want its answer lost with the connection", err)
+		}
 		if err := h.fake.WaitConnected(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		// The new connection numbers its requests from 1 again: "fast"
+		// gets the id "slow" had. Answer "slow" only after "fast" is in
+		// flight, so that a resent answer would find it.
+		fast := make(chan string, 1)
+		go func() {
+			status, body := h.invoke(context.Background(), "fast", "")
+			fast <- fmt.Sprint(status, " ", body)
+		}()
+		synctest.Wait()
 		close(release)
-		if got := <-result; got != `200 "done"` {
-			t.Errorf("answer = %s", got)
+		if got := <-fast; got != `200 "answer to fast"` {
+			t.Errorf("fast call answered %s", got)
+		}
+		synctest.Wait() // the slow handler's answer has been dealt with
+		if n := h.fake.StrayAnswers(); n != 0 {
+			t.Errorf("%d answers sent on a connection other than their request's", n)
 		}
 		if n := h.fake.DuplicateAnswers(); n != 0 {
 			t.Errorf("%d duplicate answers", n)
 		}
+		if got := h.client.Stats(); got.AnswersLost != 1 {
+			t.Errorf("Stats = %+v, want 1 answer lost", got)
+		}
 		h.stop()
+		for _, want := range []string{`"level":"WARN"`, `"method":"slow"`, `"request_id":"1"`} {
+			if !strings.Contains(logs.String(), want) {
+				t.Errorf("logs lack %s:\n%s", want, logs.String())
+			}
+		}
 	})
 }
 

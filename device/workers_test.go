@@ -30,6 +30,7 @@ type testDispatcher struct {
 	answers chan answerRecord
 	respond func(ctx context.Context)
 	nextID  int
+	origin  *origin // the connection every request arrives on; never closed
 }
 
 func newTestDispatcher(h MethodHandlerFunc, max, maxPending int, timeout time.Duration) *testDispatcher {
@@ -44,7 +45,8 @@ func newTestDispatcher(h MethodHandlerFunc, max, maxPending int, timeout time.Du
 			e = err.Error()
 		}
 		td.answers <- answerRecord{ID: c.req.RequestID, Status: status, Err: e}
-	})
+	}, &counters{})
+	td.origin = newOrigin(nil)
 	return td
 }
 
@@ -52,7 +54,7 @@ func newTestDispatcher(h MethodHandlerFunc, max, maxPending int, timeout time.Du
 func (td *testDispatcher) submit(method string) string {
 	td.nextID++
 	id := fmt.Sprint(td.nextID)
-	td.dispatcher.submit(&transport.MethodRequest{Name: method, RequestID: id})
+	td.dispatcher.submit(&transport.MethodRequest{Name: method, RequestID: id}, td.origin)
 	return id
 }
 

@@ -26,6 +26,7 @@ package transporttest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -57,20 +58,29 @@ type FakeOptions struct {
 type Fake struct {
 	opts FakeOptions
 
-	mu          sync.Mutex
-	conn        *fakeConn     // the connected client, if any
-	connected   chan struct{} // closed while conn is set; replaced when it drops
-	dialErr     error         // returned by the next failDials dials
-	failDials   int           // < 0: every dial
-	dials       int
-	refreshes   int
-	nextID      uint64
-	waiting     map[string]chan answer // request id → the Invoke awaiting it
-	spare       []chan answer          // emptied answer channels, reused by later Invokes
-	answeredIDs map[string]bool        // the ids of recently answered requests
-	recent      []string               // the same ids in a ring of rememberAnswers, oldest at recentNext once full
-	recentNext  int
-	dupes       int
+	mu              sync.Mutex
+	conn            *fakeConn     // the connected client, if any
+	connected       chan struct{} // closed while conn is set; replaced when it drops
+	dialErr         error         // returned by the next failDials dials
+	failDials       int           // < 0: every dial
+	dials           int
+	refreshes       int
+	refuseRefreshes int                        // in-band renewals to refuse
+	waiting         map[requestKey]chan answer // the Invoke awaiting each request
+	spare           []chan answer              // emptied answer channels, reused by later Invokes
+	answeredIDs     map[requestKey]bool        // recently answered requests
+	recent          []requestKey               // the same in a ring of rememberAnswers, oldest at recentNext once full
+	recentNext      int
+	dupes           int
+	strays          int
+}
+
+// requestKey names a request: request ids are numbered per connection,
+// as IoT Hub numbers MQTT $rid values (1, 2, … in hex, starting again on
+// each connection), so an id means something only with its connection.
+type requestKey struct {
+	conn *fakeConn
+	id   string
 }
 
 type answer struct {
@@ -80,7 +90,7 @@ type answer struct {
 
 // NewFake returns a Fake with no client connected.
 func NewFake(opts *FakeOptions) *Fake {
-	f := &Fake{connected: make(chan struct{}), waiting: map[string]chan answer{}, answeredIDs: map[string]bool{}}
+	f := &Fake{connected: make(chan struct{}), waiting: map[requestKey]chan answer{}, answeredIDs: map[requestKey]bool{}}
 	if opts != nil {
 		f.opts = *opts
 	}
@@ -98,6 +108,15 @@ func (f *Fake) FailDials(n int, err error) {
 	}
 	f.mu.Lock()
 	f.failDials, f.dialErr = n, err
+	f.mu.Unlock()
+}
+
+// RefuseRefreshes makes the next n in-band token renewals fail as the hub
+// does for a token it refuses (transport.ErrUnauthorized), with
+// FakeOptions.InBandRefresh. The connection stays up.
+func (f *Fake) RefuseRefreshes(n int) {
+	f.mu.Lock()
+	f.refuseRefreshes = n
 	f.mu.Unlock()
 }
 
@@ -222,11 +241,18 @@ func (f *Fake) Drop(err error) bool {
 	return true
 }
 
+// ErrAnswerLost is what Invoke fails with when the connection its request
+// went out on ends before the client answered. The answer can no longer
+// arrive: like IoT Hub, the fake matches an answer only on the connection
+// of its request. (The hub itself makes the caller wait for the response
+// timeout and then answers 504101; the fake reports the loss at once.)
+var ErrAnswerLost = errors.New("transporttest: the request's connection ended before it was answered")
+
 // Invoke calls a method on the connected client, as a cloud application
 // would, and returns the status and payload the client answered. It waits
 // for a client to connect first (like the hub's connect timeout), and for
-// the answer, both bounded by ctx. The answer may arrive on a later
-// connection than the request.
+// the answer, both bounded by ctx. It fails with ErrAnswerLost if the
+// connection ends before the answer.
 func (f *Fake) Invoke(ctx context.Context, method string, payload []byte) (status int, response []byte, err error) {
 	if err := f.WaitConnected(ctx); err != nil {
 		return 0, nil, err
@@ -237,26 +263,46 @@ func (f *Fake) Invoke(ctx context.Context, method string, payload []byte) (statu
 		f.mu.Unlock()
 		return f.Invoke(ctx, method, payload)
 	}
-	f.nextID++
-	id := strconv.FormatUint(f.nextID, 16)
+	c.lastID++
+	key := requestKey{c, strconv.FormatUint(c.lastID, 16)}
 	ch := f.answerChan()
-	f.waiting[id] = ch
+	f.waiting[key] = ch
 	f.mu.Unlock()
 
-	c.deliver(&transport.MethodRequest{Name: method, RequestID: id, Payload: append([]byte(nil), payload...)})
+	c.deliver(&transport.MethodRequest{Name: method, RequestID: key.id, Payload: append([]byte(nil), payload...)})
 	select {
 	case a := <-ch:
-		f.mu.Lock()
-		delete(f.waiting, id)
-		f.spare = append(f.spare, ch) // received from, so empty, and no longer reachable by answered
-		f.mu.Unlock()
+		f.received(key, ch)
 		return a.status, a.payload, nil
+	case <-c.dead:
+		select {
+		case a := <-ch: // answered just before the end
+			f.received(key, ch)
+			return a.status, a.payload, nil
+		default:
+		}
+		f.abandon(key)
+		return 0, nil, fmt.Errorf("%s: %w", method, ErrAnswerLost)
 	case <-ctx.Done():
-		f.mu.Lock()
-		delete(f.waiting, id) // ch may hold a late answer: not reused
-		f.mu.Unlock()
+		f.abandon(key)
 		return 0, nil, fmt.Errorf("transporttest: no answer to %s: %w", method, ctx.Err())
 	}
+}
+
+// received forgets an answered request and keeps its emptied channel.
+func (f *Fake) received(key requestKey, ch chan answer) {
+	f.mu.Lock()
+	delete(f.waiting, key)
+	f.spare = append(f.spare, ch) // received from, so empty, and no longer reachable by answered
+	f.mu.Unlock()
+}
+
+// abandon forgets a request nobody waits for any more; its channel may
+// still receive a late answer, so it is not reused.
+func (f *Fake) abandon(key requestKey) {
+	f.mu.Lock()
+	delete(f.waiting, key)
+	f.mu.Unlock()
 }
 
 // answerChan returns an empty channel for one answer. f.mu is held.
@@ -296,23 +342,41 @@ func (f *Fake) DuplicateAnswers() int {
 	return f.dupes
 }
 
-// answered records an answer and hands it to the waiting Invoke.
-func (f *Fake) answered(id string, status int, payload []byte) {
+// StrayAnswers returns how many answers named no request of the
+// connection they came on, such as an answer sent again on a later
+// connection. On IoT Hub such an answer can reach another call that got
+// the same request id on the new connection; a correct client never sends
+// any.
+func (f *Fake) StrayAnswers() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.answeredIDs[id] {
+	return f.strays
+}
+
+// answered records an answer that came on c and hands it to the waiting
+// Invoke.
+func (f *Fake) answered(c *fakeConn, id string, status int, payload []byte) {
+	key := requestKey{c, id}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.answeredIDs[key] {
 		f.dupes++
 		return
 	}
-	f.answeredIDs[id] = true
+	n, err := strconv.ParseUint(id, 16, 64)
+	if err != nil || n == 0 || n > c.lastID {
+		f.strays++
+		return
+	}
+	f.answeredIDs[key] = true
 	if len(f.recent) < rememberAnswers {
-		f.recent = append(f.recent, id)
+		f.recent = append(f.recent, key)
 	} else { // forget the oldest in its slot of the ring
 		delete(f.answeredIDs, f.recent[f.recentNext])
-		f.recent[f.recentNext] = id
+		f.recent[f.recentNext] = key
 		f.recentNext = (f.recentNext + 1) % rememberAnswers
 	}
-	if ch, ok := f.waiting[id]; ok {
+	if ch, ok := f.waiting[key]; ok {
 		ch <- answer{status, append([]byte(nil), payload...)}
 	}
 }
@@ -331,6 +395,8 @@ func (f *Fake) disconnected(c *fakeConn) {
 type fakeConn struct {
 	fake *Fake
 	cfg  *transport.Config
+
+	lastID uint64 // the number of the last request sent on it; guarded by fake.mu
 
 	mu     sync.Mutex
 	queue  []*transport.MethodRequest
@@ -437,7 +503,7 @@ func (c *fakeConn) Respond(ctx context.Context, req *transport.MethodRequest, st
 	if err != nil {
 		return fmt.Errorf("transporttest: respond on an ended connection: %w", transport.ErrConnLost)
 	}
-	c.fake.answered(req.RequestID, status, payload)
+	c.fake.answered(c, req.RequestID, status, payload)
 	return nil
 }
 
@@ -458,6 +524,15 @@ func (c *refreshingConn) RefreshToken(ctx context.Context) (time.Time, error) {
 	c.mu.Unlock()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("transporttest: refresh on an ended connection: %w", transport.ErrConnLost)
+	}
+	c.fake.mu.Lock()
+	refuse := c.fake.refuseRefreshes > 0
+	if refuse {
+		c.fake.refuseRefreshes--
+	}
+	c.fake.mu.Unlock()
+	if refuse {
+		return time.Time{}, fmt.Errorf("transporttest: token refused: %w", transport.ErrUnauthorized)
 	}
 	expiry, err := c.fake.authenticate(ctx, c.cfg)
 	if err != nil {

@@ -77,8 +77,8 @@ func TestInvokeWaitsForConnection(t *testing.T) {
 
 func TestDuplicateAnswersUseBoundedMemory(t *testing.T) {
 	f := NewFake(nil)
-	req := func(i int) *transport.MethodRequest { return &transport.MethodRequest{RequestID: fmt.Sprint(i)} }
-	c := &fakeConn{fake: f, wake: make(chan struct{}, 1), dead: make(chan struct{})}
+	req := func(i int) *transport.MethodRequest { return &transport.MethodRequest{RequestID: fmt.Sprintf("%x", i+1)} }
+	c := &fakeConn{fake: f, wake: make(chan struct{}, 1), dead: make(chan struct{}), lastID: 3 * rememberAnswers}
 	for i := range 3 * rememberAnswers {
 		if err := c.Respond(t.Context(), req(i), 200, nil); err != nil {
 			t.Fatal(err)
@@ -97,10 +97,10 @@ func TestDuplicateAnswersUseBoundedMemory(t *testing.T) {
 
 func TestDuplicateAnswersForgetOldestFirst(t *testing.T) {
 	f := NewFake(nil)
-	c := &fakeConn{fake: f, wake: make(chan struct{}, 1), dead: make(chan struct{})}
+	c := &fakeConn{fake: f, wake: make(chan struct{}, 1), dead: make(chan struct{}), lastID: 2 * rememberAnswers}
 	respond := func(i int) {
 		t.Helper()
-		if err := c.Respond(t.Context(), &transport.MethodRequest{RequestID: fmt.Sprint(i)}, 200, nil); err != nil {
+		if err := c.Respond(t.Context(), &transport.MethodRequest{RequestID: fmt.Sprintf("%x", i+1)}, 200, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,6 +116,63 @@ func TestDuplicateAnswersForgetOldestFirst(t *testing.T) {
 	respond(1)
 	if got := f.DuplicateAnswers(); got != 2 {
 		t.Errorf("DuplicateAnswers = %d after answering the pushed-out id 1, want still 2", got)
+	}
+}
+
+// TestAnswersMatchedPerConnection checks that request ids are numbered
+// per connection and that an answer counts only on its own connection.
+func TestAnswersMatchedPerConnection(t *testing.T) {
+	f := NewFake(nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	first, err := f.Dial(ctx, testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := make(chan error, 1)
+	go func() { // owned by the test: ends when the connection drops
+		_, _, err := f.Invoke(ctx, "a", nil)
+		lost <- err
+	}()
+	reqA, err := first.Receive(ctx)
+	if err != nil || reqA.RequestID != "1" {
+		t.Fatalf("first request = %+v, %v; want id 1", reqA, err)
+	}
+	f.Drop(nil)
+	if err := <-lost; !errors.Is(err, ErrAnswerLost) {
+		t.Fatalf("Invoke whose connection dropped = %v, want ErrAnswerLost", err)
+	}
+	if err := first.Respond(ctx, reqA, 200, nil); err == nil {
+		t.Error("Respond on the dropped connection succeeded")
+	}
+
+	second, err := f.Dial(ctx, testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	// A's answer sent again on the new connection names none of its
+	// requests.
+	if err := second.Respond(ctx, reqA, 200, []byte(`"stale"`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.StrayAnswers(); n != 1 {
+		t.Errorf("StrayAnswers = %d, want 1", n)
+	}
+	answered := make(chan string, 1)
+	go func() { // owned by the test: ends with the invocation
+		_, body, _ := f.Invoke(ctx, "b", nil)
+		answered <- string(body)
+	}()
+	reqB, err := second.Receive(ctx)
+	if err != nil || reqB.RequestID != "1" {
+		t.Fatalf("first request on the new connection = %+v, %v; want id 1 again", reqB, err)
+	}
+	if err := second.Respond(ctx, reqB, 200, []byte(`"b"`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-answered; got != `"b"` {
+		t.Errorf("B answered %s", got)
 	}
 }
 
