@@ -34,7 +34,7 @@ import (
 type call struct {
 	d      *dispatcher
 	req    *transport.MethodRequest
-	origin *origin // the connection req arrived on, where its answer goes
+	origin *origin       // the connection req arrived on, where its answer goes
 	handed MethodRequest // what the handler sees, kept here to spare an allocation
 
 	mu              sync.Mutex

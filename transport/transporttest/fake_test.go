@@ -77,7 +77,9 @@ func TestInvokeWaitsForConnection(t *testing.T) {
 
 func TestDuplicateAnswersUseBoundedMemory(t *testing.T) {
 	f := NewFake(nil)
-	req := func(i int) *transport.MethodRequest { return &transport.MethodRequest{RequestID: fmt.Sprintf("%x", i+1)} }
+	req := func(i int) *transport.MethodRequest {
+		return &transport.MethodRequest{RequestID: fmt.Sprintf("%x", i+1)}
+	}
 	c := &fakeConn{fake: f, wake: make(chan struct{}, 1), dead: make(chan struct{}), lastID: 3 * rememberAnswers}
 	for i := range 3 * rememberAnswers {
 		if err := c.Respond(t.Context(), req(i), 200, nil); err != nil {
