@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -227,6 +229,28 @@ func FuzzReadPacket(f *testing.F) {
 		p, err := readPacket(bufio.NewReader(bytes.NewReader(data)), 1024)
 		if (p == nil) == (err == nil) {
 			t.Errorf("readPacket(%x) = %v, %v", data, p, err)
+		}
+	})
+}
+
+// FuzzCheckAPIVersion checks that a query passes only with a single,
+// supported api-version, and that a refusal is always 400001.
+func FuzzCheckAPIVersion(f *testing.F) {
+	for _, s := range []string{"api-version=2021-04-12", "api-version=", "", "api-version=2021-04-12&api-version=2021-04-12", "x=1&api-version=2018-06-30", "api-version=%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		query, _ := url.ParseQuery(rawQuery)
+		rerr := checkAPIVersion(query)
+		values := query["api-version"]
+		valid := len(values) == 1 && slices.Contains(supportedAPIVersions, values[0])
+		switch {
+		case valid && rerr != nil:
+			t.Errorf("checkAPIVersion(%q) refused a supported version: %s", rawQuery, rerr.message)
+		case !valid && rerr == nil:
+			t.Errorf("checkAPIVersion(%q) accepted %q", rawQuery, values)
+		case rerr != nil && (rerr.code != 400001 || rerr.httpStatus() != 400):
+			t.Errorf("checkAPIVersion(%q) = %d, want 400001", rawQuery, rerr.code)
 		}
 	})
 }

@@ -84,8 +84,8 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 	identity := identityName(deviceID, moduleID)
 	log := h.log.With("identity", identity)
-	if r.URL.Query().Get("api-version") == "" {
-		errArgumentInvalid("The api-version query parameter is required.").write(w)
+	if rerr := checkAPIVersion(r.URL.Query()); rerr != nil {
+		rerr.write(w)
 		return
 	}
 	target := sas.Resource(h.hostName, deviceID, moduleID)

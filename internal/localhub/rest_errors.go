@@ -24,6 +24,10 @@ func errArgumentInvalid(message string) *restError {
 	return &restError{code: 400004, name: "ArgumentInvalid", message: message}
 }
 
+func errInvalidProtocolVersion(message string) *restError {
+	return &restError{code: 400001, name: "InvalidProtocolVersion", message: message}
+}
+
 func errUnauthorized() *restError {
 	return &restError{code: 401002, name: "IotHubUnauthorizedAccess", message: "Unauthorized"}
 }

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/directmethods/iotdevice/sas"
 )
@@ -95,6 +98,7 @@ func TestRESTErrors(t *testing.T) {
 	unauthorized := restAnswer{401, "IotHubUnauthorizedAccess", 401002, "Unauthorized", map[string]string{}}
 	invalid := func() restAnswer { return restAnswer{400, "ArgumentInvalid", 400004, "", map[string]string{}} }
 	tooLarge := restAnswer{413, "MessageTooLarge", 413001, "", map[string]string{}}
+	badVersion := restAnswer{400, "InvalidProtocolVersion", 400001, "", map[string]string{}}
 	tests := []struct {
 		name       string
 		path, auth string
@@ -109,7 +113,13 @@ func TestRESTErrors(t *testing.T) {
 		{"token for another hub", path, sas.Sign(serviceKey, "otherhub", ServicePolicy, time.Now().Add(time.Hour)), body, unauthorized},
 		{"token for another device", path, sas.Sign(serviceKey, "localhost/devices/other", ServicePolicy, time.Now().Add(time.Hour)), body, unauthorized},
 		{"not a token", path, "Bearer abc", body, unauthorized},
-		{"missing api-version", "/twins/dev/methods", good, body, invalid()},
+		{"missing api-version", "/twins/dev/methods", good, body, badVersion},
+		{"empty api-version", "/twins/dev/methods?api-version=", good, body, badVersion},
+		{"unknown api-version", "/twins/dev/methods?api-version=2099-01-01", good, body, badVersion},
+		{"api-version not a date", "/twins/dev/methods?api-version=1", good, body, badVersion},
+		{"api-version in another case", "/twins/dev/methods?API-VERSION=2021-04-12", good, body, badVersion},
+		{"api-version twice", "/twins/dev/methods?api-version=2021-04-12&api-version=2020-09-30", good, body, badVersion},
+		{"bad api-version before a bad token", "/twins/dev/methods?api-version=x", "", body, badVersion},
 		{"malformed JSON", path, good, `{"methodName":`, invalid()},
 		{"not an object", path, good, `[]`, invalid()},
 		{"trailing data", path, good, body + `{}`, invalid()},
@@ -156,6 +166,49 @@ func TestRESTErrors(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got, opts...); diff != "" {
 				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRESTAPIVersions checks that every api-version the official service
+// SDKs send is accepted: the request gets past the version check to the
+// registry, which does not know the device.
+func TestRESTAPIVersions(t *testing.T) {
+	h := startHub(t, Options{})
+	token := h.ServiceClient().Token(time.Hour)
+	if !slices.Contains(supportedAPIVersions, serviceAPIVersion) {
+		t.Errorf("ServiceClient sends api-version %s, which the hub does not accept", serviceAPIVersion)
+	}
+	for _, v := range []string{"2018-06-30", "2020-03-13", "2020-09-30", "2021-04-12"} {
+		t.Run(v, func(t *testing.T) {
+			got := postRaw(t, h, "/twins/nobody/methods?api-version="+v, token, `{"methodName":"m"}`)
+			want := restAnswer{404, "DeviceNotFound", 404001, "", map[string]string{}}
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(restAnswer{}, "Message")); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestWebSocketIgnoresAPIVersion checks that the WebSocket upgrade does not
+// require an api-version: device SDKs do not always send one there.
+func TestWebSocketIgnoresAPIVersion(t *testing.T) {
+	h := startHub(t, Options{})
+	for _, query := range []string{"", "?iothub-no-client-cert=true", "?api-version=2099-01-01"} {
+		t.Run(query, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "wss://localhost:"+strconv.Itoa(h.HTTPSPort())+"/$iothub/websocket"+query, &websocket.DialOptions{
+				HTTPClient:   h.ServiceClient().client,
+				Subprotocols: []string{"mqtt"},
+			})
+			if err != nil {
+				t.Fatalf("websocket dial: %v", err)
+			}
+			defer c.CloseNow()
+			if c.Subprotocol() != "mqtt" {
+				t.Errorf("subprotocol = %q, want mqtt", c.Subprotocol())
 			}
 		})
 	}

@@ -18,7 +18,8 @@ import (
 	"github.com/directmethods/iotdevice/sas"
 )
 
-// serviceAPIVersion is the REST api-version the client sends.
+// serviceAPIVersion is the REST api-version the client sends, the one the
+// C# service SDK sends; it is among supportedAPIVersions.
 const serviceAPIVersion = "2021-04-12"
 
 // MethodCall is the body of a method invocation.
