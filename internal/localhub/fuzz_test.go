@@ -195,14 +195,22 @@ func FuzzDecodeInvokeBody(f *testing.F) {
 	})
 }
 
+// FuzzParseMethodsPath checks that an accepted path has a device id and
+// that one trailing slash after "methods" changes nothing.
 func FuzzParseMethodsPath(f *testing.F) {
-	for _, s := range []string{"/twins/dev/methods", "/twins/d%2Fx/modules/m/methods", "/twins//methods", "/twins/%zz/methods"} {
+	for _, s := range []string{"/twins/dev/methods", "/twins/d%2Fx/modules/m/methods", "/twins//methods", "/twins/%zz/methods", "/twins/dev/methods/", "/twins/dev/methods//"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		dev, _, ok := parseMethodsPath(path)
+		dev, mod, ok := parseMethodsPath(path)
 		if ok && dev == "" {
 			t.Errorf("parseMethodsPath(%q) accepted an empty device id", path)
+		}
+		if strings.HasSuffix(path, "/methods") {
+			dev2, mod2, ok2 := parseMethodsPath(path + "/")
+			if dev2 != dev || mod2 != mod || ok2 != ok {
+				t.Errorf("parseMethodsPath(%q) = %q, %q, %v but with a trailing slash %q, %q, %v", path, dev, mod, ok, dev2, mod2, ok2)
+			}
 		}
 	})
 }

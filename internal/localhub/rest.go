@@ -44,8 +44,12 @@ func (h *Hub) enter() bool {
 }
 
 // parseMethodsPath parses /twins/{id}/methods and
-// /twins/{id}/modules/{mid}/methods, URL-decoding the ids.
+// /twins/{id}/modules/{mid}/methods, with or without one trailing slash,
+// URL-decoding the ids.
 func parseMethodsPath(escapedPath string) (deviceID, moduleID string, ok bool) {
+	if strings.HasSuffix(escapedPath, "/methods/") {
+		escapedPath = escapedPath[:len(escapedPath)-1]
+	}
 	segments := strings.Split(escapedPath, "/")
 	var raw []string
 	switch {
@@ -74,12 +78,12 @@ func parseMethodsPath(escapedPath string) (deviceID, moduleID string, ok bool) {
 func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	deviceID, moduleID, ok := parseMethodsPath(r.URL.EscapedPath())
 	if !ok {
-		http.NotFound(w, r)
+		errNoResource(r.Method, r.URL.Path).write(w)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		errMethodNotAllowed(r.Method).write(w)
 		return
 	}
 	identity := identityName(deviceID, moduleID)

@@ -32,9 +32,18 @@ type restAnswer struct {
 // Authorization header and body.
 func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 	t.Helper()
+	a, _ := requestRaw(t, h, http.MethodPost, path, auth, body)
+	return a
+}
+
+// requestRaw sends a request to the hub's HTTPS port with exactly the given
+// method, Authorization header and body, and returns the answer and its
+// headers.
+func requestRaw(t *testing.T, h *Hub, method, path, auth, body string) (restAnswer, http.Header) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+h.HostName()+":"+strconv.Itoa(h.HTTPSPort())+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+h.HostName()+":"+strconv.Itoa(h.HTTPSPort())+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +53,7 @@ func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	resp, err := h.ServiceClient().client.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -52,8 +61,8 @@ func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 		t.Fatal(err)
 	}
 	a := restAnswer{HTTPStatus: resp.StatusCode, Header: resp.Header.Get("iothub-errorcode")}
-	if resp.StatusCode == http.StatusOK || a.Header == "" {
-		return a
+	if resp.StatusCode == http.StatusOK {
+		return a, resp.Header
 	}
 	if got := resp.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type = %q", got)
@@ -79,7 +88,7 @@ func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 		t.Errorf("timestampUtc %q: %v", inner.TimestampUTC, err)
 	}
 	a.ErrorCode, a.Message, a.Info = inner.ErrorCode, inner.Message, inner.Info
-	return a
+	return a, resp.Header
 }
 
 func TestRESTErrors(t *testing.T) {
@@ -99,6 +108,7 @@ func TestRESTErrors(t *testing.T) {
 	invalid := func() restAnswer { return restAnswer{400, "ArgumentInvalid", 400004, "", map[string]string{}} }
 	tooLarge := restAnswer{413, "MessageTooLarge", 413001, "", map[string]string{}}
 	badVersion := restAnswer{400, "InvalidProtocolVersion", 400001, "", map[string]string{}}
+	noResource := restAnswer{404, "InvalidOperation", 400003, "", map[string]string{}}
 	tests := []struct {
 		name       string
 		path, auth string
@@ -150,8 +160,16 @@ func TestRESTErrors(t *testing.T) {
 			restAnswer{404, "DeviceNotOnline", 404103, "Timed out waiting for device to connect.", map[string]string{"timeout": "00:00:00"}}},
 		{"device connected but not subscribed", "/twins/idle/methods?api-version=2021-04-12", good, body,
 			restAnswer{404, "DeviceNotOnline", 404103, "Timed out waiting for device to connect.", map[string]string{"timeout": "00:00:00"}}},
-		{"unknown path", "/twins/dev/twin?api-version=2021-04-12", good, body, restAnswer{HTTPStatus: 404}},
-		{"path with extra segment", "/twins/dev/methods/x?api-version=2021-04-12", good, body, restAnswer{HTTPStatus: 404}},
+		{"device path with trailing slash", "/twins/nobody/methods/?api-version=2021-04-12", good, body,
+			restAnswer{404, "DeviceNotFound", 404001, "", map[string]string{}}},
+		{"module path with trailing slash", "/twins/dev/modules/nomod/methods/?api-version=2021-04-12", good, body,
+			restAnswer{404, "ModuleNotFound", 404010, "", map[string]string{}}},
+		{"trailing slash without api-version", "/twins/dev/methods/", good, body, badVersion},
+		{"unknown path", "/twins/dev/twin?api-version=2021-04-12", good, body, noResource},
+		{"path with extra segment", "/twins/dev/methods/x?api-version=2021-04-12", good, body, noResource},
+		{"two trailing slashes", "/twins/dev/methods//?api-version=2021-04-12", good, body, noResource},
+		{"root", "/", good, body, noResource},
+		{"unknown path without api-version or token", "/nothing", "", body, noResource},
 	}
 	ignoreMessage := cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Message" }, cmp.Ignore())
 	for _, tt := range tests {
@@ -214,18 +232,24 @@ func TestWebSocketIgnoresAPIVersion(t *testing.T) {
 	}
 }
 
+// TestRESTMethodNotAllowed checks that a method path asked with another
+// HTTP method gets 405 with an Allow header and the hub's error form.
 func TestRESTMethodNotAllowed(t *testing.T) {
-	h := startHub(t, Options{Devices: []string{"dev"}})
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://localhost:"+strconv.Itoa(h.HTTPSPort())+"/twins/dev/methods?api-version=1", nil)
-	resp, err := h.ServiceClient().client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET status = %d, want 405", resp.StatusCode)
+	h := startHub(t, Options{Devices: []string{"dev", "dev/mod"}})
+	token := h.ServiceClient().Token(time.Hour)
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions} {
+		for _, path := range []string{"/twins/dev/methods", "/twins/dev/methods/", "/twins/dev/modules/mod/methods"} {
+			t.Run(method+" "+path, func(t *testing.T) {
+				got, header := requestRaw(t, h, method, path+"?api-version=2021-04-12", token, "")
+				want := restAnswer{405, "InvalidOperation", 400003, "The requested resource does not support http method '" + method + "'.", map[string]string{}}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("answer (-want +got):\n%s", diff)
+				}
+				if allow := header.Get("Allow"); allow != http.MethodPost {
+					t.Errorf("Allow = %q, want POST", allow)
+				}
+			})
+		}
 	}
 }
 
