@@ -262,3 +262,28 @@ func FuzzCheckAPIVersion(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMethodResultRoundTrip checks that ServiceClient's decoder gives back
+// exactly the status and device bytes the hub's encoder spliced, whatever
+// the bytes, and never panics on an arbitrary body.
+func FuzzMethodResultRoundTrip(f *testing.F) {
+	for _, s := range []string{"", `{"a":1}`, "not json", `1,"status":500`, "}", `,"payload":`, "\xff"} {
+		f.Add(int64(200), []byte(s))
+	}
+	f.Add(int64(-1), []byte(`null`))
+	f.Fuzz(func(t *testing.T, status int64, payload []byte) {
+		_, _ = decodeMethodResult(payload) // an arbitrary body: an error or a result, no panic
+		st := int(int32(status))           // device statuses are MQTT topic or AMQP int values
+		got, err := decodeMethodResult(methodResultBody(st, payload))
+		if err != nil {
+			t.Fatalf("decode(encode(%d, %q)): %v", st, payload, err)
+		}
+		want := payload
+		if len(payload) == 0 {
+			want = []byte("null")
+		}
+		if got.Status != st || !bytes.Equal(got.Payload, want) {
+			t.Errorf("decode(encode(%d, %q)) = %d, %q", st, payload, got.Status, got.Payload)
+		}
+	})
+}

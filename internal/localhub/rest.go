@@ -146,26 +146,13 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 		errServiceUnavailable().write(w)
 		return
 	}
-	payload := json.RawMessage("null")
-	if len(resp.payload) > 0 {
-		if !json.Valid(resp.payload) {
-			// The hub's handling of a non-JSON device body is UNCONFIRMED
-			// (protocol.md 3.4); refusing it keeps the answer valid JSON.
-			log.Warn("rest: device answered with a body that is not JSON", append(attrs, "status", resp.status)...)
-			errServer("The device's response is not valid JSON.").write(w)
-			return
-		}
-		payload = resp.payload
+	// The device's bytes go to the caller unchanged, JSON or not, as IoT
+	// Hub passes them (see methodResultBody).
+	if len(resp.payload) > 0 && !json.Valid(resp.payload) {
+		log.Warn("rest: device answered with a body that is not JSON; passed through", append(attrs, "status", resp.status)...)
 	}
 	log.Info("rest: method invoked", append(attrs, "status", resp.status)...)
-	body, err := json.Marshal(struct {
-		Status  int             `json:"status"`
-		Payload json.RawMessage `json:"payload"`
-	}{resp.status, payload})
-	if err != nil {
-		errServer("The device's response could not be encoded.").write(w)
-		return
-	}
+	body := methodResultBody(resp.status, resp.payload)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)

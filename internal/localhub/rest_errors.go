@@ -68,10 +68,6 @@ func errMessageTooLarge(message string) *restError {
 	return &restError{code: 413001, name: "MessageTooLarge", message: message}
 }
 
-func errServer(message string) *restError {
-	return &restError{code: 500001, name: "ServerError", message: message}
-}
-
 func errServiceUnavailable() *restError {
 	return &restError{code: 503001, name: "ServiceUnavailable", message: "The hub is shutting down."}
 }

@@ -32,14 +32,14 @@ type restAnswer struct {
 // Authorization header and body.
 func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 	t.Helper()
-	a, _ := requestRaw(t, h, http.MethodPost, path, auth, body)
+	a, _, _ := requestRaw(t, h, http.MethodPost, path, auth, body)
 	return a
 }
 
 // requestRaw sends a request to the hub's HTTPS port with exactly the given
-// method, Authorization header and body, and returns the answer and its
-// headers.
-func requestRaw(t *testing.T, h *Hub, method, path, auth, body string) (restAnswer, http.Header) {
+// method, Authorization header and body, and returns the answer, its
+// headers and its body.
+func requestRaw(t *testing.T, h *Hub, method, path, auth, body string) (restAnswer, http.Header, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
@@ -62,7 +62,7 @@ func requestRaw(t *testing.T, h *Hub, method, path, auth, body string) (restAnsw
 	}
 	a := restAnswer{HTTPStatus: resp.StatusCode, Header: resp.Header.Get("iothub-errorcode")}
 	if resp.StatusCode == http.StatusOK {
-		return a, resp.Header
+		return a, resp.Header, b
 	}
 	if got := resp.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type = %q", got)
@@ -88,7 +88,7 @@ func requestRaw(t *testing.T, h *Hub, method, path, auth, body string) (restAnsw
 		t.Errorf("timestampUtc %q: %v", inner.TimestampUTC, err)
 	}
 	a.ErrorCode, a.Message, a.Info = inner.ErrorCode, inner.Message, inner.Info
-	return a, resp.Header
+	return a, resp.Header, b
 }
 
 func TestRESTErrors(t *testing.T) {
@@ -240,7 +240,7 @@ func TestRESTMethodNotAllowed(t *testing.T) {
 	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions} {
 		for _, path := range []string{"/twins/dev/methods", "/twins/dev/methods/", "/twins/dev/modules/mod/methods"} {
 			t.Run(method+" "+path, func(t *testing.T) {
-				got, header := requestRaw(t, h, method, path+"?api-version=2021-04-12", token, "")
+				got, header, _ := requestRaw(t, h, method, path+"?api-version=2021-04-12", token, "")
 				want := restAnswer{405, "InvalidOperation", 400003, "The requested resource does not support http method '" + method + "'.", map[string]string{}}
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("answer (-want +got):\n%s", diff)
@@ -250,6 +250,39 @@ func TestRESTMethodNotAllowed(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestRESTAnswerBody checks the exact body of a successful invocation: the
+// device's status, and its answer bytes spliced in unchanged (null for
+// none), JSON or not, as IoT Hub does (azure-iot-sdk-node issue #736).
+func TestRESTAnswerBody(t *testing.T) {
+	h := startHub(t, Options{Devices: []string{"dev"}})
+	connectDevice(t, h, "dev", deviceOptions{answer: func(name string, _ []byte) (int, []byte, bool) {
+		return 201, []byte(deviceAnswers[name]), true
+	}})
+	token := h.ServiceClient().Token(time.Hour)
+	tests := []struct{ method, want string }{
+		{"empty", `{"status":201,"payload":null}`},
+		{"notjson", `{"status":201,"payload":not json}`},
+		{"quotes", `{"status":201,"payload":{'filename': 'logs.zip'}}`},
+		{"spaced", `{"status":201,"payload": {"a": 1} }`},
+		{"breakout", `{"status":201,"payload":1,"status":500}`},
+		{"binary", "{\"status\":201,\"payload\":\xff\x00\x01}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method, func(t *testing.T) {
+			got, header, body := requestRaw(t, h, http.MethodPost, "/twins/dev/methods?api-version=2021-04-12", token, `{"methodName":"`+tt.method+`"}`)
+			if got.HTTPStatus != http.StatusOK {
+				t.Fatalf("answer = %+v, want 200", got)
+			}
+			if ct := header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			if string(body) != tt.want {
+				t.Errorf("body = %q, want %q", body, tt.want)
+			}
+		})
 	}
 }
 
