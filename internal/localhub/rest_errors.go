@@ -18,7 +18,8 @@ type restError struct {
 	info    map[string]string
 }
 
-// IoT Hub error codes the REST API answers with (protocol.md 8.3).
+// IoT Hub error codes the REST API answers with (azure-iot-sdk-csharp
+// ErrorCode.cs and the IoT Hub "Understand and resolve errors" docs page).
 func errArgumentInvalid(message string) *restError {
 	// UNCONFIRMED: which code the hub uses for each kind of bad request;
 	// 400004 ArgumentInvalid is the plausible one for all of them.
