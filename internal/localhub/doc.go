@@ -14,6 +14,15 @@
 // devices by certificate thumbprint, and the iothubowner service policy) and
 // routes each method invocation to exactly one identity.
 //
+// # Connection limits
+//
+// On the HTTPS port, a peer that has not authenticated cannot hold a
+// connection more than 30 s from its accept (TLS handshake, headers and body
+// included); a request refused before its body is read is answered at once
+// and its connection closed. A kept-alive connection is closed after 90 s
+// idle. A WebSocket upgrade hands the connection to its MQTT or AMQP
+// session, which applies its own limits.
+//
 // # Concurrency
 //
 // A Hub and a ServiceClient are safe for concurrent use. Close ends every

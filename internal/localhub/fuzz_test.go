@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -195,14 +197,22 @@ func FuzzDecodeInvokeBody(f *testing.F) {
 	})
 }
 
+// FuzzParseMethodsPath checks that an accepted path has a device id and
+// that one trailing slash after "methods" changes nothing.
 func FuzzParseMethodsPath(f *testing.F) {
-	for _, s := range []string{"/twins/dev/methods", "/twins/d%2Fx/modules/m/methods", "/twins//methods", "/twins/%zz/methods"} {
+	for _, s := range []string{"/twins/dev/methods", "/twins/d%2Fx/modules/m/methods", "/twins//methods", "/twins/%zz/methods", "/twins/dev/methods/", "/twins/dev/methods//"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		dev, _, ok := parseMethodsPath(path)
+		dev, mod, ok := parseMethodsPath(path)
 		if ok && dev == "" {
 			t.Errorf("parseMethodsPath(%q) accepted an empty device id", path)
+		}
+		if strings.HasSuffix(path, "/methods") {
+			dev2, mod2, ok2 := parseMethodsPath(path + "/")
+			if dev2 != dev || mod2 != mod || ok2 != ok {
+				t.Errorf("parseMethodsPath(%q) = %q, %q, %v but with a trailing slash %q, %q, %v", path, dev, mod, ok, dev2, mod2, ok2)
+			}
 		}
 	})
 }
@@ -229,6 +239,53 @@ func FuzzReadPacket(f *testing.F) {
 		p, err := readPacket(bufio.NewReader(bytes.NewReader(data)), 1024)
 		if (p == nil) == (err == nil) {
 			t.Errorf("readPacket(%x) = %v, %v", data, p, err)
+		}
+	})
+}
+
+// FuzzCheckAPIVersion checks that a query passes only with a single,
+// supported api-version, and that a refusal is always 400001.
+func FuzzCheckAPIVersion(f *testing.F) {
+	for _, s := range []string{"api-version=2021-04-12", "api-version=", "", "api-version=2021-04-12&api-version=2021-04-12", "x=1&api-version=2018-06-30", "api-version=%zz"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rawQuery string) {
+		query, _ := url.ParseQuery(rawQuery)
+		rerr := checkAPIVersion(query)
+		values := query["api-version"]
+		valid := len(values) == 1 && slices.Contains(supportedAPIVersions, values[0])
+		switch {
+		case valid && rerr != nil:
+			t.Errorf("checkAPIVersion(%q) refused a supported version: %s", rawQuery, rerr.message)
+		case !valid && rerr == nil:
+			t.Errorf("checkAPIVersion(%q) accepted %q", rawQuery, values)
+		case rerr != nil && (rerr.code != 400001 || rerr.httpStatus() != 400):
+			t.Errorf("checkAPIVersion(%q) = %d, want 400001", rawQuery, rerr.code)
+		}
+	})
+}
+
+// FuzzMethodResultRoundTrip checks that ServiceClient's decoder gives back
+// exactly the status and device bytes the hub's encoder spliced, whatever
+// the bytes, and never panics on an arbitrary body.
+func FuzzMethodResultRoundTrip(f *testing.F) {
+	for _, s := range []string{"", `{"a":1}`, "not json", `1,"status":500`, "}", `,"payload":`, "\xff"} {
+		f.Add(int64(200), []byte(s))
+	}
+	f.Add(int64(-1), []byte(`null`))
+	f.Fuzz(func(t *testing.T, status int64, payload []byte) {
+		_, _ = decodeMethodResult(payload) // an arbitrary body: an error or a result, no panic
+		st := int(int32(status))           // device statuses are MQTT topic or AMQP int values
+		got, err := decodeMethodResult(methodResultBody(st, payload))
+		if err != nil {
+			t.Fatalf("decode(encode(%d, %q)): %v", st, payload, err)
+		}
+		want := payload
+		if len(payload) == 0 {
+			want = []byte("null")
+		}
+		if got.Status != st || !bytes.Equal(got.Payload, want) {
+			t.Errorf("decode(encode(%d, %q)) = %d, %q", st, payload, got.Status, got.Payload)
 		}
 	})
 }

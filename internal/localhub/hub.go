@@ -38,6 +38,10 @@ type Options struct {
 	Devices []string
 	// Logger receives the hub's logs; nil is silent.
 	Logger *slog.Logger
+
+	// limits bound the HTTPS port's connections; zero fields take the
+	// defaults. Tests shorten them.
+	limits httpLimits
 }
 
 // ListenError reports a port the hub could not bind.
@@ -72,6 +76,7 @@ type Hub struct {
 	amqpListener  net.Listener
 	httpsListener net.Listener
 	httpServer    *http.Server
+	limits        httpLimits // of the HTTPS port's connections
 	service       *ServiceClient
 
 	// ctx ends when Close starts; sessions and invocations watch it.
@@ -103,7 +108,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	h := &Hub{log: log, hostName: opts.HostName, router: newRouter(), conns: map[io.Closer]struct{}{}}
+	h := &Hub{log: log, hostName: opts.HostName, router: newRouter(), limits: opts.limits.withDefaults(), conns: map[io.Closer]struct{}{}}
 	_, _ = rand.Read(h.amqpRIDPrefix[:]) // crypto/rand.Read never fails
 	if err := h.loadOrCreate(opts.Dir); err != nil {
 		return nil, err
@@ -184,17 +189,23 @@ func (h *Hub) listen(opts Options) error {
 	h.mqttListener = tls.NewListener(ml, mqttTLS)
 	// AMQP shares the server certificate and client-certificate policy.
 	h.amqpListener = tls.NewListener(al, mqttTLS.Clone())
-	h.httpsListener = tls.NewListener(hl, httpsTLS)
+	// The guard sits under TLS, so its bound covers the handshake.
+	h.httpsListener = tls.NewListener(&guardedListener{Listener: hl, limit: h.limits.unauthenticated}, httpsTLS)
 	return nil
 }
 
-// serve starts the accept loops.
+// serve starts the accept loops. The HTTPS server has no ReadTimeout or
+// WriteTimeout: they would cut the long-lived WebSocket connections of
+// devices. Its connections are bounded by the guard (until a request
+// authenticates), per-request deadlines and the idle limit instead.
 func (h *Hub) serve() {
 	h.httpServer = &http.Server{
 		Handler:           h.httpHandler(),
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       h.limits.idle,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return h.ctx },
+		ConnContext:       withGuard,
 	}
 	h.wg.Add(3)
 	go func() { // owned by the hub: ends when Close closes the listener; joined in Close

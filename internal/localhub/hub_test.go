@@ -43,6 +43,19 @@ func TestInvokeAndAnswer(t *testing.T) {
 	}
 }
 
+// deviceAnswers are the bodies TestInvokePayloadForms's device answers
+// with, by method name.
+var deviceAnswers = map[string]string{
+	"empty":    "",
+	"notjson":  "not json",
+	"quotes":   `{'filename': 'logs.zip'}`, // as in azure-iot-sdk-node issue #736
+	"binary":   "\xff\x00\x01",
+	"breakout": `1,"status":500`,
+	"spaced":   ` {"a": 1} `,
+}
+
+// TestInvokePayloadForms checks the request payloads the device gets and
+// that the caller gets the device's answer bytes unchanged, JSON or not.
 func TestInvokePayloadForms(t *testing.T) {
 	h := startHub(t, Options{Devices: []string{"dev"}})
 	var mu sync.Mutex
@@ -51,11 +64,8 @@ func TestInvokePayloadForms(t *testing.T) {
 		mu.Lock()
 		seen = append(seen, string(payload))
 		mu.Unlock()
-		switch name {
-		case "empty":
-			return 200, nil, true
-		case "notjson":
-			return 200, []byte("not json"), true
+		if answer, ok := deviceAnswers[name]; ok {
+			return 200, []byte(answer), true
 		}
 		return 200, []byte(`"ok"`), true
 	}})
@@ -70,7 +80,11 @@ func TestInvokePayloadForms(t *testing.T) {
 		{"null payload", MethodCall{MethodName: "m", Payload: json.RawMessage(`null`)}, &MethodResult{200, json.RawMessage(`"ok"`)}, 0, "null"},
 		{"number payload", MethodCall{MethodName: "m", Payload: json.RawMessage(`42`)}, &MethodResult{200, json.RawMessage(`"ok"`)}, 0, "42"},
 		{"empty answer", MethodCall{MethodName: "empty"}, &MethodResult{200, json.RawMessage(`null`)}, 0, ""},
-		{"answer not JSON", MethodCall{MethodName: "notjson"}, nil, 500001, ""},
+		{"answer not JSON", MethodCall{MethodName: "notjson"}, &MethodResult{200, json.RawMessage(`not json`)}, 0, ""},
+		{"answer with single quotes", MethodCall{MethodName: "quotes"}, &MethodResult{200, json.RawMessage(`{'filename': 'logs.zip'}`)}, 0, ""},
+		{"answer that is not UTF-8", MethodCall{MethodName: "binary"}, &MethodResult{200, json.RawMessage("\xff\x00\x01")}, 0, ""},
+		{"answer that closes the object", MethodCall{MethodName: "breakout"}, &MethodResult{200, json.RawMessage(`1,"status":500`)}, 0, ""},
+		{"answer with spaces around JSON", MethodCall{MethodName: "spaced"}, &MethodResult{200, json.RawMessage(` {"a": 1} `)}, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

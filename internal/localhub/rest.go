@@ -19,7 +19,7 @@ const websocketPath = "/$iothub/websocket"
 func (h *Hub) httpHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !h.enter() {
-			errServiceUnavailable().write(w)
+			refuse(w, r, errServiceUnavailable())
 			return
 		}
 		defer h.wg.Done()
@@ -44,8 +44,12 @@ func (h *Hub) enter() bool {
 }
 
 // parseMethodsPath parses /twins/{id}/methods and
-// /twins/{id}/modules/{mid}/methods, URL-decoding the ids.
+// /twins/{id}/modules/{mid}/methods, with or without one trailing slash,
+// URL-decoding the ids.
 func parseMethodsPath(escapedPath string) (deviceID, moduleID string, ok bool) {
+	if strings.HasSuffix(escapedPath, "/methods/") {
+		escapedPath = escapedPath[:len(escapedPath)-1]
+	}
 	segments := strings.Split(escapedPath, "/")
 	var raw []string
 	switch {
@@ -74,27 +78,41 @@ func parseMethodsPath(escapedPath string) (deviceID, moduleID string, ok bool) {
 func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	deviceID, moduleID, ok := parseMethodsPath(r.URL.EscapedPath())
 	if !ok {
-		http.NotFound(w, r)
+		refuse(w, r, errNoResource(r.Method, r.URL.Path))
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		refuse(w, r, errMethodNotAllowed(r.Method))
 		return
 	}
 	identity := identityName(deviceID, moduleID)
 	log := h.log.With("identity", identity)
-	if r.URL.Query().Get("api-version") == "" {
-		errArgumentInvalid("The api-version query parameter is required.").write(w)
+	if rerr := checkAPIVersion(r.URL.Query()); rerr != nil {
+		refuse(w, r, rerr)
 		return
 	}
 	target := sas.Resource(h.hostName, deviceID, moduleID)
 	if err := h.reg.authorizeService(r.Header.Get("Authorization"), target, time.Now()); err != nil {
 		log.Warn("rest: unauthorized", "reason", err.Error())
-		errUnauthorized().write(w)
+		refuse(w, r, errUnauthorized())
 		return
 	}
-	req, rerr := readInvokeRequest(w, r)
+	// Only now is the body read, under a deadline; on a connection that has
+	// not authenticated yet the guard keeps it within its bound.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.limits.body))
+	raw, rerr := readBody(w, r)
+	if rerr != nil {
+		refuse(w, r, rerr)
+		return
+	}
+	// The peer has authenticated and sent its request: the connection is
+	// no longer bounded by the guard, and no read deadline may cut the
+	// call while it waits for the device.
+	requestGuard(r).lift()
+	_ = rc.SetReadDeadline(time.Time{})
+	req, rerr := decodeInvokeBody(raw)
 	if rerr != nil {
 		rerr.write(w)
 		return
@@ -134,45 +152,47 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 		errServiceUnavailable().write(w)
 		return
 	}
-	payload := json.RawMessage("null")
-	if len(resp.payload) > 0 {
-		if !json.Valid(resp.payload) {
-			// The hub's handling of a non-JSON device body is UNCONFIRMED
-			// (protocol.md 3.4); refusing it keeps the answer valid JSON.
-			log.Warn("rest: device answered with a body that is not JSON", append(attrs, "status", resp.status)...)
-			errServer("The device's response is not valid JSON.").write(w)
-			return
-		}
-		payload = resp.payload
+	// The device's bytes go to the caller unchanged, JSON or not, as IoT
+	// Hub passes them (see methodResultBody).
+	if len(resp.payload) > 0 && !json.Valid(resp.payload) {
+		log.Warn("rest: device answered with a body that is not JSON; passed through", append(attrs, "status", resp.status)...)
 	}
 	log.Info("rest: method invoked", append(attrs, "status", resp.status)...)
-	body, err := json.Marshal(struct {
-		Status  int             `json:"status"`
-		Payload json.RawMessage `json:"payload"`
-	}{resp.status, payload})
-	if err != nil {
-		errServer("The device's response could not be encoded.").write(w)
-		return
-	}
+	body := methodResultBody(resp.status, resp.payload)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 }
 
-// readInvokeRequest reads at most maxRequestBody bytes of the body and
-// validates it.
-func readInvokeRequest(w http.ResponseWriter, r *http.Request) (invokeRequest, *restError) {
+// readBody reads at most maxRequestBody bytes of the body.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *restError) {
 	tooLarge := errMessageTooLarge("The request body is larger than the 128 KB a method payload may have.")
 	if r.ContentLength > maxRequestBody {
-		return invokeRequest{}, tooLarge
+		return nil, tooLarge
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
-		return invokeRequest{}, tooLarge
+		return nil, tooLarge
 	case err != nil:
-		return invokeRequest{}, errArgumentInvalid("The request body could not be read.")
+		return nil, errArgumentInvalid("The request body could not be read.")
 	}
-	return decodeInvokeBody(body)
+	return body, nil
+}
+
+// refuse answers a request whose body has not been read. When the request
+// has a body, the answer closes the connection and the body is not read:
+// net/http would otherwise read the rest of it, before answering and again
+// after the handler, as slowly as the peer sends it.
+func refuse(w http.ResponseWriter, r *http.Request, e *restError) {
+	if r.ContentLength == 0 {
+		e.write(w)
+		return
+	}
+	w.Header().Set("Connection", "close")
+	e.write(w)
+	// The answer is written before net/http closes the body; from now on
+	// every read of the connection fails at once.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }

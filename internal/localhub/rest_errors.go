@@ -11,17 +11,40 @@ import (
 
 // restError is an error answer of the REST API, as IoT Hub writes it.
 type restError struct {
-	code    int    // errorCode, such as 404103; the HTTP status is its first three digits
+	code    int    // errorCode, such as 404103; the HTTP status is its first three digits unless status is set
+	status  int    // the HTTP status, when it is not the code's first three digits
 	name    string // the iothub-errorcode header, such as "DeviceNotOnline"
 	message string
 	info    map[string]string
 }
 
-// IoT Hub error codes the REST API answers with (protocol.md 8.3).
+// IoT Hub error codes the REST API answers with (azure-iot-sdk-csharp
+// ErrorCode.cs and the IoT Hub "Understand and resolve errors" docs page).
 func errArgumentInvalid(message string) *restError {
 	// UNCONFIRMED: which code the hub uses for each kind of bad request;
 	// 400004 ArgumentInvalid is the plausible one for all of them.
 	return &restError{code: 400004, name: "ArgumentInvalid", message: message}
+}
+
+func errInvalidProtocolVersion(message string) *restError {
+	return &restError{code: 400001, name: "InvalidProtocolVersion", message: message}
+}
+
+// errNoResource answers a path the service API does not serve. The public
+// error code list has no code for an unknown resource, so the answer is HTTP
+// 404 with 400003 InvalidOperation, "an operation that the hub recognizes as
+// invalid" (azure-iot-sdk-csharp ErrorCode.cs).
+func errNoResource(method, path string) *restError {
+	return &restError{code: 400003, status: http.StatusNotFound, name: "InvalidOperation",
+		message: fmt.Sprintf("No resource at %s %s: the service API serves POST /twins/{deviceId}/methods and POST /twins/{deviceId}/modules/{moduleId}/methods.", clip(method), clip(path))}
+}
+
+// errMethodNotAllowed answers a method path asked with another HTTP method:
+// HTTP 405 with 400003 InvalidOperation and IoT Hub's wording
+// (azure-iot-sdk-csharp issue #2321).
+func errMethodNotAllowed(method string) *restError {
+	return &restError{code: 400003, status: http.StatusMethodNotAllowed, name: "InvalidOperation",
+		message: fmt.Sprintf("The requested resource does not support http method '%s'.", clip(method))}
 }
 
 func errUnauthorized() *restError {
@@ -46,10 +69,6 @@ func errMessageTooLarge(message string) *restError {
 	return &restError{code: 413001, name: "MessageTooLarge", message: message}
 }
 
-func errServer(message string) *restError {
-	return &restError{code: 500001, name: "ServerError", message: message}
-}
-
 func errServiceUnavailable() *restError {
 	return &restError{code: 503001, name: "ServiceUnavailable", message: "The hub is shutting down."}
 }
@@ -59,8 +78,13 @@ func errGatewayTimeout(timeout time.Duration) *restError {
 		info: map[string]string{"timeout": formatTimeSpan(timeout)}}
 }
 
-// httpStatus is the error code's first three digits.
-func (e *restError) httpStatus() int { return e.code / 1000 }
+// httpStatus is status when set, else the error code's first three digits.
+func (e *restError) httpStatus() int {
+	if e.status != 0 {
+		return e.status
+	}
+	return e.code / 1000
+}
 
 // errorBodyInner is the JSON object carried as a string in the body's Message.
 type errorBodyInner struct {

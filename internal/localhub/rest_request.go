@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Limits and defaults of an invocation request (protocol.md 7 and 8.1).
+// Limits and defaults of an invocation request, as the IoT Hub direct
+// methods docs page (iot-hub-devguide-direct-methods) states them.
 const (
 	defaultResponseTimeout = 30 * time.Second
 	minResponseTimeout     = 5

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/directmethods/iotdevice/sas"
 )
@@ -29,9 +32,18 @@ type restAnswer struct {
 // Authorization header and body.
 func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 	t.Helper()
+	a, _, _ := requestRaw(t, h, http.MethodPost, path, auth, body)
+	return a
+}
+
+// requestRaw sends a request to the hub's HTTPS port with exactly the given
+// method, Authorization header and body, and returns the answer, its
+// headers and its body.
+func requestRaw(t *testing.T, h *Hub, method, path, auth, body string) (restAnswer, http.Header, []byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+h.HostName()+":"+strconv.Itoa(h.HTTPSPort())+path, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+h.HostName()+":"+strconv.Itoa(h.HTTPSPort())+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +53,7 @@ func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	resp, err := h.ServiceClient().client.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -49,8 +61,8 @@ func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 		t.Fatal(err)
 	}
 	a := restAnswer{HTTPStatus: resp.StatusCode, Header: resp.Header.Get("iothub-errorcode")}
-	if resp.StatusCode == http.StatusOK || a.Header == "" {
-		return a
+	if resp.StatusCode == http.StatusOK {
+		return a, resp.Header, b
 	}
 	if got := resp.Header.Get("Content-Type"); got != "application/json; charset=utf-8" {
 		t.Errorf("Content-Type = %q", got)
@@ -76,7 +88,7 @@ func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 		t.Errorf("timestampUtc %q: %v", inner.TimestampUTC, err)
 	}
 	a.ErrorCode, a.Message, a.Info = inner.ErrorCode, inner.Message, inner.Info
-	return a
+	return a, resp.Header, b
 }
 
 func TestRESTErrors(t *testing.T) {
@@ -95,6 +107,8 @@ func TestRESTErrors(t *testing.T) {
 	unauthorized := restAnswer{401, "IotHubUnauthorizedAccess", 401002, "Unauthorized", map[string]string{}}
 	invalid := func() restAnswer { return restAnswer{400, "ArgumentInvalid", 400004, "", map[string]string{}} }
 	tooLarge := restAnswer{413, "MessageTooLarge", 413001, "", map[string]string{}}
+	badVersion := restAnswer{400, "InvalidProtocolVersion", 400001, "", map[string]string{}}
+	noResource := restAnswer{404, "InvalidOperation", 400003, "", map[string]string{}}
 	tests := []struct {
 		name       string
 		path, auth string
@@ -109,7 +123,13 @@ func TestRESTErrors(t *testing.T) {
 		{"token for another hub", path, sas.Sign(serviceKey, "otherhub", ServicePolicy, time.Now().Add(time.Hour)), body, unauthorized},
 		{"token for another device", path, sas.Sign(serviceKey, "localhost/devices/other", ServicePolicy, time.Now().Add(time.Hour)), body, unauthorized},
 		{"not a token", path, "Bearer abc", body, unauthorized},
-		{"missing api-version", "/twins/dev/methods", good, body, invalid()},
+		{"missing api-version", "/twins/dev/methods", good, body, badVersion},
+		{"empty api-version", "/twins/dev/methods?api-version=", good, body, badVersion},
+		{"unknown api-version", "/twins/dev/methods?api-version=2099-01-01", good, body, badVersion},
+		{"api-version not a date", "/twins/dev/methods?api-version=1", good, body, badVersion},
+		{"api-version in another case", "/twins/dev/methods?API-VERSION=2021-04-12", good, body, badVersion},
+		{"api-version twice", "/twins/dev/methods?api-version=2021-04-12&api-version=2020-09-30", good, body, badVersion},
+		{"bad api-version before a bad token", "/twins/dev/methods?api-version=x", "", body, badVersion},
 		{"malformed JSON", path, good, `{"methodName":`, invalid()},
 		{"not an object", path, good, `[]`, invalid()},
 		{"trailing data", path, good, body + `{}`, invalid()},
@@ -140,8 +160,16 @@ func TestRESTErrors(t *testing.T) {
 			restAnswer{404, "DeviceNotOnline", 404103, "Timed out waiting for device to connect.", map[string]string{"timeout": "00:00:00"}}},
 		{"device connected but not subscribed", "/twins/idle/methods?api-version=2021-04-12", good, body,
 			restAnswer{404, "DeviceNotOnline", 404103, "Timed out waiting for device to connect.", map[string]string{"timeout": "00:00:00"}}},
-		{"unknown path", "/twins/dev/twin?api-version=2021-04-12", good, body, restAnswer{HTTPStatus: 404}},
-		{"path with extra segment", "/twins/dev/methods/x?api-version=2021-04-12", good, body, restAnswer{HTTPStatus: 404}},
+		{"device path with trailing slash", "/twins/nobody/methods/?api-version=2021-04-12", good, body,
+			restAnswer{404, "DeviceNotFound", 404001, "", map[string]string{}}},
+		{"module path with trailing slash", "/twins/dev/modules/nomod/methods/?api-version=2021-04-12", good, body,
+			restAnswer{404, "ModuleNotFound", 404010, "", map[string]string{}}},
+		{"trailing slash without api-version", "/twins/dev/methods/", good, body, badVersion},
+		{"unknown path", "/twins/dev/twin?api-version=2021-04-12", good, body, noResource},
+		{"path with extra segment", "/twins/dev/methods/x?api-version=2021-04-12", good, body, noResource},
+		{"two trailing slashes", "/twins/dev/methods//?api-version=2021-04-12", good, body, noResource},
+		{"root", "/", good, body, noResource},
+		{"unknown path without api-version or token", "/nothing", "", body, noResource},
 	}
 	ignoreMessage := cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Message" }, cmp.Ignore())
 	for _, tt := range tests {
@@ -161,18 +189,100 @@ func TestRESTErrors(t *testing.T) {
 	}
 }
 
-func TestRESTMethodNotAllowed(t *testing.T) {
-	h := startHub(t, Options{Devices: []string{"dev"}})
-	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://localhost:"+strconv.Itoa(h.HTTPSPort())+"/twins/dev/methods?api-version=1", nil)
-	resp, err := h.ServiceClient().client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+// TestRESTAPIVersions checks that every api-version the official service
+// SDKs send is accepted: the request gets past the version check to the
+// registry, which does not know the device.
+func TestRESTAPIVersions(t *testing.T) {
+	h := startHub(t, Options{})
+	token := h.ServiceClient().Token(time.Hour)
+	if !slices.Contains(supportedAPIVersions, serviceAPIVersion) {
+		t.Errorf("ServiceClient sends api-version %s, which the hub does not accept", serviceAPIVersion)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("GET status = %d, want 405", resp.StatusCode)
+	for _, v := range []string{"2018-06-30", "2020-03-13", "2020-09-30", "2021-04-12"} {
+		t.Run(v, func(t *testing.T) {
+			got := postRaw(t, h, "/twins/nobody/methods?api-version="+v, token, `{"methodName":"m"}`)
+			want := restAnswer{404, "DeviceNotFound", 404001, "", map[string]string{}}
+			if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(restAnswer{}, "Message")); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestWebSocketIgnoresAPIVersion checks that the WebSocket upgrade does not
+// require an api-version: device SDKs do not always send one there.
+func TestWebSocketIgnoresAPIVersion(t *testing.T) {
+	h := startHub(t, Options{})
+	for _, query := range []string{"", "?iothub-no-client-cert=true", "?api-version=2099-01-01"} {
+		t.Run(query, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, "wss://localhost:"+strconv.Itoa(h.HTTPSPort())+"/$iothub/websocket"+query, &websocket.DialOptions{
+				HTTPClient:   h.ServiceClient().client,
+				Subprotocols: []string{"mqtt"},
+			})
+			if err != nil {
+				t.Fatalf("websocket dial: %v", err)
+			}
+			defer c.CloseNow()
+			if c.Subprotocol() != "mqtt" {
+				t.Errorf("subprotocol = %q, want mqtt", c.Subprotocol())
+			}
+		})
+	}
+}
+
+// TestRESTMethodNotAllowed checks that a method path asked with another
+// HTTP method gets 405 with an Allow header and the hub's error form.
+func TestRESTMethodNotAllowed(t *testing.T) {
+	h := startHub(t, Options{Devices: []string{"dev", "dev/mod"}})
+	token := h.ServiceClient().Token(time.Hour)
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodOptions} {
+		for _, path := range []string{"/twins/dev/methods", "/twins/dev/methods/", "/twins/dev/modules/mod/methods"} {
+			t.Run(method+" "+path, func(t *testing.T) {
+				got, header, _ := requestRaw(t, h, method, path+"?api-version=2021-04-12", token, "")
+				want := restAnswer{405, "InvalidOperation", 400003, "The requested resource does not support http method '" + method + "'.", map[string]string{}}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("answer (-want +got):\n%s", diff)
+				}
+				if allow := header.Get("Allow"); allow != http.MethodPost {
+					t.Errorf("Allow = %q, want POST", allow)
+				}
+			})
+		}
+	}
+}
+
+// TestRESTAnswerBody checks the exact body of a successful invocation: the
+// device's status, and its answer bytes spliced in unchanged (null for
+// none), JSON or not, as IoT Hub does (azure-iot-sdk-node issue #736).
+func TestRESTAnswerBody(t *testing.T) {
+	h := startHub(t, Options{Devices: []string{"dev"}})
+	connectDevice(t, h, "dev", deviceOptions{answer: func(name string, _ []byte) (int, []byte, bool) {
+		return 201, []byte(deviceAnswers[name]), true
+	}})
+	token := h.ServiceClient().Token(time.Hour)
+	tests := []struct{ method, want string }{
+		{"empty", `{"status":201,"payload":null}`},
+		{"notjson", `{"status":201,"payload":not json}`},
+		{"quotes", `{"status":201,"payload":{'filename': 'logs.zip'}}`},
+		{"spaced", `{"status":201,"payload": {"a": 1} }`},
+		{"breakout", `{"status":201,"payload":1,"status":500}`},
+		{"binary", "{\"status\":201,\"payload\":\xff\x00\x01}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method, func(t *testing.T) {
+			got, header, body := requestRaw(t, h, http.MethodPost, "/twins/dev/methods?api-version=2021-04-12", token, `{"methodName":"`+tt.method+`"}`)
+			if got.HTTPStatus != http.StatusOK {
+				t.Fatalf("answer = %+v, want 200", got)
+			}
+			if ct := header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			if string(body) != tt.want {
+				t.Errorf("body = %q, want %q", body, tt.want)
+			}
+		})
 	}
 }
 

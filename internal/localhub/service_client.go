@@ -18,7 +18,8 @@ import (
 	"github.com/directmethods/iotdevice/sas"
 )
 
-// serviceAPIVersion is the REST api-version the client sends.
+// serviceAPIVersion is the REST api-version the client sends, the one the
+// C# service SDK sends; it is among supportedAPIVersions.
 const serviceAPIVersion = "2021-04-12"
 
 // MethodCall is the body of a method invocation.
@@ -30,7 +31,10 @@ type MethodCall struct {
 }
 
 // MethodResult is the answer of a successful invocation: the device's
-// status and JSON payload ("null" when the device sent no body).
+// status and payload. Payload holds the device's answer bytes as the hub
+// passed them through: JSON when the device answered with JSON, "null" when
+// it sent no body, and otherwise the bytes it sent, which are not JSON (use
+// json.Valid to tell); IoT Hub passes such answers through unchanged too.
 type MethodResult struct {
 	Status  int             `json:"status"`
 	Payload json.RawMessage `json:"payload"`
@@ -173,11 +177,11 @@ func (c *ServiceClient) Invoke(ctx context.Context, deviceID, moduleID string, c
 	if resp.StatusCode != http.StatusOK {
 		return nil, parseServiceError(resp, respBody)
 	}
-	var result MethodResult
-	if err := json.Unmarshal(respBody, &result); err != nil {
+	result, err := decodeMethodResult(respBody)
+	if err != nil {
 		return nil, fmt.Errorf("localhub: invoke: decode answer: %w", err)
 	}
-	return &result, nil
+	return result, nil
 }
 
 // Token returns a service SAS token for the whole hub, valid for lifetime.

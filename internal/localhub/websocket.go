@@ -20,6 +20,9 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("localhub: websocket handshake failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	// From here the MQTT or AMQP session bounds the connection (MQTT
+	// allows connectTimeout for its CONNECT), not the HTTPS guard.
+	requestGuard(r).lift()
 	var peerCert []byte
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		peerCert = r.TLS.PeerCertificates[0].Raw
