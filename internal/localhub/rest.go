@@ -142,10 +142,8 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 		errGatewayTimeout(req.responseTimeout).write(w)
 		return
 	case errors.Is(err, ErrInvalidResponse):
-		// IoT Hub documents no code for a device answer it cannot carry;
-		// the call fails at once as a server-side error.
 		log.Warn("rest: invocation failed: invalid device response", append(attrs, "err", err)...)
-		errServer("The device's response is invalid.").write(w)
+		errInvalidResponse().write(w)
 		return
 	case err != nil:
 		log.Info("rest: invocation abandoned", append(attrs, "err", err)...)

@@ -69,6 +69,13 @@ func errMessageTooLarge(message string) *restError {
 	return &restError{code: 413001, name: "MessageTooLarge", message: message}
 }
 
+// errInvalidResponse answers a call whose device answer the hub could not
+// accept (ErrInvalidResponse). IoT Hub documents no code for it; the call
+// fails at once as a server-side error, 500001 ServerError.
+func errInvalidResponse() *restError {
+	return &restError{code: 500001, name: "ServerError", message: "The device's response is invalid."}
+}
+
 func errServiceUnavailable() *restError {
 	return &restError{code: 503001, name: "ServiceUnavailable", message: "The hub is shutting down."}
 }
