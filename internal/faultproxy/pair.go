@@ -117,9 +117,15 @@ func (pr *pair) delay(readAt time.Time) bool {
 	}
 }
 
-// waitOpen waits while dir is black-holed; false when the pair closed
-// meanwhile.
+// waitOpen waits while dir is black-holed, counting what it holds for
+// WaitHeld; false when the pair closed meanwhile.
 func (pr *pair) waitOpen(dir Direction) bool {
+	counted := false
+	defer func() {
+		if counted {
+			pr.proxy.update(func() { pr.proxy.held[dirIndex(dir)]-- })
+		}
+	}()
 	for {
 		pr.proxy.mu.Lock()
 		held := pr.proxy.blackHole&dir != 0
@@ -127,6 +133,11 @@ func (pr *pair) waitOpen(dir Direction) bool {
 		pr.proxy.mu.Unlock()
 		if !held {
 			return true
+		}
+		if !counted {
+			counted = true
+			pr.proxy.update(func() { pr.proxy.held[dirIndex(dir)]++ })
+			continue // update replaced changed
 		}
 		select {
 		case <-changed:

@@ -58,6 +58,7 @@ type Proxy struct {
 	changed     chan struct{} // closed and replaced when the fault settings change
 	accepted    int
 	refused     int
+	held        [2]int // chunks a black hole holds now, per direction (dirIndex)
 }
 
 // New starts a proxy on a free loopback port that forwards to target
@@ -185,6 +186,26 @@ func (p *Proxy) Refused() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.refused
+}
+
+// WaitHeld waits until a black hole in dir holds bytes (or the end of
+// stream) that a peer sent:
+// proof that the peer has written something that did not arrive. It
+// fails when ctx ends first.
+func (p *Proxy) WaitHeld(ctx context.Context, dir Direction) error {
+	for {
+		p.mu.Lock()
+		held, changed := p.held[dirIndex(dir)], p.changed
+		p.mu.Unlock()
+		if held > 0 {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("faultproxy: nothing held %s: %w", dir, ctx.Err())
+		}
+	}
 }
 
 // Live returns how many connections are being forwarded now.

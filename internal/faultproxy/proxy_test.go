@@ -2,6 +2,7 @@ package faultproxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -139,6 +140,13 @@ func TestBlackHoleHoldsBytesUntilRestore(t *testing.T) {
 			p.BlackHole(dir)
 			if _, err := c.Write([]byte("held")); err != nil {
 				t.Fatal(err)
+			}
+			if dir&ToTarget != 0 {
+				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+				defer cancel()
+				if err := p.WaitHeld(ctx, ToTarget); err != nil {
+					t.Fatalf("WaitHeld: %v", err)
+				}
 			}
 			expectSilence(t, c, 300*time.Millisecond)
 			if got := p.Live(); got != 1 {

@@ -409,6 +409,13 @@ func (h *Hub) WaitSubscribed(ctx context.Context, identity string) error {
 	return nil
 }
 
+// WaitCallsWaiting waits until at least n method calls are waiting for
+// identity to connect and subscribe (within their connect timeout), or ctx
+// ends. Tests use it to order a call before a device's reconnection.
+func (h *Hub) WaitCallsWaiting(ctx context.Context, identity string, n int) error {
+	return h.router.waitCallsWaiting(ctx, identity, n)
+}
+
 // DetachMethodLink detaches the request link of identity's AMQP method
 // channel, as the hub may when it recycles links; the paired response link
 // is detached with it, and the device must attach both again. It reports

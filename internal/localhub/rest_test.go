@@ -305,13 +305,6 @@ func TestServiceErrorType(t *testing.T) {
 // a connect timeout, then connects the device: the call succeeds.
 func TestConnectTimeoutWaitsForDevice(t *testing.T) {
 	h := startHub(t, Options{Devices: []string{"late"}})
-	waiting := make(chan struct{}, 1)
-	h.router.testHookWaiting = func(string) {
-		select {
-		case waiting <- struct{}{}:
-		default:
-		}
-	}
 	type result struct {
 		res *MethodResult
 		err error
@@ -321,10 +314,10 @@ func TestConnectTimeoutWaitsForDevice(t *testing.T) {
 		res, err := invoke(t, h, "late", MethodCall{MethodName: "m", Payload: json.RawMessage(`{"a":1}`), ConnectTimeoutInSeconds: 30})
 		done <- result{res, err}
 	}()
-	select {
-	case <-waiting:
-	case <-time.After(waitTimeout):
-		t.Fatal("the call never waited for the device")
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if err := h.WaitCallsWaiting(ctx, "late", 1); err != nil {
+		t.Fatalf("the call never waited for the device: %v", err)
 	}
 	connectDevice(t, h, "late", deviceOptions{})
 	r := <-done

@@ -70,8 +70,9 @@ type endpoint struct {
 	subscribed bool          // live session is subscribed to methods
 	qos        byte          // granted QoS of that subscription
 	saved      *savedSubscription
-	// changed is closed and replaced whenever live or subscribed change,
-	// so waiters wake up without polling.
+	waiting    int // calls waiting for the identity to connect and subscribe
+	// changed is closed and replaced whenever live, subscribed or waiting
+	// change, so waiters wake up without polling.
 	changed chan struct{}
 }
 
@@ -84,10 +85,6 @@ func (e *endpoint) notify() {
 // live for an identity, whether it is subscribed, and which calls await an
 // answer. It never calls a session while holding its lock.
 type router struct {
-	// testHookWaiting, when set, runs each time a call starts waiting for
-	// an identity to connect and subscribe.
-	testHookWaiting func(identity string)
-
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
 }
@@ -173,6 +170,11 @@ func (r *router) ready(identity string) (deviceSession, byte, <-chan struct{}) {
 // waitReady waits until identity is connected and subscribed, until
 // deadline (zero: no deadline) or until ctx is done.
 func (r *router) waitReady(ctx context.Context, identity string, deadline time.Time) (deviceSession, byte, error) {
+	if s, qos, _ := r.ready(identity); s != nil {
+		return s, qos, nil
+	}
+	r.countWaiting(identity, 1)
+	defer r.countWaiting(identity, -1)
 	var timeout <-chan time.Time
 	if !deadline.IsZero() {
 		t := time.NewTimer(time.Until(deadline))
@@ -187,15 +189,40 @@ func (r *router) waitReady(ctx context.Context, identity string, deadline time.T
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return nil, 0, ErrDeviceNotOnline
 		}
-		if r.testHookWaiting != nil {
-			r.testHookWaiting(identity)
-		}
 		select {
 		case <-changed:
 		case <-timeout:
 			return nil, 0, ErrDeviceNotOnline
 		case <-ctx.Done():
 			return nil, 0, context.Cause(ctx)
+		}
+	}
+}
+
+// countWaiting adds delta to the calls waiting for identity.
+func (r *router) countWaiting(identity string, delta int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.endpointLocked(identity)
+	e.waiting += delta
+	e.notify()
+}
+
+// waitCallsWaiting waits until at least n calls wait for identity to
+// connect and subscribe, or ctx ends.
+func (r *router) waitCallsWaiting(ctx context.Context, identity string, n int) error {
+	for {
+		r.mu.Lock()
+		e := r.endpointLocked(identity)
+		waiting, changed := e.waiting, e.changed
+		r.mu.Unlock()
+		if waiting >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
 	}
 }
