@@ -252,9 +252,10 @@ func (r *router) invoke(ctx context.Context, identity, method string, payload []
 		callCtx, cancel := context.WithTimeoutCause(ctx, responseTimeout, ErrResponseTimeout)
 		c, err := s.deliver(callCtx, methodRequest{name: method, payload: payload, qos: qos})
 		if err != nil {
+			ended := context.Cause(callCtx) // nil while the call goes on
 			cancel()
-			if callCtx.Err() != nil {
-				return methodResponse{}, context.Cause(callCtx)
+			if ended != nil {
+				return methodResponse{}, ended
 			}
 			if !errors.Is(err, errNotSubscribed) {
 				// The session ended between the check and the delivery; it
