@@ -12,9 +12,10 @@ import (
 )
 
 // TestCloseWhileAnswerAwaitsConnection: a handler answers after the
-// connection was lost and while the hub cannot be reached; the answer
-// waits for the next connection. Close must not wait for that connection
-// (it will never come): it returns within ShutdownTimeout plus a margin.
+// connection was lost and while the hub cannot be reached. The answer
+// belongs to the lost connection and is dropped; Close must not wait for
+// a connection (none will come): it returns within ShutdownTimeout plus a
+// margin.
 func TestCloseWhileAnswerAwaitsConnection(t *testing.T) {
 	const shutdownTimeout = time.Second
 	for _, tr := range transports {
@@ -57,7 +58,7 @@ func TestCloseWhileAnswerAwaitsConnection(t *testing.T) {
 			proxy.Reset()
 			states.waitFor(t, device.StateDisconnected, 1, 20*time.Second)
 			close(release)
-			<-answered // the answer now waits for a connection
+			<-answered // the answer is dropped with its connection
 
 			begin := time.Now()
 			client.Close()
