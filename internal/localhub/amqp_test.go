@@ -702,3 +702,37 @@ func TestAMQPSASLMechanisms(t *testing.T) {
 		t.Errorf("got %#v, want sasl-outcome ok", f.Body)
 	}
 }
+
+// TestAMQPZeroCreditReceiver checks a device whose request link grants no
+// credit: every call ends with 504101 at its response timeout, and the
+// requests the hub could not send are released with their calls (see
+// TestGoAMQPSendWaitsForCredit in internal/amqp for the release itself).
+func TestAMQPZeroCreditReceiver(t *testing.T) {
+	const calls = 20
+	h := startHub(t, Options{Devices: []string{"dev-1"}})
+	c := mustDialAMQP(t, h, false)
+	c.authenticate("dev-1", time.Now().Add(time.Hour))
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	props := map[string]any{"com.microsoft:api-version": "2021-04-12", "com.microsoft:channel-correlation-id": randomChannelID()}
+	if _, err := c.session.NewReceiver(ctx, methodPath("dev-1"), &goamqp.ReceiverOptions{Properties: props, Credit: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.session.NewSender(ctx, methodPath("dev-1"), &goamqp.SenderOptions{Properties: props}); err != nil {
+		t.Fatal(err)
+	}
+	waitSubscribed(t, h, "dev-1")
+	payload := json.RawMessage(`"` + strings.Repeat("a", maxMethodPayload-2) + `"`)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	results := make([]<-chan callResult, calls)
+	begin := time.Now()
+	for i := range results {
+		results[i] = invokeAsync(t, &wg, h, "dev-1", MethodCall{MethodName: "m", Payload: payload, ResponseTimeoutInSeconds: minResponseTimeout})
+	}
+	for _, done := range results {
+		r := awaitCall(t, done, minResponseTimeout*time.Second+waitTimeout)
+		wantServiceError(t, r.err, 504101)
+	}
+	t.Logf("%d calls of %d bytes to a device without credit ended in %v", calls, len(payload), time.Since(begin).Round(time.Millisecond))
+}
