@@ -162,11 +162,9 @@ func (c *Client) liveOrigin() *origin {
 
 // respond sends an answer on the connection its request arrived on, and
 // never on another (see origin). An answer that cannot go there is
-// dropped, logged and counted in Stats.AnswersLost. ctx bounds the
-// delivery, the wait for the hub's acknowledgement included: the
-// dispatcher passes the call's answer context (see call), which ends
-// respondTimeout after the delivery first waits on it, or when the
-// shutdown gives up on answers.
+// dropped, logged and counted in Stats.AnswersLost. ctx ends when the
+// shutdown gives up on answers; the connection bounds the rest of the
+// wait for the hub's acknowledgement (it fails or is closed).
 func (c *Client) respond(ctx context.Context, cl *call, status int, body []byte) {
 	if err := cl.origin.respond(ctx, cl.req, status, body); err != nil {
 		c.counters.answersLost.Add(1)

@@ -26,6 +26,13 @@ type origin struct {
 
 func newOrigin(conn transport.Conn) *origin { return &origin{conn: conn} }
 
+// closedChan is what settled returns when nothing is open.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
 // add counts a call delivered on the connection.
 func (o *origin) add() {
 	o.mu.Lock()

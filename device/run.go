@@ -9,10 +9,6 @@ import (
 	"github.com/directmethods/iotdevice/transport"
 )
 
-// respondTimeout bounds the delivery of one answer, the wait for the
-// hub's acknowledgement included.
-const respondTimeout = 30 * time.Second
-
 // Run connects to the hub and serves method requests with h until ctx is
 // done, Close is called, or an error that retrying cannot fix occurs. It
 // reconnects after failures with backoff and renews tokens before they
@@ -42,7 +38,7 @@ func (c *Client) Run(ctx context.Context, h MethodHandler) error {
 	defer close(c.done)
 
 	notify := startStateNotifier(c.opts.OnStateChange)
-	d := newDispatcher(h, &c.opts, c.respond, &c.counters)
+	d := newDispatcher(ctx, h, &c.opts, c.respond, &c.counters)
 	err := c.connectLoop(ctx, d, notify)
 
 	// Stopped taking requests; the live connection, if any, stays open
@@ -150,12 +146,12 @@ type serveEnd struct {
 // (transport.TokenRefresher), otherwise by handing a new token to the
 // next dial once the connection's calls are answered (see handOver).
 func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential, d *dispatcher) serveEnd {
-	var wg sync.WaitGroup
-	defer wg.Wait() // runs last, after stopRecv
+	var receivers sync.WaitGroup
+	defer receivers.Wait() // runs last, after stopRecv
 	recvCtx, stopRecv := context.WithCancel(ctx)
 	defer stopRecv()
 	recvErr := make(chan error, 1)
-	wg.Go(func() { recvErr <- receive(recvCtx, o, d) }) // owned by serve: ends with recvCtx or the connection, joined above
+	d.serve(recvCtx, o, recvErr, &receivers) // ends with recvCtx or the connection, joined above
 
 	renew := newRenewTimer(cred.lifetime())
 	defer renew.stop()
@@ -265,18 +261,6 @@ func (c *Client) refuse(conn transport.Conn) {
 			c.log.Warn("method answer not delivered", "method", req.Name, "request_id", req.RequestID, "status", statusUnavailable, "err", err)
 		}
 		cancel()
-	}
-}
-
-// receive hands the requests of the connection o to the dispatcher until
-// Receive fails.
-func receive(ctx context.Context, o *origin, d *dispatcher) error {
-	for {
-		req, err := o.conn.Receive(ctx)
-		if err != nil {
-			return err
-		}
-		d.submit(req, o)
 	}
 }
 

@@ -592,3 +592,43 @@ func TestRequestsDuringShutdownAnswered503(t *testing.T) {
 		<-closed
 	})
 }
+
+// TestHandlerContextCarriesRunValues checks that what a user puts in
+// Run's context (a trace id, a logger) reaches every handler, while the
+// handler's deadline is the method's own.
+func TestHandlerContextCarriesRunValues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		type traceKey struct{}
+		fake := transporttest.NewFake(nil)
+		cred, err := sas.NewKeyCredential(testKeyB64, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := device.NewClient(testHost, "dev-1", cred, &device.ClientOptions{Transport: fake, MethodTimeout: 7 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type seen struct {
+			Trace    any
+			Deadline time.Duration
+		}
+		got := make(chan seen, 1)
+		mux := device.NewMethodMux()
+		mux.HandleFunc("m", func(ctx context.Context, _ *device.MethodRequest) (*device.MethodResponse, error) {
+			dl, _ := ctx.Deadline()
+			got <- seen{ctx.Value(traceKey{}), time.Until(dl)}
+			return nil, nil
+		})
+		ctx := context.WithValue(context.Background(), traceKey{}, "trace-42")
+		done := make(chan error, 1)
+		go func() { done <- client.Run(ctx, mux) }()
+		if _, _, err := fake.Invoke(context.Background(), "m", nil); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(seen{"trace-42", 7 * time.Second}, <-got); diff != "" {
+			t.Errorf("handler saw (-want +got):\n%s", diff)
+		}
+		client.Close()
+		<-done
+	})
+}

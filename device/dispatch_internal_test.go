@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -33,10 +31,13 @@ type testDispatcher struct {
 	origin  *origin // the connection every request arrives on; never closed
 }
 
+type ctxKey struct{}
+
 func newTestDispatcher(h MethodHandlerFunc, max, maxPending int, timeout time.Duration) *testDispatcher {
 	td := &testDispatcher{answers: make(chan answerRecord, 64)}
 	o := &ClientOptions{MethodTimeout: timeout, MaxConcurrentMethods: max, MaxPendingMethods: maxPending, Logger: slog.New(slog.DiscardHandler)}
-	td.dispatcher = newDispatcher(h, o, func(ctx context.Context, c *call, status int, _ []byte) {
+	runCtx := context.WithValue(context.Background(), ctxKey{}, "from Run")
+	td.dispatcher = newDispatcher(runCtx, h, o, func(ctx context.Context, c *call, status int, _ []byte) {
 		if td.respond != nil {
 			td.respond(ctx)
 		}
@@ -50,99 +51,18 @@ func newTestDispatcher(h MethodHandlerFunc, max, maxPending int, timeout time.Du
 	return td
 }
 
-// submit hands the dispatcher a request with the next id.
+// submit hands the dispatcher a request with the next id, as a receiver
+// does.
 func (td *testDispatcher) submit(method string) string {
 	td.nextID++
 	id := fmt.Sprint(td.nextID)
-	td.dispatcher.submit(&transport.MethodRequest{Name: method, RequestID: id}, td.origin)
+	if c, now := td.dispatcher.accept(&transport.MethodRequest{Name: method, RequestID: id}, td.origin); now {
+		go td.dispatcher.work(c) // owned by the dispatcher: joined through its workers count
+	}
 	return id
 }
 
-// workerStacks counts the goroutines running a worker's loop.
-func workerStacks() int {
-	return strings.Count(stacks(), "device.(*dispatcher).work(")
-}
-
-func TestIdleWorkersEnd(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		gate := make(chan struct{})
-		td := newTestDispatcher(func(context.Context, *MethodRequest) (*MethodResponse, error) {
-			<-gate
-			return nil, nil
-		}, 4, 8, time.Minute)
-		for range 3 {
-			td.submit("m")
-		}
-		synctest.Wait()
-		close(gate)
-		for range 3 {
-			<-td.answers
-		}
-		synctest.Wait()
-		if got := td.parkedWorkers(); got != 3 {
-			t.Fatalf("parked workers after a burst of 3: %d, want 3", got)
-		}
-
-		// One worker stays busy with a call every second; the two others
-		// end within two idle periods.
-		parkedAt := time.Now()
-		for time.Since(parkedAt) < 2*workerIdle+time.Second {
-			td.submit("m")
-			<-td.answers
-			time.Sleep(time.Second) // advances the bubble's clock
-		}
-		synctest.Wait()
-		if got, want := []int{td.parkedWorkers(), workerStacks(), int(td.spawned.Load())}, []int{1, 1, 3}; !cmp.Equal(want, got) {
-			t.Errorf("[parked, running, spawned] workers after a trickle (-want +got):\n%s", cmp.Diff(want, got))
-		}
-
-		// A quiet pool ends its last worker too.
-		time.Sleep(2 * workerIdle)
-		synctest.Wait()
-		if got := []int{td.parkedWorkers(), workerStacks()}; !cmp.Equal([]int{0, 0}, got) {
-			t.Errorf("[parked, running] workers after 2×workerIdle of quiet: %v, want none", got)
-		}
-		// The next call starts a fresh worker.
-		td.submit("m")
-		if a := <-td.answers; a.Status != 200 {
-			t.Errorf("call after the pool emptied: %+v", a)
-		}
-		td.shutdown(time.Second)
-	})
-}
-
-func TestShutdownJoinsParkedWorkers(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		gate := make(chan struct{})
-		td := newTestDispatcher(func(context.Context, *MethodRequest) (*MethodResponse, error) {
-			<-gate
-			return nil, nil
-		}, 4, 8, time.Minute)
-		for range 4 {
-			td.submit("m")
-		}
-		synctest.Wait()
-		close(gate)
-		for range 4 {
-			<-td.answers
-		}
-		synctest.Wait()
-		if got := td.parkedWorkers(); got != 4 {
-			t.Fatalf("parked workers: %d, want 4", got)
-		}
-		begin := time.Now()
-		td.shutdown(10 * time.Second)
-		if waited := time.Since(begin); waited != 0 {
-			t.Errorf("shutdown with only parked workers took %v, want no wait", waited)
-		}
-		synctest.Wait()
-		if n := workerStacks(); n != 0 {
-			t.Errorf("%d workers still running after shutdown", n)
-		}
-	})
-}
-
-func TestBurstOnWarmPoolQueuesThenRefuses(t *testing.T) {
+func TestBurstQueuesThenRefuses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var mu sync.Mutex
 		running, peak := 0, 0
@@ -158,14 +78,6 @@ func TestBurstOnWarmPoolQueuesThenRefuses(t *testing.T) {
 			mu.Unlock()
 			return nil, nil
 		}, 2, 2, time.Minute)
-		close(gate) // warm up: two workers, then parked
-		td.submit("m")
-		td.submit("m")
-		<-td.answers
-		<-td.answers
-		synctest.Wait()
-		gate = make(chan struct{})
-
 		var ids []string
 		for range 5 {
 			ids = append(ids, td.submit("m"))
@@ -187,9 +99,6 @@ func TestBurstOnWarmPoolQueuesThenRefuses(t *testing.T) {
 		}
 		if peak != 2 {
 			t.Errorf("peak concurrency %d, want 2", peak)
-		}
-		if n := td.spawned.Load(); n != 2 {
-			t.Errorf("%d workers started, want the 2 warm ones reused", n)
 		}
 		td.shutdown(time.Second)
 	})
@@ -224,8 +133,8 @@ func TestHandlerContextAfterReturn(t *testing.T) {
 		if !errors.Is(ctx.Err(), context.Canceled) || !errors.Is(context.Cause(ctx), context.Canceled) {
 			t.Errorf("Err %v, Cause %v; want context.Canceled", ctx.Err(), context.Cause(ctx))
 		}
-		if ctx.Value("anything") != nil {
-			t.Error("the handler's context carries a value")
+		if got := ctx.Value(ctxKey{}); got != "from Run" {
+			t.Errorf("the handler's context has value %v, want Run's", got)
 		}
 		// The next call gets a fresh context, not the kept one.
 		td.submit("m")
@@ -262,26 +171,11 @@ func TestHandlerContextDeadlineAndChildren(t *testing.T) {
 	})
 }
 
+// TestAnswerContextBounds checks that an answer waiting for an
+// acknowledgement that never comes is given up at the end of the
+// shutdown.
 func TestAnswerContextBounds(t *testing.T) {
 	ok := func(context.Context, *MethodRequest) (*MethodResponse, error) { return nil, nil }
-	t.Run("respondTimeout", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			td := newTestDispatcher(ok, 1, 1, time.Minute)
-			td.respond = func(ctx context.Context) { <-ctx.Done() } // an acknowledgement that never comes
-			begin := time.Now()
-			td.submit("m")
-			a := <-td.answers
-			if waited := time.Since(begin); waited != respondTimeout || a.Err != context.DeadlineExceeded.Error() {
-				t.Errorf("answer gave up after %v with %q, want %v and the deadline", waited, a.Err, respondTimeout)
-			}
-			td.respond = nil
-			td.submit("m") // the same worker, its timer reused
-			if a := <-td.answers; a.Status != 200 || a.Err != "" {
-				t.Errorf("next answer %+v", a)
-			}
-			td.shutdown(time.Second)
-		})
-	})
 	t.Run("shutdown gives up after answerGrace", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			td := newTestDispatcher(ok, 1, 1, time.Minute)
@@ -349,41 +243,4 @@ func TestAnswerOnceAtTheDeadline(t *testing.T) {
 	}
 }
 
-func TestHandlerContextAfterFunc(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		type seen struct {
-			Watchers      int  // goroutines watching the handler's context for derived contexts
-			Stopped       bool // stop() before the end unregistered the function
-			Ran, StopLate bool // the other function ran at the end; stop() after it reports false
-		}
-		got := make(chan seen, 1)
-		td := newTestDispatcher(func(ctx context.Context, _ *MethodRequest) (*MethodResponse, error) {
-			var s seen
-			child, cancel := context.WithTimeout(ctx, time.Hour)
-			defer cancel()
-			s.Watchers = strings.Count(stacks(), "context.(*cancelCtx).propagateCancel")
-			stopped := context.AfterFunc(ctx, func() { t.Error("a stopped AfterFunc ran") })
-			s.Stopped = stopped()
-			ran := make(chan struct{})
-			stop := context.AfterFunc(ctx, func() { close(ran) })
-			<-child.Done() // the method deadline ends the derived context too
-			<-ran
-			s.Ran, s.StopLate = true, stop()
-			got <- s
-			return nil, nil
-		}, 1, 1, 2*time.Second)
-		td.submit("m")
-		<-td.answers
-		if diff := cmp.Diff(seen{Watchers: 0, Stopped: true, Ran: true, StopLate: false}, <-got); diff != "" {
-			t.Errorf("(-want +got):\n%s", diff)
-		}
-		synctest.Wait()
-		td.shutdown(time.Second)
-	})
-}
 
-// stacks returns the stacks of all goroutines.
-func stacks() string {
-	buf := make([]byte, 1<<20)
-	return string(buf[:runtime.Stack(buf, true)])
-}
