@@ -242,5 +242,3 @@ func TestAnswerOnceAtTheDeadline(t *testing.T) {
 		})
 	}
 }
-
-
