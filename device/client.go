@@ -27,6 +27,7 @@ type Client struct {
 	started   bool
 	closed    bool
 	cancelRun context.CancelCauseFunc // ends Run; set while it runs
+	grace     context.Context         // the first Shutdown's context: how long handlers may finish
 	done      chan struct{}           // closed when Run has returned
 	live      *origin                 // the live connection, nil between connections
 }
@@ -35,13 +36,32 @@ type Client struct {
 // authenticated by cred (see package sas). Invalid arguments or options
 // fail here, not at Run.
 func NewClient(hostName, deviceID string, cred sas.Credential, opts *ClientOptions) (*Client, error) {
+	if err := refuseConnectionStringOptions(opts); err != nil {
+		return nil, err
+	}
 	return newClient(hostName, deviceID, "", cred, "", opts)
+}
+
+// refuseConnectionStringOptions refuses the options that only a
+// connection string gives a meaning to, so that none is silently ignored.
+func refuseConnectionStringOptions(opts *ClientOptions) error {
+	switch {
+	case opts == nil:
+	case opts.ClientCertificate != nil:
+		return fmt.Errorf("%w: ClientCertificate applies to connection strings; pass sas.NewCertificateCredential as the credential", ErrInvalidConfig)
+	case opts.TokenLifetime != 0:
+		return fmt.Errorf("%w: TokenLifetime applies to connection strings; set the lifetime in sas.NewKeyCredential", ErrInvalidConfig)
+	}
+	return nil
 }
 
 // NewModuleClient returns a client for the module moduleID of deviceID.
 func NewModuleClient(hostName, deviceID, moduleID string, cred sas.Credential, opts *ClientOptions) (*Client, error) {
 	if moduleID == "" {
 		return nil, fmt.Errorf("%w: empty module id", ErrInvalidConfig)
+	}
+	if err := refuseConnectionStringOptions(opts); err != nil {
+		return nil, err
 	}
 	return newClient(hostName, deviceID, moduleID, cred, "", opts)
 }
@@ -122,15 +142,22 @@ func newClient(host, deviceID, moduleID string, cred sas.Credential, gateway str
 	}, nil
 }
 
-// Close stops the client: it stops taking requests, lets running handlers
-// finish for up to ShutdownTimeout, then cancels them, closes the
-// connection, and returns once every goroutine the client started has
-// ended (a handler that ignores its cancelled context is left to finish on
-// its own: Go cannot stop it). Run then returns ErrClientClosed. Close is
-// idempotent; it returns nil.
-func (c *Client) Close() error {
+// Shutdown stops the client gracefully, as http.Server.Shutdown does: it
+// stops taking requests (those still arriving are answered 503), lets
+// running handlers finish and answers them, closes the connection, and
+// returns nil once every goroutine the client started has ended. If ctx
+// ends first, the handlers still running are cancelled and answered 503
+// on their behalf, their answers get about a second more, and Shutdown
+// returns ctx's error once the client's goroutines have ended (a handler
+// that ignores its cancelled context is left to finish on its own: Go
+// cannot stop it). Run then returns ErrClientClosed. Calling Shutdown or
+// Close again waits for the same end.
+func (c *Client) Shutdown(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
+	if c.grace == nil {
+		c.grace = ctx
+	}
 	cancel, started := c.cancelRun, c.started
 	c.mu.Unlock()
 	if cancel != nil {
@@ -139,7 +166,30 @@ func (c *Client) Close() error {
 	if started {
 		<-c.done
 	}
+	return ctx.Err()
+}
+
+// Close is Shutdown with a grace period of ShutdownTimeout; it returns
+// nil. It suits a defer; use Shutdown to bound the stop by a context of
+// your own.
+func (c *Client) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.ShutdownTimeout)
+	defer cancel()
+	_ = c.Shutdown(ctx)
 	return nil
+}
+
+// graceContext returns the context the shutdown's grace period lasts
+// for: the one given to the first Shutdown, or ShutdownTimeout from now
+// (cancel releases it).
+func (c *Client) graceContext() (context.Context, context.CancelFunc) {
+	c.mu.Lock()
+	grace := c.grace
+	c.mu.Unlock()
+	if grace != nil {
+		return grace, func() {}
+	}
+	return context.WithTimeout(context.Background(), c.opts.ShutdownTimeout)
 }
 
 // Stats returns the client's counters. It is safe to call at any time,

@@ -458,6 +458,13 @@ func (d *dispatcher) waitIdle(ctx context.Context) {
 // cancellation are left behind: Go cannot stop them. The receivers have
 // ended before shutdown starts.
 func (d *dispatcher) shutdown(grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	d.shutdownUntil(ctx)
+}
+
+// shutdownUntil is shutdown with a grace period that lasts until ctx ends.
+func (d *dispatcher) shutdownUntil(graceCtx context.Context) {
 	d.mu.Lock()
 	d.stopping = true
 	queued := d.pending
@@ -466,9 +473,7 @@ func (d *dispatcher) shutdown(grace time.Duration) {
 	for _, c := range queued {
 		d.answer(c, statusUnavailable, errorBody("device shutting down"))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	d.waitIdle(ctx)
-	cancel()
+	d.waitIdle(graceCtx)
 	d.mu.Lock()
 	var overran []*call
 	for c := d.handling.head; c != nil; c = d.handling.head {

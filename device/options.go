@@ -29,8 +29,10 @@ type ClientOptions struct {
 	// CAs. To trust a private CA, such as the local hub's, set RootCAs.
 	// Verification cannot be turned off through this package.
 	TLSConfig *tls.Config
-	// ClientCertificate authenticates an X.509 identity (a connection
-	// string with x509=true).
+	// ClientCertificate authenticates an X.509 identity named by a
+	// connection string with x509=true (NewClientFromConnectionString).
+	// NewClient and NewModuleClient refuse it: their credential says how
+	// the identity authenticates (sas.NewCertificateCredential).
 	ClientCertificate *tls.Certificate
 	// Proxy chooses an HTTP proxy for WebSocket transports. Default:
 	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY).
@@ -42,8 +44,11 @@ type ClientOptions struct {
 	// DialTimeout bounds one connection attempt, authentication and
 	// subscription included. Default: 30 s.
 	DialTimeout time.Duration
-	// TokenLifetime is how long the tokens signed from a SharedAccessKey
-	// live; they are renewed at about 80 % of it. Default: 1 h.
+	// TokenLifetime is how long the tokens signed from a connection
+	// string's SharedAccessKey live (NewClientFromConnectionString); they
+	// are renewed at about 80 % of it. Default: 1 h. NewClient and
+	// NewModuleClient refuse it: their credential sets its own lifetime
+	// (sas.NewKeyCredential).
 	TokenLifetime time.Duration
 	// Backoff returns the delay before reconnection attempt n (1, 2, …).
 	// Default: ExponentialBackoff(time.Second, time.Minute). The attempt

@@ -49,7 +49,9 @@ func (c *Client) Run(ctx context.Context, h MethodHandler) error {
 	if live != nil {
 		refuser.Go(func() { c.refuse(live.conn) }) // owned by Run: ends when the connection is closed below
 	}
-	d.shutdown(c.opts.ShutdownTimeout)
+	grace, endGrace := c.graceContext()
+	d.shutdownUntil(grace)
+	endGrace()
 	c.setLive(nil)
 	if live != nil {
 		live.close()

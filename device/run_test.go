@@ -632,3 +632,55 @@ func TestHandlerContextCarriesRunValues(t *testing.T) {
 		<-done
 	})
 }
+
+// TestShutdownBoundedByContext checks Shutdown's two ends: handlers that
+// finish within ctx are answered and Shutdown returns nil; a handler still
+// running when ctx ends is cancelled and answered 503, and Shutdown
+// returns ctx's error once the client has stopped.
+func TestShutdownBoundedByContext(t *testing.T) {
+	for _, handlerTakes := range []time.Duration{time.Second, time.Hour} {
+		t.Run(fmt.Sprint("handler takes ", handlerTakes), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				started := make(chan struct{})
+				h := start(t, nil, &device.ClientOptions{ShutdownTimeout: time.Minute, MethodTimeout: 2 * time.Hour}, func(m *device.MethodMux) {
+					m.HandleFunc("work", func(ctx context.Context, _ *device.MethodRequest) (*device.MethodResponse, error) {
+						close(started)
+						select {
+						case <-time.After(handlerTakes):
+							return device.JSONResponse(200, "done")
+						case <-ctx.Done():
+							return nil, ctx.Err()
+						}
+					})
+				})
+				answer := make(chan int, 1)
+				go func() { s, _ := h.invoke(context.Background(), "work", ""); answer <- s }()
+				<-started
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				begin := time.Now()
+				err := h.client.Shutdown(ctx)
+				took := time.Since(begin)
+				if handlerTakes < 3*time.Second {
+					if err != nil || took != handlerTakes {
+						t.Errorf("Shutdown = %v after %v, want nil once the handler finished (%v)", err, took, handlerTakes)
+					}
+					if s := <-answer; s != 200 {
+						t.Errorf("handler answered %d, want 200", s)
+					}
+				} else {
+					if !errors.Is(err, context.DeadlineExceeded) || took != 3*time.Second {
+						t.Errorf("Shutdown = %v after %v, want the context's deadline after 3s", err, took)
+					}
+					if s := <-answer; s != 503 {
+						t.Errorf("cancelled handler answered %d, want 503", s)
+					}
+				}
+				if err := <-h.done; !errors.Is(err, device.ErrClientClosed) {
+					t.Errorf("Run = %v, want ErrClientClosed", err)
+				}
+				h.done <- nil // for the harness
+			})
+		})
+	}
+}
