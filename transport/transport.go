@@ -11,8 +11,14 @@ type Dialer interface {
 	// Dial connects, authenticates and subscribes to method requests, and
 	// returns only when requests can flow: after the MQTT SUBACK, or once
 	// both AMQP method links are attached. It honours ctx for the whole
-	// attempt. Tokens must be obtained through cfg.Credential, at most once
-	// per Dial.
+	// attempt.
+	//
+	// Token lifetime: a Dial that authenticates with a token obtains
+	// exactly one, through cfg.Credential.Token, and presents that one (a
+	// certificate credential needs none). The client learns the
+	// connection's token expiry from that call, and schedules renewal
+	// from it: in band through TokenRefresher, else by dialing again
+	// before it expires.
 	Dial(ctx context.Context, cfg *Config) (Conn, error)
 }
 
@@ -61,8 +67,8 @@ type MethodRequest struct {
 // live connection (AMQP's claims-based security). Without it, the client
 // renews a token by closing the connection and dialing a new one.
 type TokenRefresher interface {
-	// RefreshToken obtains a new token from the Config's credential,
-	// presents it on the connection and returns its expiry.
+	// RefreshToken obtains exactly one new token from the Config's
+	// credential, presents it on the connection and returns its expiry.
 	RefreshToken(ctx context.Context) (expiry time.Time, err error)
 }
 
