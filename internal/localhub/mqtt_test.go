@@ -35,6 +35,17 @@ func TestConnectRefused(t *testing.T) {
 		{"username without '?' accepted", func(c *packets.ConnectPacket) {
 			c.Username = "localhost/dev/api-version=2020-09-30"
 		}, connackAccepted},
+		{"username without api-version accepted", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/" }, connackAccepted},
+		{"username without query accepted", func(c *packets.ConnectPacket) { c.Username = "localhost/dev" }, connackAccepted},
+		{"query without api-version accepted", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/?DeviceClientType=x" }, connackAccepted},
+		{"module username without api-version accepted", func(c *packets.ConnectPacket) {
+			c.ClientIdentifier, c.Username = "dev/mod", "localhost/dev/mod/"
+			c.Password = []byte(deviceToken(t, modCS, time.Now().Add(time.Hour)))
+		}, connackAccepted},
+		{"module username without query accepted", func(c *packets.ConnectPacket) {
+			c.ClientIdentifier, c.Username = "dev/mod", "localhost/dev/mod"
+			c.Password = []byte(deviceToken(t, modCS, time.Now().Add(time.Hour)))
+		}, connackAccepted},
 		{"wrong key", func(c *packets.ConnectPacket) { c.Password = []byte(wrongKey) }, connackNotAuthorized},
 		{"expired token", func(c *packets.ConnectPacket) {
 			c.Password = []byte(deviceToken(t, devCS, time.Now().Add(-time.Hour)))
@@ -50,7 +61,9 @@ func TestConnectRefused(t *testing.T) {
 		{"wrong client id", func(c *packets.ConnectPacket) { c.ClientIdentifier = "other" }, connackBadUsernameOrPassord},
 		{"client id of the module", func(c *packets.ConnectPacket) { c.ClientIdentifier = "dev/mod" }, connackBadUsernameOrPassord},
 		{"other hub", func(c *packets.ConnectPacket) { c.Username = "otherhub/dev/?api-version=2021-04-12" }, connackBadUsernameOrPassord},
-		{"no api-version", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/?DeviceClientType=x" }, connackBadUsernameOrPassord},
+		{"empty api-version", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/?api-version=" }, connackBadUsernameOrPassord},
+		{"module segment empty", func(c *packets.ConnectPacket) { c.Username = "localhost/dev//" }, connackBadUsernameOrPassord},
+		{"username with a module, client id without", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/mod" }, connackBadUsernameOrPassord},
 		{"malformed username", func(c *packets.ConnectPacket) { c.Username = "localhost" }, connackBadUsernameOrPassord},
 		{"no username", func(c *packets.ConnectPacket) { c.UsernameFlag, c.Username = false, "" }, connackBadUsernameOrPassord},
 		{"protocol level 5", func(c *packets.ConnectPacket) { c.ProtocolVersion = 5 }, connackBadProtocolVersion},
