@@ -130,14 +130,23 @@ func (s *mqttSession) logEnd(err error) {
 	}
 }
 
-// readDeadline is 1.5 times the keep-alive from now, or the token's expiry
-// if that comes first; zero when neither applies.
+// maxKeepAliveTimeout is IoT Hub's longest server-side keep-alive
+// timeout, whatever keep-alive the client asks for ("Communicate with an IoT
+// hub using the MQTT protocol", learn.microsoft.com, keep-alive section).
+const maxKeepAliveTimeout = 1767 * time.Second
+
+// readDeadline is when the hub stops waiting for the client's next packet:
+// 1.5 times the keep-alive from now, at most maxKeepAliveTimeout, or the
+// token's expiry if that comes first. A keep-alive of 0, which MQTT lets a
+// client use to turn keep-alive off, gets maxKeepAliveTimeout too: the hub
+// never waits for a silent client forever.
 func (s *mqttSession) readDeadline() time.Time {
-	var d time.Time
+	timeout := maxKeepAliveTimeout
 	if s.keepAlive > 0 {
-		d = time.Now().Add(s.keepAlive * 3 / 2)
+		timeout = min(s.keepAlive*3/2, maxKeepAliveTimeout)
 	}
-	if !s.tokenExpiry.IsZero() && (d.IsZero() || s.tokenExpiry.Before(d)) {
+	d := time.Now().Add(timeout)
+	if !s.tokenExpiry.IsZero() && s.tokenExpiry.Before(d) {
 		d = s.tokenExpiry
 	}
 	return d

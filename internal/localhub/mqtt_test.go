@@ -274,23 +274,72 @@ func TestSessionPackets(t *testing.T) {
 	})
 }
 
-// TestKeepAliveEnforced connects with a 1 s keep-alive and sends nothing:
-// the hub closes the connection after 1.5 s.
+// TestReadDeadline checks the hub's keep-alive timeout: 1.5 times the
+// client's keep-alive, at most 1767 s, which a keep-alive of 0 gets too;
+// an earlier token expiry comes first.
+func TestReadDeadline(t *testing.T) {
+	const maxTimeout = 1767 * time.Second
+	tests := []struct {
+		name        string
+		keepAlive   time.Duration
+		tokenExpiry time.Duration // from now; 0: no expiry (X.509)
+		want        time.Duration // from now
+	}{
+		{"keep-alive 0 gets the maximum", 0, 0, maxTimeout},
+		{"1 s", time.Second, 0, 1500 * time.Millisecond},
+		{"paho's 30 s", 30 * time.Second, 0, 45 * time.Second},
+		{"C SDK's 240 s", 240 * time.Second, 0, 360 * time.Second},
+		{"1178 s is at the maximum", 1178 * time.Second, 0, maxTimeout},
+		{"1200 s is capped", 1200 * time.Second, 0, maxTimeout},
+		{"largest keep-alive is capped", 65535 * time.Second, 0, maxTimeout},
+		{"token expires first", 240 * time.Second, 100 * time.Second, 100 * time.Second},
+		{"keep-alive comes first", 240 * time.Second, time.Hour, 360 * time.Second},
+		{"keep-alive 0 and a token", 0, 600 * time.Second, 600 * time.Second},
+		{"keep-alive 0 and a long token", 0, 24 * time.Hour, maxTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := time.Now()
+			s := &mqttSession{keepAlive: tt.keepAlive}
+			if tt.tokenExpiry != 0 {
+				s.tokenExpiry = before.Add(tt.tokenExpiry)
+			}
+			got := s.readDeadline()
+			after := time.Now()
+			// The deadline is taken between before and after.
+			if got.Before(before.Add(tt.want)) || got.After(after.Add(tt.want)) {
+				t.Errorf("readDeadline = now%+v, want now%+v", got.Sub(before), tt.want)
+			}
+		})
+	}
+}
+
+// TestKeepAliveEnforced connects with a 2 s keep-alive and sends nothing
+// more: the hub closes the connection 3 s (1.5 times the keep-alive) after
+// the CONNECT. The upper bound is twice the keep-alive, the timeout of
+// brokers that read the rule differently; the window's width comes from
+// the rule it tells apart, not from the machine's speed.
 func TestKeepAliveEnforced(t *testing.T) {
 	t.Parallel()
+	const keepAlive = 2 * time.Second
 	h := startHub(t, Options{Devices: []string{"dev"}})
 	cs, _ := h.ConnectionString("dev")
 	c := dialRaw(t, h, nil)
 	p := connectPacket(h.HostName(), "dev", deviceToken(t, cs, time.Now().Add(time.Hour)), true)
-	p.Keepalive = 1
-	start := time.Now()
+	p.Keepalive = uint16(keepAlive / time.Second)
+	sent := time.Now()
 	c.write(t, p)
 	if code := connackCode(t, c); code != 0 {
 		t.Fatalf("CONNACK = %d", code)
 	}
+	acked := time.Now() // the hub set its deadline before the CONNACK
 	c.waitClosed(t)
-	if d := time.Since(start); d < 1500*time.Millisecond {
-		t.Errorf("closed after %v, want at least 1.5 s", d)
+	closed := time.Now()
+	if d := closed.Sub(sent); d < keepAlive*3/2 {
+		t.Errorf("closed %v after the CONNECT, want at least %v", d, keepAlive*3/2)
+	}
+	if d := closed.Sub(acked); d >= 2*keepAlive {
+		t.Errorf("closed %v after the CONNACK, want less than %v", d, 2*keepAlive)
 	}
 }
 
