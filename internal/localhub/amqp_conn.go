@@ -215,7 +215,7 @@ func (h *Hub) acceptAMQP() {
 		}
 		go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
 			defer h.untrack(c)
-			ctx, cancel := context.WithTimeout(h.ctx, connectTimeout)
+			ctx, cancel := context.WithTimeout(h.ctx, h.connectTimeout)
 			err := tlsConn.HandshakeContext(ctx)
 			cancel()
 			if err != nil {

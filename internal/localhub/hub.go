@@ -1,6 +1,7 @@
 package localhub
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -38,6 +39,10 @@ type Options struct {
 	Devices []string
 	// Logger receives the hub's logs; nil is silent.
 	Logger *slog.Logger
+
+	// connectTimeout, when set, replaces defaultConnectTimeout (tests
+	// shorten it).
+	connectTimeout time.Duration
 }
 
 // ListenError reports a port the hub could not bind.
@@ -63,6 +68,10 @@ type Hub struct {
 	caPool   *x509.CertPool
 	state    *stateWriter // nil when in memory
 	server   *keyPair
+	// connectTimeout bounds the wait for an MQTT connection's TLS
+	// handshake and CONNECT, and for an AMQP connection's TLS handshake;
+	// see defaultConnectTimeout.
+	connectTimeout time.Duration
 	// amqpRIDPrefix starts the uuid correlation id of every AMQP request
 	// (see requestCorrelationID). It is the same on every connection, so an
 	// answer the device sends on its next connection still finds its call.
@@ -104,6 +113,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{log: log, hostName: opts.HostName, router: newRouter(), conns: map[io.Closer]struct{}{}}
+	h.connectTimeout = cmp.Or(opts.connectTimeout, defaultConnectTimeout)
 	_, _ = rand.Read(h.amqpRIDPrefix[:]) // crypto/rand.Read never fails
 	if err := h.loadOrCreate(opts.Dir); err != nil {
 		return nil, err
@@ -233,7 +243,7 @@ func (h *Hub) acceptMQTT() {
 		}
 		go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
 			defer h.untrack(s)
-			ctx, cancel := context.WithTimeout(h.ctx, connectTimeout)
+			ctx, cancel := context.WithDeadline(h.ctx, s.connectBy)
 			err := tlsConn.HandshakeContext(ctx)
 			cancel()
 			if err != nil {

@@ -15,8 +15,11 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// connectTimeout bounds the TLS handshake plus the CONNECT packet.
-const connectTimeout = 30 * time.Second
+// defaultConnectTimeout bounds the wait for a complete CONNECT, counted
+// from the accept (so it covers the TLS handshake too) or, over a
+// WebSocket, from the upgrade. A connection without a complete CONNECT by
+// then is closed, so garbage that announces a long packet cannot hold it.
+const defaultConnectTimeout = 10 * time.Second
 
 // maxMethodPayload is the largest request or response body of a direct
 // method (128 KB).
@@ -54,6 +57,9 @@ type mqttSession struct {
 	methodsMu sync.Mutex
 	methodsOn atomic.Bool
 
+	// connectBy ends the wait for the CONNECT; set at creation.
+	connectBy time.Time
+
 	// Set once CONNECT succeeds, then read-only.
 	identity    string
 	keepAlive   time.Duration
@@ -69,6 +75,7 @@ func newMQTTSession(h *Hub, conn net.Conn, transport string, peerCert []byte) *m
 		log:       h.log.With("transport", transport, "remote", conn.RemoteAddr().String()),
 		out:       make(chan outbound, 64),
 		done:      make(chan struct{}),
+		connectBy: time.Now().Add(h.connectTimeout),
 	}
 }
 
@@ -77,7 +84,7 @@ func newMQTTSession(h *Hub, conn net.Conn, transport string, peerCert []byte) *m
 func (s *mqttSession) serve() {
 	defer s.close()
 	br := bufio.NewReader(s.conn)
-	if err := s.conn.SetReadDeadline(time.Now().Add(connectTimeout)); err != nil {
+	if err := s.conn.SetReadDeadline(s.connectBy); err != nil {
 		return
 	}
 	// Leave the router at the end; a no-op if another session took over

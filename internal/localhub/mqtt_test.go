@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -272,6 +274,82 @@ func TestSessionPackets(t *testing.T) {
 			t.Errorf("Invoke after UNSUBSCRIBE = %v, want 404103", err)
 		}
 	})
+}
+
+// TestConnectWaitBounded opens connections that never complete their
+// CONNECT: the hub closes each when its connect timeout, counted from the
+// accept, ends (a header announcing more bytes than allowed is refused at
+// once). The upper bound's margin is four times what a complete connect
+// takes on this machine now, and at least a quarter of the timeout, which
+// still tells the timeout apart from any longer one.
+func TestConnectWaitBounded(t *testing.T) {
+	t.Parallel()
+	const timeout = time.Second
+	h := startHub(t, Options{Devices: []string{"dev"}, connectTimeout: timeout})
+	var slowest time.Duration
+	for range 3 {
+		start := time.Now()
+		c := connectRaw(t, h, "dev")
+		slowest = max(slowest, time.Since(start))
+		c.conn.Close()
+	}
+	margin := max(4*slowest, timeout/4)
+	t.Logf("slowest connect %v: margin %v", slowest, margin)
+	tests := []struct {
+		name   string
+		noTLS  bool
+		data   []byte
+		atOnce bool
+	}{
+		{"remaining length over the limit", false, []byte{0x10, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x04, 'M', 'Q'}, true},
+		{"256 KiB announced, a few bytes sent", false, []byte{0x10, 0x80, 0x80, 0x10, 0x00, 0x04, 'M', 'Q', 'T', 'T'}, false},
+		{"half a header", false, []byte{0x10, 0x80}, false},
+		{"nothing after TLS", false, nil, false},
+		{"no TLS handshake", true, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now() // before the accept
+			var conn net.Conn
+			if tt.noTLS {
+				d := net.Dialer{Timeout: waitTimeout}
+				c, err := d.DialContext(t.Context(), "tcp", h.MQTTAddr())
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				t.Cleanup(func() { c.Close() })
+				conn = c
+			} else {
+				conn = dialRaw(t, h, nil).conn
+			}
+			dialed := time.Now() // after the accept
+			if _, err := conn.Write(tt.data); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
+			if _, err := io.Copy(io.Discard, conn); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("connection still open after %v", time.Since(start))
+				}
+			}
+			closed := time.Now()
+			t.Logf("closed %v after the accept", closed.Sub(dialed))
+			if tt.atOnce {
+				if d := closed.Sub(dialed); d > margin {
+					t.Errorf("closed %v after the header, want at once (within %v)", d, margin)
+				}
+				return
+			}
+			if d := closed.Sub(start); d < timeout {
+				t.Errorf("closed %v after the dial, before the connect timeout %v", d, timeout)
+			}
+			if d := closed.Sub(dialed); d > timeout+margin {
+				t.Errorf("closed %v after the accept, want at most %v + %v", d, timeout, margin)
+			}
+		})
+	}
 }
 
 // TestReadDeadline checks the hub's keep-alive timeout: 1.5 times the
