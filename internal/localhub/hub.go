@@ -43,6 +43,9 @@ type Options struct {
 	// connectTimeout, when set, replaces defaultConnectTimeout (tests
 	// shorten it).
 	connectTimeout time.Duration
+	// wrapListener, when set, wraps the TCP listener of "mqtt" and "amqp"
+	// under TLS (tests inject Accept errors).
+	wrapListener func(protocol string, l net.Listener) net.Listener
 }
 
 // ListenError reports a port the hub could not bind.
@@ -191,6 +194,9 @@ func (h *Hub) listen(opts Options) error {
 		al.Close()
 		return &ListenError{Listener: "https", Addr: httpsAddr, Err: err}
 	}
+	if opts.wrapListener != nil {
+		ml, al = opts.wrapListener("mqtt", ml), opts.wrapListener("amqp", al)
+	}
 	h.mqttListener = tls.NewListener(ml, mqttTLS)
 	// AMQP shares the server certificate and client-certificate policy.
 	h.amqpListener = tls.NewListener(al, mqttTLS.Clone())
@@ -209,11 +215,11 @@ func (h *Hub) serve() {
 	h.wg.Add(3)
 	go func() { // owned by the hub: ends when Close closes the listener; joined in Close
 		defer h.wg.Done()
-		h.acceptMQTT()
+		h.acceptLoop("mqtt", h.mqttListener, h.startMQTT)
 	}()
 	go func() { // owned by the hub: ends when Close closes the listener; joined in Close
 		defer h.wg.Done()
-		h.acceptAMQP()
+		h.acceptLoop("amqp", h.amqpListener, h.startAMQP)
 	}()
 	go func() { // owned by the hub: ends when Close closes the server; joined in Close
 		defer h.wg.Done()
@@ -221,42 +227,35 @@ func (h *Hub) serve() {
 	}()
 }
 
-// acceptMQTT accepts MQTT connections until the listener closes.
-func (h *Hub) acceptMQTT() {
-	for {
-		conn, err := h.mqttListener.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				h.log.Error("localhub: mqtt accept failed", "err", err)
-			}
-			return
-		}
-		tlsConn, ok := conn.(*tls.Conn)
-		if !ok { // tls.NewListener always returns *tls.Conn
-			conn.Close()
-			continue
-		}
-		s := newMQTTSession(h, tlsConn, "mqtt", nil)
-		if !h.track(s) {
-			conn.Close()
-			return
-		}
-		go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
-			defer h.untrack(s)
-			ctx, cancel := context.WithDeadline(h.ctx, s.connectBy)
-			err := tlsConn.HandshakeContext(ctx)
-			cancel()
-			if err != nil {
-				h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
-				conn.Close()
-				return
-			}
-			if certs := tlsConn.ConnectionState().PeerCertificates; len(certs) > 0 {
-				s.peerCert = certs[0].Raw
-			}
-			s.serve()
-		}()
+// startMQTT runs an accepted MQTT connection on its own goroutine; it
+// reports false once the hub is closing.
+func (h *Hub) startMQTT(conn net.Conn) bool {
+	tlsConn, ok := conn.(*tls.Conn)
+	if !ok { // tls.NewListener always returns *tls.Conn
+		conn.Close()
+		return true
 	}
+	s := newMQTTSession(h, tlsConn, "mqtt", nil)
+	if !h.track(s) {
+		conn.Close()
+		return false
+	}
+	go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
+		defer h.untrack(s)
+		ctx, cancel := context.WithDeadline(h.ctx, s.connectBy)
+		err := tlsConn.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+			conn.Close()
+			return
+		}
+		if certs := tlsConn.ConnectionState().PeerCertificates; len(certs) > 0 {
+			s.peerCert = certs[0].Raw
+		}
+		s.serve()
+	}()
+	return true
 }
 
 // track registers a connection to close on shutdown and counts its
