@@ -39,6 +39,16 @@ type Options struct {
 	Devices []string
 	// Logger receives the hub's logs; nil is silent.
 	Logger *slog.Logger
+	// MQTTWriteTimeout is how long a write to an MQTT connection may make
+	// no progress before the hub drops the device as one that stopped
+	// reading; the requests queued for it are lost with the connection, and
+	// their calls end at their response timeout. The hub writes in pieces
+	// of at most 16 KiB, each under its own deadline, so a slow link that
+	// keeps reading is never cut off. Default 30 s: a link must move 16 KiB
+	// in that time, about 4.4 kbit/s, well below the slowest cellular IoT
+	// links, and a stalled device holds at most one queue of requests for
+	// that long. IoT Hub documents no such value.
+	MQTTWriteTimeout time.Duration
 
 	// connectTimeout, when set, replaces defaultConnectTimeout (tests
 	// shorten it).
@@ -75,6 +85,8 @@ type Hub struct {
 	// handshake and CONNECT, and for an AMQP connection's TLS handshake;
 	// see defaultConnectTimeout.
 	connectTimeout time.Duration
+	// writeTimeout is Options.MQTTWriteTimeout or its default.
+	writeTimeout time.Duration
 	// amqpRIDPrefix starts the uuid correlation id of every AMQP request
 	// (see requestCorrelationID). It is the same on every connection, so an
 	// answer the device sends on its next connection still finds its call.
@@ -117,6 +129,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	}
 	h := &Hub{log: log, hostName: opts.HostName, router: newRouter(), conns: map[io.Closer]struct{}{}}
 	h.connectTimeout = cmp.Or(opts.connectTimeout, defaultConnectTimeout)
+	h.writeTimeout = cmp.Or(opts.MQTTWriteTimeout, defaultMQTTWriteTimeout)
 	_, _ = rand.Read(h.amqpRIDPrefix[:]) // crypto/rand.Read never fails
 	if err := h.loadOrCreate(opts.Dir); err != nil {
 		return nil, err
