@@ -424,9 +424,19 @@ func (h *Hub) WaitSubscribed(ctx context.Context, identity string) error {
 	defer cancel()
 	stop := context.AfterFunc(h.ctx, cancel)
 	defer stop()
-	_, _, err := h.router.waitReady(ctx, identity, time.Time{})
+	_, _, err := h.router.waitReady(ctx, identity, time.Time{}, false)
 	if err != nil {
 		return fmt.Errorf("localhub: wait for %q to subscribe: %w", identity, err)
+	}
+	return nil
+}
+
+// WaitOffline waits until the hub no longer routes methods to identity:
+// it has seen the device's connection (or its method subscription or
+// links) go. It fails when ctx ends first.
+func (h *Hub) WaitOffline(ctx context.Context, identity string) error {
+	if err := h.router.waitOffline(ctx, identity); err != nil {
+		return fmt.Errorf("localhub: wait for %q to go offline: %w", identity, err)
 	}
 	return nil
 }
