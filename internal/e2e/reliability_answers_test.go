@@ -69,7 +69,7 @@ func TestAnswerNeverReachesAnotherCall(t *testing.T) {
 				}()
 				return done
 			}
-			wait := ctxTimeout(t, 30*time.Second)
+			wait := ctxTimeout(t, time.Minute) // bounds each step; a loaded machine is slow
 
 			callA := call("A", 0)
 			select {
@@ -88,6 +88,11 @@ func TestAnswerNeverReachesAnotherCall(t *testing.T) {
 			proxy.Refuse(0)
 			proxy.Reset()
 			proxy.Restore()
+			// Until the hub has seen the connection go, it would hand B to
+			// the dead one.
+			if err := hub.WaitOffline(wait, "dev-1"); err != nil {
+				t.Fatal(err)
+			}
 			// 3. B waits for the device, and is its new connection's first
 			// request as soon as it subscribes.
 			callB := call("B", 30)

@@ -193,40 +193,33 @@ func (c *amqpConn) ServeLink(ctx context.Context, l *amqp.Link) {
 	c.serveMethodLink(ctx, l, identity)
 }
 
-// acceptAMQP accepts AMQP connections until the listener closes.
-func (h *Hub) acceptAMQP() {
-	for {
-		conn, err := h.amqpListener.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				h.log.Error("localhub: amqp accept failed", "err", err)
-			}
-			return
-		}
-		tlsConn, ok := conn.(*tls.Conn)
-		if !ok { // tls.NewListener always returns *tls.Conn
-			conn.Close()
-			continue
-		}
-		c := newAMQPConn(h, tlsConn, "amqp", nil)
-		if !h.track(c) {
-			conn.Close()
-			return
-		}
-		go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
-			defer h.untrack(c)
-			ctx, cancel := context.WithTimeout(h.ctx, connectTimeout)
-			err := tlsConn.HandshakeContext(ctx)
-			cancel()
-			if err != nil {
-				h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
-				_ = c.engine.Close()
-				return
-			}
-			if certs := tlsConn.ConnectionState().PeerCertificates; len(certs) > 0 {
-				c.peerCert = certs[0].Raw
-			}
-			c.serve()
-		}()
+// startAMQP runs an accepted AMQP connection on its own goroutine; it
+// reports false once the hub is closing.
+func (h *Hub) startAMQP(conn net.Conn) bool {
+	tlsConn, ok := conn.(*tls.Conn)
+	if !ok { // tls.NewListener always returns *tls.Conn
+		conn.Close()
+		return true
 	}
+	c := newAMQPConn(h, tlsConn, "amqp", nil)
+	if !h.track(c) {
+		conn.Close()
+		return false
+	}
+	go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
+		defer h.untrack(c)
+		ctx, cancel := context.WithTimeout(h.ctx, h.connectTimeout)
+		err := tlsConn.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+			_ = c.engine.Close()
+			return
+		}
+		if certs := tlsConn.ConnectionState().PeerCertificates; len(certs) > 0 {
+			c.peerCert = certs[0].Raw
+		}
+		c.serve()
+	}()
+	return true
 }

@@ -337,17 +337,10 @@ func waitSubscribed(t testing.TB, h *Hub, identity string) {
 // identity: it has noticed the device's links or connection go.
 func waitUnsubscribed(t testing.TB, h *Hub, identity string) {
 	t.Helper()
-	timeout := time.After(waitTimeout)
-	for {
-		s, _, changed := h.router.ready(identity)
-		if s == nil {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			t.Fatalf("%s still subscribed after %v", identity, waitTimeout)
-		}
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if err := h.WaitOffline(ctx, identity); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -725,7 +725,7 @@ func TestAMQPZeroCreditReceiver(t *testing.T) {
 	payload := json.RawMessage(`"` + strings.Repeat("a", maxMethodPayload-2) + `"`)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	results := make([]<-chan callResult, calls)
+	results := make([]<-chan callOutcome, calls)
 	begin := time.Now()
 	for i := range results {
 		results[i] = invokeAsync(t, &wg, h, "dev-1", MethodCall{MethodName: "m", Payload: payload, ResponseTimeoutInSeconds: minResponseTimeout})

@@ -23,15 +23,34 @@ func TestParseUsername(t *testing.T) {
 		{"hub.azure-devices.net/dev/?api-version=2021-04-12&DeviceClientType=c%2F1", "hub.azure-devices.net|dev||2021-04-12", false},
 		{"hub/dev/mod/?api-version=2018-06-30", "hub|dev|mod|2018-06-30", false},
 		{"hub/dev/api-version=2020-09-30&model-id=dtmi:x;1", "hub|dev||2020-09-30", false},
+		{"hub/dev/DeviceClientType=x&api-version=2016-11-14", "hub|dev||2016-11-14", false},
 		{"hub/dev/mod/api-version=1", "hub|dev|mod|1", false},
 		{"hub/dev/?api-version=a&api-version=b", "hub|dev||a", false},
-		{"hub/dev/?", "", true},
+		// Without api-version, as IoT Hub accepts (MicrosoftDocs/azure-docs
+		// issues #16306 and #28519).
+		{"hub/dev", "hub|dev||", false},
+		{"hub/dev/", "hub|dev||", false},
+		{"hub/dev/mod", "hub|dev|mod|", false},
+		{"hub/dev/mod/", "hub|dev|mod|", false},
+		{"hub/dev/?", "hub|dev||", false},
+		{"hub/dev/?DeviceClientType=x", "hub|dev||", false},
+		{"hub/dev/mod/?DeviceClientType=x", "hub|dev|mod|", false},
 		{"hub/dev/?api-version=", "", true},
-		{"hub/dev/?DeviceClientType=x", "", true},
+		{"hub/dev/?api-version", "", true},
 		{"hub/dev/mod/extra/?api-version=1", "", true},
+		{"hub/dev/mod/extra", "", true},
+		{"hub/dev/mod/extra/", "", true},
+		{"hub/dev//", "", true},
+		{"hub/dev//?api-version=1", "", true},
+		{"hub//", "", true},
+		{"hub/", "", true},
+		{"hub", "", true},
+		{"/dev", "", true},
+		{"/dev/", "", true},
 		{"hub/?api-version=1", "", true},
 		{"hub//?api-version=1", "", true},
 		{"hub/d e v/?api-version=1", "", true},
+		{"hub/d e v", "", true},
 		{"hub/dev/?api-version=%zz", "", true},
 		{"", "", true},
 	}
@@ -55,7 +74,8 @@ func TestParseUsername(t *testing.T) {
 }
 
 func FuzzParseUsername(f *testing.F) {
-	for _, s := range []string{"hub/dev/?api-version=1", "hub/dev/mod/?api-version=1&x=%41", "hub/dev/api-version=1", "/", "?", "a/b/c/d/?"} {
+	for _, s := range []string{"hub/dev/?api-version=1", "hub/dev/mod/?api-version=1&x=%41", "hub/dev/api-version=1", "/", "?", "a/b/c/d/?",
+		"hub/dev", "hub/dev/", "hub/dev/mod", "hub/dev/mod/", "hub/dev/?", "hub/dev//", "hub//", "hub/dev/?api-version"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -63,10 +83,10 @@ func FuzzParseUsername(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if u.query["api-version"] == "" || u.deviceID == "" || u.hostName == "" {
+		if v, ok := u.query["api-version"]; ok && v == "" || u.deviceID == "" || u.hostName == "" {
 			t.Errorf("parseUsername(%q) = %+v without an error", s, u)
 		}
-		if !strings.HasPrefix(s, u.hostName+"/"+u.identity()+"/") {
+		if path := u.hostName + "/" + u.identity(); s != path && !strings.HasPrefix(s, path+"/") {
 			t.Errorf("parseUsername(%q): identity %q is not the username's path", s, u.identity())
 		}
 	})

@@ -1,6 +1,7 @@
 package localhub
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -42,6 +43,23 @@ type Options struct {
 	// limits bound the HTTPS port's connections; zero fields take the
 	// defaults. Tests shorten them.
 	limits httpLimits
+	// MQTTWriteTimeout is how long a write to an MQTT connection may make
+	// no progress before the hub drops the device as one that stopped
+	// reading; the requests queued for it are lost with the connection, and
+	// their calls end at their response timeout. The hub writes in pieces
+	// of at most 16 KiB, each under its own deadline, so a slow link that
+	// keeps reading is never cut off. Default 30 s: a link must move 16 KiB
+	// in that time, about 4.4 kbit/s, well below the slowest cellular IoT
+	// links, and a stalled device holds at most one queue of requests for
+	// that long. IoT Hub documents no such value.
+	MQTTWriteTimeout time.Duration
+
+	// connectTimeout, when set, replaces defaultConnectTimeout (tests
+	// shorten it).
+	connectTimeout time.Duration
+	// wrapListener, when set, wraps the TCP listener of "mqtt" and "amqp"
+	// under TLS (tests inject Accept errors).
+	wrapListener func(protocol string, l net.Listener) net.Listener
 }
 
 // ListenError reports a port the hub could not bind.
@@ -67,6 +85,12 @@ type Hub struct {
 	caPool   *x509.CertPool
 	state    *stateWriter // nil when in memory
 	server   *keyPair
+	// connectTimeout bounds the wait for an MQTT connection's TLS
+	// handshake and CONNECT, and for an AMQP connection's TLS handshake;
+	// see defaultConnectTimeout.
+	connectTimeout time.Duration
+	// writeTimeout is Options.MQTTWriteTimeout or its default.
+	writeTimeout time.Duration
 	// amqpRIDPrefix starts the uuid correlation id of every AMQP request
 	// (see requestCorrelationID). It is the same on every connection, so an
 	// answer the device sends on its next connection still finds its call.
@@ -109,6 +133,8 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{log: log, hostName: opts.HostName, router: newRouter(), limits: opts.limits.withDefaults(), conns: map[io.Closer]struct{}{}}
+	h.connectTimeout = cmp.Or(opts.connectTimeout, defaultConnectTimeout)
+	h.writeTimeout = cmp.Or(opts.MQTTWriteTimeout, defaultMQTTWriteTimeout)
 	_, _ = rand.Read(h.amqpRIDPrefix[:]) // crypto/rand.Read never fails
 	if err := h.loadOrCreate(opts.Dir); err != nil {
 		return nil, err
@@ -186,6 +212,9 @@ func (h *Hub) listen(opts Options) error {
 		al.Close()
 		return &ListenError{Listener: "https", Addr: httpsAddr, Err: err}
 	}
+	if opts.wrapListener != nil {
+		ml, al = opts.wrapListener("mqtt", ml), opts.wrapListener("amqp", al)
+	}
 	h.mqttListener = tls.NewListener(ml, mqttTLS)
 	// AMQP shares the server certificate and client-certificate policy.
 	h.amqpListener = tls.NewListener(al, mqttTLS.Clone())
@@ -210,11 +239,11 @@ func (h *Hub) serve() {
 	h.wg.Add(3)
 	go func() { // owned by the hub: ends when Close closes the listener; joined in Close
 		defer h.wg.Done()
-		h.acceptMQTT()
+		h.acceptLoop("mqtt", h.mqttListener, h.startMQTT)
 	}()
 	go func() { // owned by the hub: ends when Close closes the listener; joined in Close
 		defer h.wg.Done()
-		h.acceptAMQP()
+		h.acceptLoop("amqp", h.amqpListener, h.startAMQP)
 	}()
 	go func() { // owned by the hub: ends when Close closes the server; joined in Close
 		defer h.wg.Done()
@@ -222,42 +251,35 @@ func (h *Hub) serve() {
 	}()
 }
 
-// acceptMQTT accepts MQTT connections until the listener closes.
-func (h *Hub) acceptMQTT() {
-	for {
-		conn, err := h.mqttListener.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				h.log.Error("localhub: mqtt accept failed", "err", err)
-			}
-			return
-		}
-		tlsConn, ok := conn.(*tls.Conn)
-		if !ok { // tls.NewListener always returns *tls.Conn
-			conn.Close()
-			continue
-		}
-		s := newMQTTSession(h, tlsConn, "mqtt", nil)
-		if !h.track(s) {
-			conn.Close()
-			return
-		}
-		go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
-			defer h.untrack(s)
-			ctx, cancel := context.WithTimeout(h.ctx, connectTimeout)
-			err := tlsConn.HandshakeContext(ctx)
-			cancel()
-			if err != nil {
-				h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
-				conn.Close()
-				return
-			}
-			if certs := tlsConn.ConnectionState().PeerCertificates; len(certs) > 0 {
-				s.peerCert = certs[0].Raw
-			}
-			s.serve()
-		}()
+// startMQTT runs an accepted MQTT connection on its own goroutine; it
+// reports false once the hub is closing.
+func (h *Hub) startMQTT(conn net.Conn) bool {
+	tlsConn, ok := conn.(*tls.Conn)
+	if !ok { // tls.NewListener always returns *tls.Conn
+		conn.Close()
+		return true
 	}
+	s := newMQTTSession(h, tlsConn, "mqtt", nil)
+	if !h.track(s) {
+		conn.Close()
+		return false
+	}
+	go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
+		defer h.untrack(s)
+		ctx, cancel := context.WithDeadline(h.ctx, s.connectBy)
+		err := tlsConn.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+			conn.Close()
+			return
+		}
+		if certs := tlsConn.ConnectionState().PeerCertificates; len(certs) > 0 {
+			s.peerCert = certs[0].Raw
+		}
+		s.serve()
+	}()
+	return true
 }
 
 // track registers a connection to close on shutdown and counts its
@@ -402,9 +424,19 @@ func (h *Hub) WaitSubscribed(ctx context.Context, identity string) error {
 	defer cancel()
 	stop := context.AfterFunc(h.ctx, cancel)
 	defer stop()
-	_, _, err := h.router.waitReady(ctx, identity, time.Time{})
+	_, _, err := h.router.waitReady(ctx, identity, time.Time{}, false)
 	if err != nil {
 		return fmt.Errorf("localhub: wait for %q to subscribe: %w", identity, err)
+	}
+	return nil
+}
+
+// WaitOffline waits until the hub no longer routes methods to identity:
+// it has seen the device's connection (or its method subscription or
+// links) go. It fails when ctx ends first.
+func (h *Hub) WaitOffline(ctx context.Context, identity string) error {
+	if err := h.router.waitOffline(ctx, identity); err != nil {
+		return fmt.Errorf("localhub: wait for %q to go offline: %w", identity, err)
 	}
 	return nil
 }

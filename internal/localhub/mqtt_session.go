@@ -15,8 +15,18 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// connectTimeout bounds the TLS handshake plus the CONNECT packet.
-const connectTimeout = 30 * time.Second
+// defaultConnectTimeout bounds the wait for a complete CONNECT, counted
+// from the accept (so it covers the TLS handshake too) or, over a
+// WebSocket, from the upgrade. A connection without a complete CONNECT by
+// then is closed, so garbage that announces a long packet cannot hold it.
+const defaultConnectTimeout = 10 * time.Second
+
+// defaultMQTTWriteTimeout is the default of Options.MQTTWriteTimeout.
+const defaultMQTTWriteTimeout = 30 * time.Second
+
+// writeChunk is the most the writer hands the connection under one write
+// deadline: one TLS record.
+const writeChunk = 16 * 1024
 
 // maxMethodPayload is the largest request or response body of a direct
 // method (128 KB).
@@ -29,6 +39,9 @@ const (
 	connackBadUsernameOrPassord = 4
 	connackNotAuthorized        = 5
 )
+
+// outQueueLen is the capacity of a session's outbound queue.
+const outQueueLen = 64
 
 // errClientDisconnected ends a session on the client's DISCONNECT.
 var errClientDisconnected = errors.New("localhub: client sent DISCONNECT")
@@ -43,16 +56,24 @@ type mqttSession struct {
 	peerCert  []byte // DER of the TLS client certificate, if any
 	log       *slog.Logger
 
+	// out is the writer's queue. It holds at most outQueueLen packets, so
+	// at most about 8 MB of method requests wait for a device that reads
+	// slowly; a device that stops reading is dropped after the write
+	// timeout, and its queue with it.
 	out       chan outbound
 	done      chan struct{}
 	closeOnce sync.Once
 
-	// methodsMu orders requests against an UNSUBACK: deliver queues a
+	// methodsLock orders requests against an UNSUBACK: deliver queues a
 	// request only while methodsOn, and handleUnsubscribe clears it and
-	// queues the UNSUBACK under the lock, so no request follows the
-	// UNSUBACK on the wire.
-	methodsMu sync.Mutex
-	methodsOn atomic.Bool
+	// queues the UNSUBACK while holding it, so no request follows the
+	// UNSUBACK on the wire. It is a one-slot channel, not a mutex, so that
+	// deliver can give up waiting for it when its ctx ends.
+	methodsLock chan struct{}
+	methodsOn   atomic.Bool
+
+	// connectBy ends the wait for the CONNECT; set at creation.
+	connectBy time.Time
 
 	// calls numbers this connection's method requests and matches the
 	// answers that arrive on it.
@@ -66,13 +87,15 @@ type mqttSession struct {
 
 func newMQTTSession(h *Hub, conn net.Conn, transport string, peerCert []byte) *mqttSession {
 	return &mqttSession{
-		hub:       h,
-		conn:      conn,
-		transport: transport,
-		peerCert:  peerCert,
-		log:       h.log.With("transport", transport, "remote", conn.RemoteAddr().String()),
-		out:       make(chan outbound, 64),
-		done:      make(chan struct{}),
+		hub:         h,
+		conn:        conn,
+		transport:   transport,
+		peerCert:    peerCert,
+		log:         h.log.With("transport", transport, "remote", conn.RemoteAddr().String()),
+		out:         make(chan outbound, outQueueLen),
+		done:        make(chan struct{}),
+		methodsLock: make(chan struct{}, 1),
+		connectBy:   time.Now().Add(h.connectTimeout),
 	}
 }
 
@@ -81,7 +104,7 @@ func newMQTTSession(h *Hub, conn net.Conn, transport string, peerCert []byte) *m
 func (s *mqttSession) serve() {
 	defer s.close()
 	br := bufio.NewReader(s.conn)
-	if err := s.conn.SetReadDeadline(time.Now().Add(connectTimeout)); err != nil {
+	if err := s.conn.SetDeadline(s.connectBy); err != nil { // the CONNACK's write too
 		return
 	}
 	// Leave the router at the end; a no-op if another session took over
@@ -134,14 +157,23 @@ func (s *mqttSession) logEnd(err error) {
 	}
 }
 
-// readDeadline is 1.5 times the keep-alive from now, or the token's expiry
-// if that comes first; zero when neither applies.
+// maxKeepAliveTimeout is IoT Hub's longest server-side keep-alive
+// timeout, whatever keep-alive the client asks for ("Communicate with an IoT
+// hub using the MQTT protocol", learn.microsoft.com, keep-alive section).
+const maxKeepAliveTimeout = 1767 * time.Second
+
+// readDeadline is when the hub stops waiting for the client's next packet:
+// 1.5 times the keep-alive from now, at most maxKeepAliveTimeout, or the
+// token's expiry if that comes first. A keep-alive of 0, which MQTT lets a
+// client use to turn keep-alive off, gets maxKeepAliveTimeout too: the hub
+// never waits for a silent client forever.
 func (s *mqttSession) readDeadline() time.Time {
-	var d time.Time
+	timeout := maxKeepAliveTimeout
 	if s.keepAlive > 0 {
-		d = time.Now().Add(s.keepAlive * 3 / 2)
+		timeout = min(s.keepAlive*3/2, maxKeepAliveTimeout)
 	}
-	if !s.tokenExpiry.IsZero() && (d.IsZero() || s.tokenExpiry.Before(d)) {
+	d := time.Now().Add(timeout)
+	if !s.tokenExpiry.IsZero() && s.tokenExpiry.Before(d) {
 		d = s.tokenExpiry
 	}
 	return d
@@ -348,8 +380,8 @@ func (s *mqttSession) handleUnsubscribe(p *packets.UnsubscribePacket) error {
 	}
 	ack := packets.NewControlPacket(packets.Unsuback).(*packets.UnsubackPacket)
 	ack.MessageID = p.MessageID
-	s.methodsMu.Lock()
-	defer s.methodsMu.Unlock()
+	s.methodsLock <- struct{}{}
+	defer func() { <-s.methodsLock }()
 	for _, filter := range p.Topics {
 		if filter == methodSubscribeFilter {
 			s.hub.router.setSubscribed(s.identity, s, false, 0)
@@ -383,28 +415,52 @@ func (s *mqttSession) enqueue(o outbound) error {
 	}
 }
 
-// deliver implements deviceSession.
+// deliver implements deviceSession. A session that has ended refuses the
+// request with net.ErrClosed, and the router looks for the identity's next
+// connection; otherwise the request belongs to this connection (see
+// handOver).
 func (s *mqttSession) deliver(ctx context.Context, req methodRequest) (*pendingCall, error) {
+	select {
+	case <-s.done:
+		return nil, net.ErrClosed
+	default:
+	}
 	c := s.calls.add(ctx)
 	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
 	p.TopicName = methodRequestTopic(req.name, c.rid)
 	p.Qos = req.qos
 	p.Payload = req.payload
-	s.methodsMu.Lock()
-	defer s.methodsMu.Unlock()
-	err := errNotSubscribed
-	if s.methodsOn.Load() {
-		select {
-		case s.out <- outbound{packet: p, call: c}:
-			return c, nil
-		case <-s.done:
-			err = net.ErrClosed
-		case <-ctx.Done():
-			err = context.Cause(ctx)
-		}
+	if err := s.handOver(ctx, outbound{packet: p, call: c}); err != nil {
+		s.calls.remove(c)
+		return nil, err
 	}
-	s.calls.remove(c)
-	return nil, err
+	return c, nil
+}
+
+// handOver queues a method request, waiting for the queue no longer than
+// ctx allows. If the connection ends first, the request is lost with it,
+// as the ones already queued are, and handOver reports success, so that
+// the call ends at its response timeout as with any lost request.
+func (s *mqttSession) handOver(ctx context.Context, o outbound) error {
+	select {
+	case s.methodsLock <- struct{}{}:
+	case <-s.done:
+		return nil // lost with the connection
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	defer func() { <-s.methodsLock }()
+	if !s.methodsOn.Load() {
+		return errNotSubscribed
+	}
+	select {
+	case s.out <- o:
+		return nil
+	case <-s.done:
+		return nil // lost with the connection
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // forget implements deviceSession.
@@ -432,9 +488,11 @@ func (s *mqttSession) Close() error {
 }
 
 // writeLoop writes queued packets, numbering QoS 1 publishes, until the
-// session ends or a write fails.
+// session ends or a write fails. A write that makes no progress for the
+// hub's write timeout fails, and the session ends: the device has stopped
+// reading.
 func (s *mqttSession) writeLoop() {
-	bw := bufio.NewWriter(s.conn)
+	bw := bufio.NewWriter(deadlineWriter{conn: s.conn, timeout: s.hub.writeTimeout})
 	var nextID uint16
 	for {
 		select {
@@ -460,10 +518,39 @@ func (s *mqttSession) writeLoop() {
 				err = bw.Flush()
 			}
 			if err != nil {
-				s.log.Debug("mqtt: write failed", "identity", s.identity, "err", err)
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					s.log.Info("mqtt: dropping connection: the device stopped reading", "identity", s.identity, "write_timeout", s.hub.writeTimeout)
+				} else {
+					s.log.Debug("mqtt: write failed", "identity", s.identity, "err", err)
+				}
 				s.close()
 				return
 			}
 		}
 	}
+}
+
+// deadlineWriter writes to a connection in pieces of at most writeChunk
+// bytes, each under a fresh write deadline of timeout, so that a slow
+// reader that keeps taking bytes is not cut off but one that takes none
+// for timeout is.
+type deadlineWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		if err := w.conn.SetWriteDeadline(time.Now().Add(w.timeout)); err != nil {
+			return written, err
+		}
+		n, err := w.conn.Write(p[written:min(len(p), written+writeChunk)])
+		written += n
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
 }

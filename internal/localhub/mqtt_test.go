@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +38,17 @@ func TestConnectRefused(t *testing.T) {
 		{"username without '?' accepted", func(c *packets.ConnectPacket) {
 			c.Username = "localhost/dev/api-version=2020-09-30"
 		}, connackAccepted},
+		{"username without api-version accepted", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/" }, connackAccepted},
+		{"username without query accepted", func(c *packets.ConnectPacket) { c.Username = "localhost/dev" }, connackAccepted},
+		{"query without api-version accepted", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/?DeviceClientType=x" }, connackAccepted},
+		{"module username without api-version accepted", func(c *packets.ConnectPacket) {
+			c.ClientIdentifier, c.Username = "dev/mod", "localhost/dev/mod/"
+			c.Password = []byte(deviceToken(t, modCS, time.Now().Add(time.Hour)))
+		}, connackAccepted},
+		{"module username without query accepted", func(c *packets.ConnectPacket) {
+			c.ClientIdentifier, c.Username = "dev/mod", "localhost/dev/mod"
+			c.Password = []byte(deviceToken(t, modCS, time.Now().Add(time.Hour)))
+		}, connackAccepted},
 		{"wrong key", func(c *packets.ConnectPacket) { c.Password = []byte(wrongKey) }, connackNotAuthorized},
 		{"expired token", func(c *packets.ConnectPacket) {
 			c.Password = []byte(deviceToken(t, devCS, time.Now().Add(-time.Hour)))
@@ -50,7 +64,9 @@ func TestConnectRefused(t *testing.T) {
 		{"wrong client id", func(c *packets.ConnectPacket) { c.ClientIdentifier = "other" }, connackBadUsernameOrPassord},
 		{"client id of the module", func(c *packets.ConnectPacket) { c.ClientIdentifier = "dev/mod" }, connackBadUsernameOrPassord},
 		{"other hub", func(c *packets.ConnectPacket) { c.Username = "otherhub/dev/?api-version=2021-04-12" }, connackBadUsernameOrPassord},
-		{"no api-version", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/?DeviceClientType=x" }, connackBadUsernameOrPassord},
+		{"empty api-version", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/?api-version=" }, connackBadUsernameOrPassord},
+		{"module segment empty", func(c *packets.ConnectPacket) { c.Username = "localhost/dev//" }, connackBadUsernameOrPassord},
+		{"username with a module, client id without", func(c *packets.ConnectPacket) { c.Username = "localhost/dev/mod" }, connackBadUsernameOrPassord},
 		{"malformed username", func(c *packets.ConnectPacket) { c.Username = "localhost" }, connackBadUsernameOrPassord},
 		{"no username", func(c *packets.ConnectPacket) { c.UsernameFlag, c.Username = false, "" }, connackBadUsernameOrPassord},
 		{"protocol level 5", func(c *packets.ConnectPacket) { c.ProtocolVersion = 5 }, connackBadProtocolVersion},
@@ -261,23 +277,173 @@ func TestSessionPackets(t *testing.T) {
 	})
 }
 
-// TestKeepAliveEnforced connects with a 1 s keep-alive and sends nothing:
-// the hub closes the connection after 1.5 s.
+// slowestConnect returns the longest of n complete connects (TLS, CONNECT,
+// CONNACK) of identity: what a connection costs on this machine now.
+func slowestConnect(t *testing.T, h *Hub, identity string, n int) time.Duration {
+	t.Helper()
+	var slowest time.Duration
+	for range n {
+		start := time.Now()
+		c := connectRaw(t, h, identity)
+		slowest = max(slowest, time.Since(start))
+		c.conn.Close()
+	}
+	return slowest
+}
+
+// TestConnectWaitBounded opens connections that never complete their
+// CONNECT: the hub closes each when its connect timeout, counted from the
+// accept, ends (a header announcing more bytes than allowed is refused at
+// once). Windows come from complete connects measured on another hub
+// before and after: the timeout is at least eight of them, so the test's
+// own TLS dials fit in it, and the upper bound's margin four of them, and
+// at least a quarter of the timeout, which still tells the timeout apart
+// from any longer one.
+func TestConnectWaitBounded(t *testing.T) {
+	t.Parallel()
+	probe := startHub(t, Options{Devices: []string{"dev"}})
+	before := slowestConnect(t, probe, "dev", 3)
+	timeout := max(time.Second, 8*before)
+	h := startHub(t, Options{connectTimeout: timeout})
+	tests := []struct {
+		name   string
+		noTLS  bool
+		data   []byte
+		atOnce bool
+	}{
+		{"remaining length over the limit", false, []byte{0x10, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x04, 'M', 'Q'}, true},
+		{"256 KiB announced, a few bytes sent", false, []byte{0x10, 0x80, 0x80, 0x10, 0x00, 0x04, 'M', 'Q', 'T', 'T'}, false},
+		{"half a header", false, []byte{0x10, 0x80}, false},
+		{"nothing after TLS", false, nil, false},
+		{"no TLS handshake", true, nil, false},
+	}
+	type closing struct {
+		name                 string
+		atOnce               bool
+		sinceDial, sinceDone time.Duration // from before the dial and from its end
+	}
+	var mu sync.Mutex
+	var closings []closing
+	t.Run("connections", func(t *testing.T) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				start := time.Now() // before the accept
+				var conn net.Conn
+				if tt.noTLS {
+					d := net.Dialer{Timeout: waitTimeout}
+					c, err := d.DialContext(t.Context(), "tcp", h.MQTTAddr())
+					if err != nil {
+						t.Fatalf("dial: %v", err)
+					}
+					t.Cleanup(func() { c.Close() })
+					conn = c
+				} else {
+					conn = dialRaw(t, h, nil).conn
+				}
+				dialed := time.Now() // after the accept
+				if _, err := conn.Write(tt.data); err != nil {
+					t.Fatalf("write: %v", err)
+				}
+				_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
+				if _, err := io.Copy(io.Discard, conn); err != nil {
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						t.Fatalf("connection still open after %v", time.Since(start))
+					}
+				}
+				closed := time.Now()
+				mu.Lock()
+				closings = append(closings, closing{tt.name, tt.atOnce, closed.Sub(start), closed.Sub(dialed)})
+				mu.Unlock()
+			})
+		}
+	})
+	after := slowestConnect(t, probe, "dev", 3)
+	margin := max(4*max(before, after), timeout/4)
+	t.Logf("slowest connect %v before, %v after: timeout %v, margin %v", before, after, timeout, margin)
+	for _, c := range closings {
+		t.Logf("%s: closed %v after the dial", c.name, c.sinceDone)
+		switch {
+		case c.atOnce && c.sinceDone > margin:
+			t.Errorf("%s: closed %v after the header, want at once (within %v)", c.name, c.sinceDone, margin)
+		case !c.atOnce && c.sinceDial < timeout:
+			t.Errorf("%s: closed %v after the dial began, before the connect timeout %v", c.name, c.sinceDial, timeout)
+		case !c.atOnce && c.sinceDone > timeout+margin:
+			t.Errorf("%s: closed %v after the dial, want at most %v + %v", c.name, c.sinceDone, timeout, margin)
+		}
+	}
+}
+
+// TestReadDeadline checks the hub's keep-alive timeout: 1.5 times the
+// client's keep-alive, at most 1767 s, which a keep-alive of 0 gets too;
+// an earlier token expiry comes first.
+func TestReadDeadline(t *testing.T) {
+	const maxTimeout = 1767 * time.Second
+	tests := []struct {
+		name        string
+		keepAlive   time.Duration
+		tokenExpiry time.Duration // from now; 0: no expiry (X.509)
+		want        time.Duration // from now
+	}{
+		{"keep-alive 0 gets the maximum", 0, 0, maxTimeout},
+		{"1 s", time.Second, 0, 1500 * time.Millisecond},
+		{"paho's 30 s", 30 * time.Second, 0, 45 * time.Second},
+		{"C SDK's 240 s", 240 * time.Second, 0, 360 * time.Second},
+		{"1178 s is at the maximum", 1178 * time.Second, 0, maxTimeout},
+		{"1200 s is capped", 1200 * time.Second, 0, maxTimeout},
+		{"largest keep-alive is capped", 65535 * time.Second, 0, maxTimeout},
+		{"token expires first", 240 * time.Second, 100 * time.Second, 100 * time.Second},
+		{"keep-alive comes first", 240 * time.Second, time.Hour, 360 * time.Second},
+		{"keep-alive 0 and a token", 0, 600 * time.Second, 600 * time.Second},
+		{"keep-alive 0 and a long token", 0, 24 * time.Hour, maxTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := time.Now()
+			s := &mqttSession{keepAlive: tt.keepAlive}
+			if tt.tokenExpiry != 0 {
+				s.tokenExpiry = before.Add(tt.tokenExpiry)
+			}
+			got := s.readDeadline()
+			after := time.Now()
+			// The deadline is taken between before and after.
+			if got.Before(before.Add(tt.want)) || got.After(after.Add(tt.want)) {
+				t.Errorf("readDeadline = now%+v, want now%+v", got.Sub(before), tt.want)
+			}
+		})
+	}
+}
+
+// TestKeepAliveEnforced connects with a 2 s keep-alive and sends nothing
+// more: the hub closes the connection 3 s (1.5 times the keep-alive) after
+// the CONNECT. The upper bound's margin is half the keep-alive, which
+// tells 1.5 times apart from the twice some brokers use, or four complete
+// connects measured before and after, if that is more on this machine now.
 func TestKeepAliveEnforced(t *testing.T) {
 	t.Parallel()
-	h := startHub(t, Options{Devices: []string{"dev"}})
+	const keepAlive = 2 * time.Second
+	h := startHub(t, Options{Devices: []string{"dev", "probe"}})
+	before := slowestConnect(t, h, "probe", 3)
 	cs, _ := h.ConnectionString("dev")
 	c := dialRaw(t, h, nil)
 	p := connectPacket(h.HostName(), "dev", deviceToken(t, cs, time.Now().Add(time.Hour)), true)
-	p.Keepalive = 1
-	start := time.Now()
+	p.Keepalive = uint16(keepAlive / time.Second)
+	sent := time.Now()
 	c.write(t, p)
 	if code := connackCode(t, c); code != 0 {
 		t.Fatalf("CONNACK = %d", code)
 	}
+	acked := time.Now() // the hub set its deadline before the CONNACK
 	c.waitClosed(t)
-	if d := time.Since(start); d < 1500*time.Millisecond {
-		t.Errorf("closed after %v, want at least 1.5 s", d)
+	closed := time.Now()
+	after := slowestConnect(t, h, "probe", 3)
+	margin := max(keepAlive/2, 4*max(before, after))
+	if d := closed.Sub(sent); d < keepAlive*3/2 {
+		t.Errorf("closed %v after the CONNECT, want at least %v", d, keepAlive*3/2)
+	}
+	if d := closed.Sub(acked); d > keepAlive*3/2+margin {
+		t.Errorf("closed %v after the CONNACK, want at most %v + %v", d, keepAlive*3/2, margin)
 	}
 }
 

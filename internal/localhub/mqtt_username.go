@@ -22,23 +22,32 @@ type mqttUsername struct {
 	query map[string]string
 }
 
-// parseUsername parses "{host}/{device}[/{module}]/?{query}", and the same
-// without the '?' when the query names api-version, as IoT Hub's own edge
-// runtime does. api-version is required and must not be empty; its value
+// parseUsername parses the username forms IoT Hub accepts:
+//
+//	{host}/{device}[/{module}]/?{query}  what the Azure SDKs send
+//	{host}/{device}[/{module}]/{query}   no '?', when the query names api-version
+//	                                     (IoT Edge's MqttUsernameParser, older SDKs)
+//	{host}/{device}[/{module}][/]        no query (MicrosoftDocs/azure-docs
+//	                                     issues #16306 and #28519)
+//
+// Without a query, a third segment is a module id when it is there and not
+// empty: "{host}/{device}/" names the device. api-version is optional, as
+// IoT Hub does not require it, but must not be empty when given; its value
 // and unknown keys are not checked.
 func parseUsername(s string) (mqttUsername, error) {
 	segments := strings.Split(s, "/")
-	last := segments[len(segments)-1]
-	var rawQuery string
-	switch {
-	case strings.HasPrefix(last, "?"):
-		rawQuery = last[1:]
-	case strings.Contains(last, "api-version="):
-		rawQuery = last
-	default:
-		return mqttUsername{}, fmt.Errorf("%w: no query with api-version", ErrBadUsername)
+	ids, rawQuery := segments, ""
+	if n := len(segments); n > 1 {
+		last := segments[n-1]
+		switch {
+		case strings.HasPrefix(last, "?"):
+			ids, rawQuery = segments[:n-1], last[1:]
+		case strings.Contains(last, "api-version="):
+			ids, rawQuery = segments[:n-1], last
+		case last == "": // a trailing '/' before no query
+			ids = segments[:n-1]
+		}
 	}
-	ids := segments[:len(segments)-1]
 	var u mqttUsername
 	switch len(ids) {
 	case 2:
@@ -46,7 +55,7 @@ func parseUsername(s string) (mqttUsername, error) {
 	case 3:
 		u.hostName, u.deviceID, u.moduleID = ids[0], ids[1], ids[2]
 	default:
-		return mqttUsername{}, fmt.Errorf("%w: want host/device[/module]/?query, got %d path segments", ErrBadUsername, len(ids))
+		return mqttUsername{}, fmt.Errorf("%w: want host/device[/module][/[?]query], got %d path segments", ErrBadUsername, len(ids))
 	}
 	if err := sas.ValidateHostName(u.hostName); err != nil {
 		return mqttUsername{}, fmt.Errorf("%w: %w", ErrBadUsername, err)
@@ -73,8 +82,8 @@ func parseUsername(s string) (mqttUsername, error) {
 			u.query[key] = decoded
 		}
 	}
-	if u.query["api-version"] == "" {
-		return mqttUsername{}, fmt.Errorf("%w: missing api-version", ErrBadUsername)
+	if v, ok := u.query["api-version"]; ok && v == "" {
+		return mqttUsername{}, fmt.Errorf("%w: empty api-version", ErrBadUsername)
 	}
 	return u, nil
 }

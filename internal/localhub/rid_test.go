@@ -22,31 +22,31 @@ func ridOf(t testing.TB, topic string) string {
 	return rid
 }
 
-// callResult is the outcome of one invocation run in the background.
-type callResult struct {
+// callOutcome is the outcome of one invocation run in the background.
+type callOutcome struct {
 	res *MethodResult
 	err error
 }
 
 // invokeAsync starts an invocation and returns where its outcome arrives.
-func invokeAsync(t *testing.T, wg *sync.WaitGroup, h *Hub, identity string, call MethodCall) <-chan callResult {
-	done := make(chan callResult, 1)
+func invokeAsync(t *testing.T, wg *sync.WaitGroup, h *Hub, identity string, call MethodCall) <-chan callOutcome {
+	done := make(chan callOutcome, 1)
 	wg.Go(func() { // owned by the test: ends with the invocation; the test joins wg
 		res, err := invoke(t, h, identity, call)
-		done <- callResult{res, err}
+		done <- callOutcome{res, err}
 	})
 	return done
 }
 
 // awaitCall waits for an invocation started by invokeAsync.
-func awaitCall(t *testing.T, done <-chan callResult, within time.Duration) callResult {
+func awaitCall(t *testing.T, done <-chan callOutcome, within time.Duration) callOutcome {
 	t.Helper()
 	select {
 	case r := <-done:
 		return r
 	case <-time.After(within):
 		t.Fatalf("the call did not end within %v", within)
-		return callResult{}
+		return callOutcome{}
 	}
 }
 

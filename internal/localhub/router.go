@@ -168,13 +168,16 @@ func (r *router) ready(identity string) (deviceSession, byte, <-chan struct{}) {
 }
 
 // waitReady waits until identity is connected and subscribed, until
-// deadline (zero: no deadline) or until ctx is done.
-func (r *router) waitReady(ctx context.Context, identity string, deadline time.Time) (deviceSession, byte, error) {
+// deadline (zero: no deadline) or until ctx is done. A call that waits is
+// counted for waitCallsWaiting.
+func (r *router) waitReady(ctx context.Context, identity string, deadline time.Time, call bool) (deviceSession, byte, error) {
 	if s, qos, _ := r.ready(identity); s != nil {
 		return s, qos, nil
 	}
-	r.countWaiting(identity, 1)
-	defer r.countWaiting(identity, -1)
+	if call {
+		r.countWaiting(identity, 1)
+		defer r.countWaiting(identity, -1)
+	}
 	var timeout <-chan time.Time
 	if !deadline.IsZero() {
 		t := time.NewTimer(time.Until(deadline))
@@ -195,6 +198,22 @@ func (r *router) waitReady(ctx context.Context, identity string, deadline time.T
 			return nil, 0, ErrDeviceNotOnline
 		case <-ctx.Done():
 			return nil, 0, context.Cause(ctx)
+		}
+	}
+}
+
+// waitOffline waits until identity has no live session subscribed to
+// methods, or ctx ends.
+func (r *router) waitOffline(ctx context.Context, identity string) error {
+	for {
+		s, _, changed := r.ready(identity)
+		if s == nil {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
 	}
 }
@@ -245,7 +264,7 @@ var errNotSubscribed = errors.New("localhub: session is not subscribed to method
 func (r *router) invoke(ctx context.Context, identity, method string, payload []byte, connectTimeout, responseTimeout time.Duration) (methodResponse, error) {
 	connectDeadline := time.Now().Add(connectTimeout)
 	for {
-		s, qos, err := r.waitReady(ctx, identity, connectDeadline)
+		s, qos, err := r.waitReady(ctx, identity, connectDeadline, true)
 		if err != nil {
 			return methodResponse{}, err
 		}
