@@ -62,7 +62,7 @@ func fatalError(err error) *Error {
 	switch {
 	case errors.Is(err, transport.ErrIdentityNotFound):
 		code = CodeIdentityNotFound
-	case transport.IsCertificateError(err):
+	case isCertificateError(err):
 		code = CodeTLS
 	}
 	return &Error{Code: code, Err: err}

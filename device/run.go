@@ -82,14 +82,14 @@ func (c *Client) connectLoop(ctx context.Context, d *dispatcher, notify *stateNo
 				return context.Cause(ctx)
 			}
 			notify.emit(StateDisconnected, err)
-			class := transport.Classify(err)
-			if class == transport.Fatal {
+			class := classify(err)
+			if class == fatal {
 				c.log.Error("connection refused for good", "err", err)
 				return fatalError(err)
 			}
 			attempt++
 			delay := c.opts.Backoff(attempt)
-			if class == transport.Throttled {
+			if class == throttled {
 				delay = max(delay, throttledFloor)
 			}
 			c.log.Warn("connection attempt failed", "attempt", attempt, "delay", delay, "err", err)
@@ -191,7 +191,7 @@ func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential
 			tok, err := cred.fresh(ctx, c.cfg.Resource())
 			if err != nil {
 				drain(o, recvErr)
-				return serveEnd{err: fmt.Errorf("renew token: %w", err), fatal: transport.Classify(err) == transport.Fatal}
+				return serveEnd{err: fmt.Errorf("renew token: %w", err), fatal: classify(err) == fatal}
 			}
 			if tok == nil { // the credential cannot renew: run until expiry
 				renew.untilExpiry(cred.expiryTime())
