@@ -7,8 +7,9 @@
 // package's Dialer. Keeping it apart means a program that only uses MQTT
 // over TLS links neither an HTTP client nor a WebSocket library.
 //
-// A Dial sends CONNECT with client id "{device}[/{module}]", the username
-// that Username returns, the SAS token as password (none with a certificate
+// A Dial sends CONNECT with client id "{device}[/{module}]", username
+// "{hub}/{device}[/{module}]/?api-version=2021-04-12" (with
+// "&DeviceClientType={Config.UserAgent}" when set), the SAS token as password (none with a certificate
 // credential, whose TLS client certificate authenticates), CleanSession 0
 // and the configured keep-alive; it subscribes to $iothub/methods/POST/# at
 // QoS 0 and returns only once the SUBACK has granted it. Responses are
