@@ -9,7 +9,7 @@ import (
 
 	"github.com/directmethods/iotdevice/internal/amqp"
 	"github.com/directmethods/iotdevice/internal/amqpwire"
-	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/internal/sastoken"
 )
 
 // CBS status codes (HTTP-like, as the hub answers them).
@@ -86,7 +86,7 @@ func (h *Hub) verifyPutToken(req putToken, now time.Time) (string, time.Time, *c
 		return "", time.Time{}, &cbsError{cbsBadRequest, "the audience names no device or module: " + err.Error()}
 	}
 	if hostOnly {
-		t, err := sas.ParseToken(req.token)
+		t, err := sastoken.Parse(req.token)
 		if err != nil {
 			return unauthorized("the token is malformed")
 		}
