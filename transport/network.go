@@ -9,8 +9,8 @@ import (
 )
 
 // Network is one way of reaching a hub endpoint: TLS straight over TCP,
-// or a WebSocket over TLS (package ws). Adapters take one in their
-// options, so that a program links only the networks it uses.
+// or a WebSocket over TLS (packages mqttws and amqpws). Adapters take one
+// in their options, so that a program links only the networks it uses.
 type Network struct {
 	// Name says in logs which network a connection uses, such as "tls".
 	Name string
