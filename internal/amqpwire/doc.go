@@ -29,8 +29,9 @@
 // "/devices/{device}[/modules/{module}]/methods/devicebound": the
 // device's receiver takes requests, its sender returns responses. Both
 // carry the attach properties com.microsoft:api-version,
-// com.microsoft:channel-correlation-id (the same value on both; the hub
-// pairs the links by it) and, optionally, com.microsoft:client-version.
+// com.microsoft:channel-correlation-id (the same value on both, as the C#
+// and Node.js SDKs send it; the local hub pairs the links by it) and,
+// optionally, com.microsoft:client-version.
 // A request carries a uuid correlation-id, the application property
 // IoThub-methodname (a string) and the payload in one data section; the C
 // SDK rejects a request without any of them with amqp:decode-error. A
@@ -43,16 +44,17 @@
 //     https://learn.microsoft.com/azure/iot-hub/iot-hub-amqp-support
 //   - Control access to IoT Hub with shared access signatures:
 //     https://learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas
+//     (claims-based security)
 //   - Azure/azure-iot-sdk-c, iothub_client/src/iothubtransportamqp_methods.c
 //     (method links, attach properties, on_message_received),
 //     iothub_client/src/iothubtransport_amqp_cbs_auth.c (audience, token
-//     type) and iothub_client/src/iothubtransportamqp_websockets.c
+//     type, renewal) and iothub_client/src/iothubtransportamqp_websockets.c
 //   - Azure/azure-uamqp-c, src/cbs.c and src/amqp_management.c (put-token
 //     request and response)
 //   - Azure/azure-iot-sdk-node, common/transport/amqp/src/amqp_cbs.ts
 //     (put-token, success is status 200) and
 //     device/transport/amqp/src/amqp_device_method_client.ts (method
-//     links, api-version 2021-04-12)
+//     links), common/core/src/endpoint.ts (api-version 2021-04-12)
 //   - Azure/azure-iot-sdk-csharp,
 //     iothub/device/src/Transport/AmqpIot/AmqpIotConstants.cs and
 //     iothub/device/src/Transport/Amqp/AmqpUnit.cs (token type, one

@@ -210,7 +210,7 @@ func randomChannelID() string {
 }
 
 // attachMethods attaches the receiver then the sender on path with the
-// attach properties of protocol.md 5.3.
+// attach properties the SDKs send (internal/amqpwire lists them).
 func (c *amqpClient) attachMethods(identity, path, channelID string) (*methodLinks, error) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.t.Context(), waitTimeout)

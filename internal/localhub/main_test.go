@@ -65,8 +65,9 @@ type deviceOptions struct {
 	answer      answerFunc
 }
 
-// testDevice is a minimal device built on paho: it connects as protocol.md
-// describes, subscribes to method requests and answers them.
+// testDevice is a minimal device built on paho: it connects as the SDKs
+// do (internal/mqttwire describes the CONNECT), subscribes to method
+// requests and answers them.
 type testDevice struct {
 	client   mqtt.Client
 	identity string

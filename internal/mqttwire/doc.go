@@ -18,9 +18,9 @@
 // JSON or empty body; the device answers on
 // "$iothub/methods/res/{status}/?$rid={request id}", status a decimal
 // integer, body JSON or empty. The method name is written unencoded and
-// the request id is opaque: the device echoes it as received. The hub
-// numbers request ids per connection, from 1 after each CONNECT, so an id
-// names a request only on the connection it arrived on.
+// the request id is opaque: the device echoes it as received. IoT Hub has
+// been seen to number request ids per connection, from 1 after each
+// CONNECT, so an id names a request only on the connection it arrived on.
 //
 // The SDKs take the name as written and the request id as all that follows
 // "$rid=" (the C SDKs, the C# SDK); the Node.js SDK parses a query and so
@@ -41,7 +41,8 @@
 //   - Azure/azure-iot-sdk-csharp,
 //     iothub/device/src/Transport/Mqtt/MqttTransportHandler.cs
 //   - Azure/azure-iot-sdk-node, device/transport/mqtt/src/mqtt.ts
-//     (api-version 2021-04-12, _parseMessage)
+//     (_parseMessage) and common/core/src/endpoint.ts (api-version
+//     2021-04-12)
 //   - nrfconnect/sdk-nrf pull request #2962 (request ids counted per
 //     connection)
 package mqttwire

@@ -15,7 +15,8 @@ const (
 	// Receive before new ones are answered 503.
 	DefaultQueueSize = 256
 	// DefaultPutTokenTimeout bounds one CBS put-token exchange, as the C
-	// SDK does (protocol.md §5.2).
+	// SDK does (DEFAULT_CBS_REQUEST_TIMEOUT_SECS in azure-iot-sdk-c,
+	// iothub_client/src/iothubtransport_amqp_common.c).
 	DefaultPutTokenTimeout = 30 * time.Second
 )
 
