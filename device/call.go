@@ -222,9 +222,8 @@ var closedChan = func() chan struct{} {
 	return ch
 }()
 
-// handlerContext is the context a call's handler sees. It carries no
-// values: like the client's earlier context.WithTimeout of a background
-// context, it is not derived from Run's context.
+// handlerContext is the context a call's handler sees. It is not derived
+// from Run's context, so it carries no values.
 type handlerContext call
 
 func (h *handlerContext) Deadline() (time.Time, bool) {

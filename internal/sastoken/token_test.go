@@ -15,8 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// The known answers of issue 2, computed by the official Azure IoT SDK's
-// signing code.
+// Known answers, computed by the official Azure IoT SDK's signing code.
 const (
 	testKey    = "bG9jYWwtaHViLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmNkZWY="
 	testExpiry = 1767225600
