@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/transporttest"
@@ -172,7 +173,7 @@ func TestWrongKeyIsFatal(t *testing.T) {
 		cred, _ := sas.NewKeyCredential(testKeyB64, "", 0)
 		c, _ := device.NewClient(testHost, "dev-1", cred, &device.ClientOptions{Transport: fake})
 		err := c.Run(context.Background(), device.NewMethodMux())
-		if !errors.Is(err, sas.ErrBadSignature) || !errors.Is(err, transport.ErrUnauthorized) {
+		if !errors.Is(err, sastoken.ErrBadSignature) || !errors.Is(err, transport.ErrUnauthorized) {
 			t.Fatalf("Run = %v, want a bad-signature unauthorized error", err)
 		}
 	})

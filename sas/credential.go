@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/directmethods/iotdevice/internal/sastoken"
 )
 
 // DefaultTokenLifetime is how long a KeyCredential's tokens live unless told
@@ -88,12 +90,12 @@ func (c KeyCredential) LogValue() slog.Value {
 // client stops with an authentication error instead of retrying.
 type TokenCredential struct {
 	token  string
-	parsed *Token
+	parsed *sastoken.Token
 }
 
 // NewTokenCredential parses token and returns a credential that presents it.
 func NewTokenCredential(token string) (*TokenCredential, error) {
-	t, err := ParseToken(token)
+	t, err := sastoken.Parse(token)
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,10 @@
 // Package sas owns the credentials of Azure IoT Hub identities: connection
-// strings, shared access signature (SAS) tokens in both directions (signing
-// for devices, parsing and verifying for the local hub), and the Credential
-// interface that transports use to authenticate.
+// strings, shared access signature (SAS) tokens (signing them, and reading
+// the claims of one obtained elsewhere), and the Credential interface that
+// transports use to authenticate.
 //
-// It depends only on the standard library, so that every other package of
-// the module can build on it.
+// It depends only on the standard library and the module's internal token
+// code, so that every other package of the module can build on it.
 //
 // # Secrets
 //

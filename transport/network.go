@@ -9,8 +9,8 @@ import (
 )
 
 // Network is one way of reaching a hub endpoint: TLS straight over TCP,
-// or a WebSocket over TLS (package ws). Adapters take one in their
-// options, so that a program links only the networks it uses.
+// or a WebSocket over TLS (packages mqttws and amqpws). Adapters take one
+// in their options, so that a program links only the networks it uses.
 type Network struct {
 	// Name says in logs which network a connection uses, such as "tls".
 	Name string
@@ -25,21 +25,22 @@ type Network struct {
 	Dial func(ctx context.Context, address string, tlsConfig *tls.Config, cfg *Config) (net.Conn, error)
 }
 
-// ErrNoDial reports a Network without a Dial function.
-var ErrNoDial = errors.New("transport: network has no Dial function")
+// errNoDial reports a Network without a Dial function.
+var errNoDial = errors.New("transport: network has no Dial function")
 
 // Validate reports a Network an adapter cannot dial with, so that a
 // malformed option fails Dial with a clear error instead of a panic on a
 // protocol library's goroutine.
 func (n *Network) Validate() error {
 	if n.Dial == nil {
-		return fmt.Errorf("%w (network %q)", ErrNoDial, n.Name)
+		return fmt.Errorf("%w (network %q)", errNoDial, n.Name)
 	}
 	return nil
 }
 
-// DialTLS is the Dial of TLS over TCP.
-func DialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *Config) (net.Conn, error) {
+// DialTLS opens a TLS connection over TCP to address ("host:port") with
+// tlsConfig, as the Dial of a TLS Network does. ctx bounds the dial only.
+func DialTLS(ctx context.Context, address string, tlsConfig *tls.Config) (net.Conn, error) {
 	d := tls.Dialer{Config: tlsConfig}
 	return d.DialContext(ctx, "tcp", address)
 }

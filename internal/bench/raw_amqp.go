@@ -16,7 +16,9 @@ import (
 	goamqp "github.com/Azure/go-amqp"
 )
 
-// The IoT Hub AMQP facts the raw device needs (protocol.md §5 and §6).
+// The IoT Hub AMQP facts the raw device needs, as internal/amqpwire and
+// internal/ws document them with their sources. The raw device keeps its
+// own copy so that it shares no code with the SDK it is compared with.
 const (
 	rawAMQPSubprotocol  = "AMQPWSB10"
 	rawMethodNameKey    = "IoThub-methodname"

@@ -15,7 +15,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
-// The IoT Hub MQTT facts the raw device needs (protocol.md §3).
+// The IoT Hub MQTT facts the raw device needs, as internal/mqttwire
+// documents them with their sources. The raw device keeps its own copy so
+// that it shares no code with the SDK it is compared with.
 const (
 	rawAPIVersion      = "2021-04-12"
 	rawMethodsFilter   = "$iothub/methods/POST/#"

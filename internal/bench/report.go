@@ -49,7 +49,8 @@ func (r Result) String() string {
 
 func fmtMS(d time.Duration) string { return fmt.Sprintf("%.3fms", ms(d)) }
 
-// Targets of issue 6 for the SDK against the raw device.
+// Targets for the SDK against the raw device, as the README's Performance
+// section states them.
 const (
 	MaxP50Ratio  = 1.15
 	MinRateRatio = 0.9

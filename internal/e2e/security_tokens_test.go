@@ -12,6 +12,7 @@ import (
 
 	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/internal/localhub"
+	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -68,7 +69,7 @@ func TestServiceAPIRefusesBadTokens(t *testing.T) {
 	}{
 		{"good service token", sas.Sign(key, host, keyName, hour), 200},
 		{"forged", sas.Sign(forgedKey, host, keyName, hour), 401},
-		{"expired", sas.Sign(key, host, keyName, time.Now().Add(-sas.MaxClockSkew-time.Minute)), 401},
+		{"expired", sas.Sign(key, host, keyName, time.Now().Add(-sastoken.MaxClockSkew-time.Minute)), 401},
 		{"scoped to another device", sas.Sign(key, sas.Resource(host, "dev-2", ""), keyName, hour), 401},
 		{"unknown policy", sas.Sign(key, host, "nosuchpolicy", hour), 401},
 		{"device token", sas.Sign(identityKey(t, hub, "dev-1"), sas.Resource(host, "dev-1", ""), "", hour), 401},
@@ -142,7 +143,7 @@ func TestDeviceConnectionRefusesBadCredentials(t *testing.T) {
 				{"module token for its device", "dev-1", fixed(sas.Sign(identityKey(t, hub, "dev-1/mod-1"), sas.Resource(host, "dev-1", "mod-1"), "", hour))},
 				{"forged token", "dev-1", fixed(sas.Sign([]byte("forged key, forged key, forged!!"), sas.Resource(host, "dev-1", ""), "", hour))},
 				{"device key for another device", "dev-2", fixed(sas.Sign(identityKey(t, hub, "dev-1"), sas.Resource(host, "dev-2", ""), "", hour))},
-				{"expired token", "dev-1", fixed(sas.Sign(identityKey(t, hub, "dev-1"), sas.Resource(host, "dev-1", ""), "", time.Now().Add(-sas.MaxClockSkew-time.Minute)))},
+				{"expired token", "dev-1", fixed(sas.Sign(identityKey(t, hub, "dev-1"), sas.Resource(host, "dev-1", ""), "", time.Now().Add(-sastoken.MaxClockSkew-time.Minute)))},
 				{"unregistered certificate", "cert-dev", certCred},
 			}
 			for _, tt := range tests {

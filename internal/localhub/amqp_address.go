@@ -9,9 +9,6 @@ import (
 	"github.com/directmethods/iotdevice/sas"
 )
 
-// cbsAddress is the address of the claims-based-security node.
-const cbsAddress = "$cbs"
-
 // errBadAddress reports an AMQP address or audience that names no
 // identity the hub knows how to serve.
 var errBadAddress = errors.New("localhub: not an identity address")

@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/internal/amqp"
-	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
+	"github.com/directmethods/iotdevice/internal/sastoken"
 )
 
 // CBS status codes (HTTP-like, as the hub answers them).
@@ -20,7 +21,7 @@ const (
 
 // cbsTokenTypes are the put-token types accepted, compared
 // case-insensitively: the C and Node SDKs send the first, C# the second.
-var cbsTokenTypes = []string{"servicebus.windows.net:sastoken", "azure-devices.net:sastoken"}
+var cbsTokenTypes = []string{amqpwire.SASTokenType, amqpwire.IoTHubSASTokenType}
 
 // putToken is a parsed put-token request.
 type putToken struct {
@@ -46,14 +47,14 @@ func parsePutToken(m *amqp.Message) (putToken, *cbsError) {
 		s, _ := m.ApplicationProperties[key].(string)
 		return s
 	}
-	if op := prop("operation"); op != "put-token" {
+	if op := prop(amqpwire.OperationProperty); op != amqpwire.PutTokenOperation {
 		return bad("operation %q is not put-token", clip(op))
 	}
-	typ := prop("type")
+	typ := prop(amqpwire.TypeProperty)
 	if !containsFold(cbsTokenTypes, typ) {
 		return bad("token type %q is not supported", clip(typ))
 	}
-	audience := prop("name")
+	audience := prop(amqpwire.NameProperty)
 	if audience == "" {
 		return bad("the name (audience) property is missing")
 	}
@@ -85,7 +86,7 @@ func (h *Hub) verifyPutToken(req putToken, now time.Time) (string, time.Time, *c
 		return "", time.Time{}, &cbsError{cbsBadRequest, "the audience names no device or module: " + err.Error()}
 	}
 	if hostOnly {
-		t, err := sas.ParseToken(req.token)
+		t, err := sastoken.Parse(req.token)
 		if err != nil {
 			return unauthorized("the token is malformed")
 		}
@@ -113,8 +114,8 @@ func cbsReply(messageID any, status int32, description string) *amqp.Message {
 	return &amqp.Message{
 		Properties: &amqp.Properties{CorrelationID: messageID},
 		ApplicationProperties: map[string]any{
-			"status-code":        status,
-			"status-description": description,
+			amqpwire.StatusCodeProperty:        status,
+			amqpwire.StatusDescriptionProperty: description,
 		},
 	}
 }

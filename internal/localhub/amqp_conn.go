@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/internal/amqp"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 )
 
 // amqpConn is one AMQP connection, over TLS or a WebSocket. The engine
@@ -180,7 +181,7 @@ func (c *amqpConn) authorized(id *identity) bool {
 // links on the devicebound paths, and nothing else.
 func (c *amqpConn) ServeLink(ctx context.Context, l *amqp.Link) {
 	addr := l.Address()
-	if strings.EqualFold(addr, cbsAddress) {
+	if strings.EqualFold(addr, amqpwire.CBSAddress) {
 		c.serveCBS(ctx, l)
 		return
 	}

@@ -15,6 +15,7 @@ import (
 
 	goamqp "github.com/Azure/go-amqp"
 	"github.com/coder/websocket"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 )
 
 // amqpDialOptions shape a test AMQP connection.
@@ -98,9 +99,9 @@ func mustDialAMQP(t testing.TB, h *Hub, webSocket bool) *amqpClient {
 // cbsLinks attaches the $cbs sender and receiver once.
 func (c *amqpClient) cbsLinks(ctx context.Context) error {
 	c.cbsOnce.Do(func() {
-		c.cbsSender, c.cbsErr = c.session.NewSender(ctx, cbsAddress, &goamqp.SenderOptions{SourceAddress: cbsAddress})
+		c.cbsSender, c.cbsErr = c.session.NewSender(ctx, amqpwire.CBSAddress, &goamqp.SenderOptions{SourceAddress: amqpwire.CBSAddress})
 		if c.cbsErr == nil {
-			c.cbsReceiver, c.cbsErr = c.session.NewReceiver(ctx, cbsAddress, &goamqp.ReceiverOptions{TargetAddress: cbsAddress})
+			c.cbsReceiver, c.cbsErr = c.session.NewReceiver(ctx, amqpwire.CBSAddress, &goamqp.ReceiverOptions{TargetAddress: amqpwire.CBSAddress})
 		}
 	})
 	return c.cbsErr
@@ -209,7 +210,7 @@ func randomChannelID() string {
 }
 
 // attachMethods attaches the receiver then the sender on path with the
-// attach properties of protocol.md 5.3.
+// attach properties the SDKs send (internal/amqpwire lists them).
 func (c *amqpClient) attachMethods(identity, path, channelID string) (*methodLinks, error) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.t.Context(), waitTimeout)
@@ -252,7 +253,7 @@ func (m *methodLinks) serve(answer answerFunc) {
 				return
 			}
 			_ = m.requests.AcceptMessage(ctx, msg)
-			req := amqpRequest{name: msg.ApplicationProperties[amqpMethodNameProperty], data: msg.Data, value: msg.Value}
+			req := amqpRequest{name: msg.ApplicationProperties[amqpwire.MethodNameProperty], data: msg.Data, value: msg.Value}
 			if msg.Properties != nil {
 				req.correlationID = msg.Properties.CorrelationID
 			}
@@ -288,7 +289,7 @@ func (m *methodLinks) stopServing() {
 func (m *methodLinks) respond(ctx context.Context, correlationID any, status int32, body []byte) error {
 	resp := &goamqp.Message{
 		Properties:            &goamqp.MessageProperties{CorrelationID: correlationID},
-		ApplicationProperties: map[string]any{amqpStatusProperty: status},
+		ApplicationProperties: map[string]any{amqpwire.StatusProperty: status},
 	}
 	if body != nil {
 		resp.Data = [][]byte{body}

@@ -12,17 +12,12 @@ import (
 	"sync"
 
 	"github.com/directmethods/iotdevice/internal/amqp"
-)
-
-// Application properties of method messages (azure-iot-sdk-c, iothubtransportamqp_methods.c).
-const (
-	amqpMethodNameProperty = "IoThub-methodname"
-	amqpStatusProperty     = "IoThub-status"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 )
 
 // channelCorrelationProperty pairs an identity's request and response
 // links.
-const channelCorrelationProperty amqp.Symbol = "com.microsoft:channel-correlation-id"
+const channelCorrelationProperty = amqp.Symbol(amqpwire.ChannelCorrelationProperty)
 
 // errLinkSlotTaken reports a second method link of the same role for the
 // same identity and channel.
@@ -291,7 +286,7 @@ func (ch *methodChannel) requestMessage(req channelRequest) *amqp.Message {
 	}
 	return &amqp.Message{
 		Properties:            &amqp.Properties{CorrelationID: requestCorrelationID(ch.conn.hub.amqpRIDPrefix, req.call.n)},
-		ApplicationProperties: map[string]any{amqpMethodNameProperty: req.name},
+		ApplicationProperties: map[string]any{amqpwire.MethodNameProperty: req.name},
 		Data:                  [][]byte{payload},
 	}
 }
@@ -332,13 +327,13 @@ func parseMethodResponse(m *amqp.Message) (correlationID any, resp methodRespons
 		return nil, methodResponse{}, fmt.Errorf("%w: no correlation-id", ErrInvalidResponse)
 	}
 	correlationID = m.Properties.CorrelationID
-	raw, ok := applicationProperty(m, amqpStatusProperty)
+	raw, ok := applicationProperty(m, amqpwire.StatusProperty)
 	if !ok {
-		return correlationID, methodResponse{}, fmt.Errorf("%w: no %s property", ErrInvalidResponse, amqpStatusProperty)
+		return correlationID, methodResponse{}, fmt.Errorf("%w: no %s property", ErrInvalidResponse, amqpwire.StatusProperty)
 	}
 	status, ok := integer(raw)
 	if !ok {
-		return correlationID, methodResponse{}, fmt.Errorf("%w: %s is %T, not an integer", ErrInvalidResponse, amqpStatusProperty, raw)
+		return correlationID, methodResponse{}, fmt.Errorf("%w: %s is %T, not an integer", ErrInvalidResponse, amqpwire.StatusProperty, raw)
 	}
 	size := 0
 	for _, d := range m.Data {

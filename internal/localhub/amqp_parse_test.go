@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/directmethods/iotdevice/internal/amqp"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 )
 
 func TestParseMethodAddress(t *testing.T) {
@@ -34,6 +35,9 @@ func TestParseMethodAddress(t *testing.T) {
 		{"amqps://hub", ""},
 		{"$cbs", ""},
 		{"", ""},
+		// The addresses the device adapter attaches to.
+		{amqpwire.MethodsAddress("dev-1", ""), "dev-1"},
+		{amqpwire.MethodsAddress("dev-1", "mod-1"), "dev-1/mod-1"},
 	}
 	for _, tt := range tests {
 		got, err := parseMethodAddress(tt.in)

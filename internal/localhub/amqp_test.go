@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/directmethods/iotdevice/internal/amqp"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -419,7 +420,7 @@ func TestAMQPResponseWithoutStatusRejected(t *testing.T) {
 	}
 	// An unknown correlation id is accepted and ignored.
 	err = s.Send(ctx, &goamqp.Message{Properties: &goamqp.MessageProperties{CorrelationID: "not-a-uuid"},
-		ApplicationProperties: map[string]any{amqpStatusProperty: int64(200)}}, nil)
+		ApplicationProperties: map[string]any{amqpwire.StatusProperty: int64(200)}}, nil)
 	if err != nil {
 		t.Errorf("send with an unknown correlation id: %v", err)
 	}

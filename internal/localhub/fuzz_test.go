@@ -139,7 +139,8 @@ func FuzzParseMethodResponseTopic(f *testing.F) {
 }
 
 // FuzzRequestTopicRoundTrip checks that every valid method name and rid
-// survive the request topic as SDKs split it.
+// survive the request topic as the device adapter parses it, and as the
+// SDKs that split it on '/' do.
 func FuzzRequestTopicRoundTrip(f *testing.F) {
 	f.Add("turnOn", uint64(1))
 	f.Add("comp*cmd", uint64(0xffffffff))

@@ -19,6 +19,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -64,8 +65,9 @@ type deviceOptions struct {
 	answer      answerFunc
 }
 
-// testDevice is a minimal device built on paho: it connects as protocol.md
-// describes, subscribes to method requests and answers them.
+// testDevice is a minimal device built on paho: it connects as the SDKs
+// do (internal/mqttwire describes the CONNECT), subscribes to method
+// requests and answers them.
 type testDevice struct {
 	client   mqtt.Client
 	identity string
@@ -184,14 +186,11 @@ func wait(tok mqtt.Token) error {
 	return tok.Error()
 }
 
-// parseRequestTopic splits "$iothub/methods/POST/{name}/?$rid={rid}".
+// parseRequestTopic splits "$iothub/methods/POST/{name}/?$rid={rid}" as
+// the device adapter does.
 func parseRequestTopic(topic string) (name, rid string, ok bool) {
-	rest, ok := strings.CutPrefix(topic, methodRequestPrefix)
-	if !ok {
-		return "", "", false
-	}
-	name, rid, ok = strings.Cut(rest, "/?$rid=")
-	return name, rid, ok && name != "" && rid != ""
+	name, rid, err := mqttwire.ParseRequestTopic(topic)
+	return name, rid, err == nil
 }
 
 // invoke calls a method through the REST API with the hub's service client.
@@ -294,7 +293,7 @@ func subscribe(t testing.TB, c *rawConn, qos byte) {
 	t.Helper()
 	sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
 	sub.MessageID = 1
-	sub.Topics, sub.Qoss = []string{methodSubscribeFilter}, []byte{qos}
+	sub.Topics, sub.Qoss = []string{mqttwire.MethodsFilter}, []byte{qos}
 	c.write(t, sub)
 	ack, ok := c.read(t).(*packets.SubackPacket)
 	if !ok || len(ack.ReturnCodes) != 1 || ack.ReturnCodes[0] != min(qos, 1) {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -342,7 +343,7 @@ func (s *mqttSession) handleSubscribe(p *packets.SubscribePacket) error {
 		}
 		granted := min(qos, 1)
 		switch {
-		case filter == methodSubscribeFilter:
+		case filter == mqttwire.MethodsFilter:
 			methods, methodQoS = true, granted
 		case s.isOtherHubFilter(filter):
 		default:
@@ -383,7 +384,7 @@ func (s *mqttSession) handleUnsubscribe(p *packets.UnsubscribePacket) error {
 	s.methodsLock <- struct{}{}
 	defer func() { <-s.methodsLock }()
 	for _, filter := range p.Topics {
-		if filter == methodSubscribeFilter {
+		if filter == mqttwire.MethodsFilter {
 			s.hub.router.setSubscribed(s.identity, s, false, 0)
 			s.methodsOn.Store(false)
 			s.log.Info("mqtt: unsubscribed from methods", "identity", s.identity)

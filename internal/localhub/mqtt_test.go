@@ -13,6 +13,7 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -197,9 +198,9 @@ func TestConnectionErrorsCloseOnlyThatConnection(t *testing.T) {
 		{"truncated field", false, []byte{0x30, 0x03, 0x00, 0x10, 'a'}},
 		{"subscribe with wrong flags", false, []byte{0x80, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00}},
 		{"subscribe without topics", false, []byte{0x82, 0x02, 0x00, 0x01}},
-		{"publish QoS 2", false, publish(methodResponsePrefix+"200/?$rid=1", 2, []byte("{}"))},
-		{"response with non-integer status", false, publish(methodResponsePrefix+"ok/?$rid=1", 0, []byte("{}"))},
-		{"response without rid", false, publish(methodResponsePrefix+"200/", 0, []byte("{}"))},
+		{"publish QoS 2", false, publish(mqttwire.ResponsePrefix+"200/?$rid=1", 2, []byte("{}"))},
+		{"response with non-integer status", false, publish(mqttwire.ResponsePrefix+"ok/?$rid=1", 0, []byte("{}"))},
+		{"response without rid", false, publish(mqttwire.ResponsePrefix+"200/", 0, []byte("{}"))},
 		{"second CONNECT", false, func() []byte {
 			var b bytes.Buffer
 			_ = connectPacket("localhost", "bad", "x", true).Write(&b)
@@ -234,7 +235,7 @@ func TestSessionPackets(t *testing.T) {
 	t.Run("subscribe grants", func(t *testing.T) {
 		sub := packets.NewControlPacket(packets.Subscribe).(*packets.SubscribePacket)
 		sub.MessageID = 9
-		sub.Topics = []string{methodSubscribeFilter, "$iothub/twin/res/#", "devices/dev/messages/devicebound/#", "some/other/#"}
+		sub.Topics = []string{mqttwire.MethodsFilter, "$iothub/twin/res/#", "devices/dev/messages/devicebound/#", "some/other/#"}
 		sub.Qoss = []byte{2, 0, 1, 1}
 		c.write(t, sub)
 		ack, ok := c.read(t).(*packets.SubackPacket)
@@ -266,7 +267,7 @@ func TestSessionPackets(t *testing.T) {
 			t.Fatal(err)
 		}
 		un := packets.NewControlPacket(packets.Unsubscribe).(*packets.UnsubscribePacket)
-		un.MessageID, un.Topics = 10, []string{methodSubscribeFilter}
+		un.MessageID, un.Topics = 10, []string{mqttwire.MethodsFilter}
 		c.write(t, un)
 		if ack, ok := c.read(t).(*packets.UnsubackPacket); !ok || ack.MessageID != 10 {
 			t.Fatalf("got %v, want UNSUBACK 10", ack)

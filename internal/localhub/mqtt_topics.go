@@ -6,13 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-)
 
-// MQTT topics of direct methods.
-const (
-	methodSubscribeFilter = "$iothub/methods/POST/#"
-	methodRequestPrefix   = "$iothub/methods/POST/"
-	methodResponsePrefix  = "$iothub/methods/res/"
+	"github.com/directmethods/iotdevice/internal/mqttwire"
 )
 
 // Topic errors, testable with errors.Is.
@@ -29,7 +24,7 @@ var (
 // "$iothub/methods/POST/{name}/?$rid={rid}", with no other properties,
 // because several SDKs take everything after "$rid=" as the request id.
 func methodRequestTopic(name, rid string) string {
-	return methodRequestPrefix + name + "/?$rid=" + rid
+	return mqttwire.RequestPrefix + name + mqttwire.RIDSeparator + rid
 }
 
 // parseMethodResponseTopic parses "$iothub/methods/res/{status}/?$rid={rid}".
@@ -38,7 +33,7 @@ func methodRequestTopic(name, rid string) string {
 // rid is still returned with the error, so that the call it answers can
 // be failed at once.
 func parseMethodResponseTopic(topic string) (status int, rid string, err error) {
-	rest, ok := strings.CutPrefix(topic, methodResponsePrefix)
+	rest, ok := strings.CutPrefix(topic, mqttwire.ResponsePrefix)
 	if !ok {
 		return 0, "", errNotMethodResponse
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -210,7 +211,7 @@ func (r *registry) serviceConnectionString() string {
 // returns the token's expiry. Errors wrap ErrUnauthorized and say why
 // without echoing the token.
 func (r *registry) authenticateToken(id *identity, token string, now time.Time) (time.Time, error) {
-	t, err := sas.ParseToken(token)
+	t, err := sastoken.Parse(token)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
@@ -257,7 +258,7 @@ func (r *registry) authorizeService(token, target string, now time.Time) error {
 	if token == "" {
 		return fmt.Errorf("%w: no Authorization header", ErrUnauthorized)
 	}
-	t, err := sas.ParseToken(token)
+	t, err := sastoken.Parse(token)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -129,8 +130,8 @@ func TestInvalidResponseEndsCall(t *testing.T) {
 			c.write(t, p)
 		}},
 		{"amqp without IoThub-status", amqpAnswer(&goamqp.Message{})},
-		{"amqp status not an integer", amqpAnswer(&goamqp.Message{ApplicationProperties: map[string]any{amqpStatusProperty: "200"}})},
-		{"amqp payload over 128 KB", amqpAnswer(&goamqp.Message{ApplicationProperties: map[string]any{amqpStatusProperty: int32(200)}, Data: [][]byte{[]byte(`"` + tooLarge + `"`)}})},
+		{"amqp status not an integer", amqpAnswer(&goamqp.Message{ApplicationProperties: map[string]any{amqpwire.StatusProperty: "200"}})},
+		{"amqp payload over 128 KB", amqpAnswer(&goamqp.Message{ApplicationProperties: map[string]any{amqpwire.StatusProperty: int32(200)}, Data: [][]byte{[]byte(`"` + tooLarge + `"`)}})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

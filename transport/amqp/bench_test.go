@@ -22,7 +22,7 @@ func BenchmarkParseRequest(b *testing.B) {
 		if err := msg.UnmarshalBinary(wire); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := ParseRequest(&msg); err != nil {
+		if _, err := parseRequest(&msg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -31,14 +31,14 @@ func BenchmarkParseRequest(b *testing.B) {
 // BenchmarkNewResponse builds and encodes a response.
 func BenchmarkNewResponse(b *testing.B) {
 	msg := methodMessage(testUUID, "reboot", benchPayload)
-	req, err := ParseRequest(msg)
+	req, err := parseRequest(msg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(benchPayload)))
 	b.ReportAllocs()
 	for b.Loop() {
-		resp, err := NewResponse(req, 200, benchPayload)
+		resp, err := newResponse(req, 200, benchPayload)
 		if err != nil {
 			b.Fatal(err)
 		}

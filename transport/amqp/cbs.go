@@ -8,49 +8,39 @@ import (
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 	"github.com/directmethods/iotdevice/transport"
 )
 
-// Claims-based security (protocol.md §5.2).
-const (
-	// cbsAddress is the node that takes put-token requests.
-	cbsAddress = "$cbs"
-	// cbsReplyTo is the reply-to of put-token requests.
-	cbsReplyTo = "cbs"
-	// SASTokenType is the token type of a put-token request with a SAS
-	// token.
-	SASTokenType = "servicebus.windows.net:sastoken"
-)
-
-// NewPutTokenRequest builds a CBS put-token request: the token as an
+// newPutTokenRequest builds a CBS put-token request: the token as an
 // amqp-value string body, the application properties operation=put-token,
-// type=SASTokenType and name=audience, messageID (a string or a uint64)
-// as message-id, and reply-to "cbs".
-func NewPutTokenRequest(token, audience string, messageID any) *goamqp.Message {
-	replyTo := cbsReplyTo
+// type=servicebus.windows.net:sastoken and name=audience, messageID (a
+// string or a uint64) as message-id, and reply-to "cbs".
+func newPutTokenRequest(token, audience string, messageID any) *goamqp.Message {
+	replyTo := amqpwire.CBSReplyTo
 	return &goamqp.Message{
 		Properties: &goamqp.MessageProperties{MessageID: messageID, ReplyTo: &replyTo},
 		ApplicationProperties: map[string]any{
-			"operation": "put-token",
-			"type":      SASTokenType,
-			"name":      audience,
+			amqpwire.OperationProperty: amqpwire.PutTokenOperation,
+			amqpwire.TypeProperty:      amqpwire.SASTokenType,
+			amqpwire.NameProperty:      audience,
 		},
 		Value: token,
 	}
 }
 
-// PutTokenStatus reads a CBS response: its correlation-id, its
+// putTokenStatus reads a CBS response: its correlation-id, its
 // status-code (any integer type) and its status-description. ok is false
 // when the message carries no status code.
-func PutTokenStatus(msg *goamqp.Message) (correlationID any, status int, description string, ok bool) {
+func putTokenStatus(msg *goamqp.Message) (correlationID any, status int, description string, ok bool) {
 	if msg == nil {
 		return nil, 0, "", false
 	}
 	if msg.Properties != nil {
 		correlationID = msg.Properties.CorrelationID
 	}
-	description, _ = msg.ApplicationProperties["status-description"].(string)
-	status, ok = asInt(msg.ApplicationProperties["status-code"])
+	description, _ = msg.ApplicationProperties[amqpwire.StatusDescriptionProperty].(string)
+	status, ok = asInt(msg.ApplicationProperties[amqpwire.StatusCodeProperty])
 	return correlationID, status, description, ok
 }
 
@@ -113,21 +103,21 @@ type cbsClient struct {
 func openCBS(ctx context.Context, session *goamqp.Session) (*cbsClient, error) {
 	suffix := newUUID().String()
 	settled := goamqp.SenderSettleModeSettled
-	sender, err := session.NewSender(ctx, cbsAddress, &goamqp.SenderOptions{
+	sender, err := session.NewSender(ctx, amqpwire.CBSAddress, &goamqp.SenderOptions{
 		Name:           "$cbs-sender-" + suffix,
-		SourceAddress:  cbsAddress,
+		SourceAddress:  amqpwire.CBSAddress,
 		SettlementMode: &settled,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("attach %s sender: %w", cbsAddress, err)
+		return nil, fmt.Errorf("attach %s sender: %w", amqpwire.CBSAddress, err)
 	}
-	receiver, err := session.NewReceiver(ctx, cbsAddress, &goamqp.ReceiverOptions{
+	receiver, err := session.NewReceiver(ctx, amqpwire.CBSAddress, &goamqp.ReceiverOptions{
 		Name:          "$cbs-receiver-" + suffix,
-		TargetAddress: cbsAddress,
+		TargetAddress: amqpwire.CBSAddress,
 		Credit:        10,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("attach %s receiver: %w", cbsAddress, err)
+		return nil, fmt.Errorf("attach %s receiver: %w", amqpwire.CBSAddress, err)
 	}
 	return &cbsClient{sender: sender, receiver: receiver, turn: make(chan struct{}, 1)}, nil
 }
@@ -146,7 +136,7 @@ func (c *cbsClient) putToken(ctx context.Context, token, audience string, timeou
 	}
 
 	messageID := newUUID().String()
-	if err := c.sender.Send(ctx, NewPutTokenRequest(token, audience, messageID), nil); err != nil {
+	if err := c.sender.Send(ctx, newPutTokenRequest(token, audience, messageID), nil); err != nil {
 		return fmt.Errorf("amqp: put-token: send: %w", linkFailure(ctx, err))
 	}
 	for {
@@ -157,7 +147,7 @@ func (c *cbsClient) putToken(ctx context.Context, token, audience string, timeou
 		if err := c.receiver.AcceptMessage(ctx, msg); err != nil {
 			return fmt.Errorf("amqp: put-token: settle: %w", linkFailure(ctx, err))
 		}
-		id, status, description, ok := PutTokenStatus(msg)
+		id, status, description, ok := putTokenStatus(msg)
 		if s, isString := id.(string); !isString || s != messageID {
 			continue // the answer to an exchange that gave up waiting
 		}

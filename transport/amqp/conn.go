@@ -9,6 +9,7 @@ import (
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 	"github.com/directmethods/iotdevice/transport"
 )
 
@@ -97,7 +98,7 @@ func (c *conn) pump() {
 			}
 			return
 		}
-		req, err := ParseRequest(msg)
+		req, err := parseRequest(msg)
 		if err != nil {
 			c.log.Warn("amqp: rejecting malformed method request", malformedAttrs(msg, err)...)
 			rejection := &goamqp.Error{Condition: goamqp.ErrCondDecodeError, Description: err.Error()}
@@ -134,7 +135,7 @@ func (c *conn) pump() {
 // payload.
 func malformedAttrs(msg *goamqp.Message, err error) []any {
 	attrs := make([]any, 0, 6)
-	if name, ok := msg.ApplicationProperties[MethodNameProperty].(string); ok {
+	if name, ok := msg.ApplicationProperties[amqpwire.MethodNameProperty].(string); ok {
 		attrs = append(attrs, "method", name)
 	}
 	if msg.Properties != nil {
@@ -208,7 +209,7 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 	if err := c.ended(); err != nil {
 		return fmt.Errorf("amqp: respond: %w", err)
 	}
-	msg, err := NewResponse(req, status, payload)
+	msg, err := newResponse(req, status, payload)
 	if err != nil {
 		return err
 	}

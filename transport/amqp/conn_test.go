@@ -17,6 +17,7 @@ import (
 	goamqp "github.com/Azure/go-amqp"
 	iamqp "github.com/directmethods/iotdevice/internal/amqp"
 	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/google/go-cmp/cmp"
@@ -179,7 +180,7 @@ func TestDialPutToken(t *testing.T) {
 			if !ok {
 				t.Fatalf("put-token body is %T, want an amqp-value string", put.Value)
 			}
-			tok, err := sas.ParseToken(token)
+			tok, err := sastoken.Parse(token)
 			if err != nil {
 				t.Fatalf("body is not a SAS token: %v", err)
 			}
@@ -596,7 +597,7 @@ func TestRefreshToken(t *testing.T) {
 		t.Errorf("expiry = %v, want about an hour from now", expiry)
 	}
 	put := receive(t, hc.putTokens, "second put-token")
-	tok, err := sas.ParseToken(put.Value.(string))
+	tok, err := sastoken.Parse(put.Value.(string))
 	if err != nil || tok.Verify(testKey, time.Now()) != nil {
 		t.Errorf("renewed token does not verify: %v", err)
 	}

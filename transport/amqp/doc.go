@@ -1,35 +1,64 @@
 // Package amqp carries IoT Hub direct methods over AMQP 1.0 on TLS port
-// 5671, as protocol.md §5 describes. Its Dialer implements
-// transport.Dialer on top of github.com/Azure/go-amqp: it opens the secured
-// byte stream itself (Options.Network) and hands it to go-amqp.
+// 5671. Its Dialer implements transport.Dialer on top of
+// github.com/Azure/go-amqp: it opens the secured byte stream itself
+// (Options.Network) and hands it to go-amqp.
 //
 // AMQP over WebSockets (wss://{host}:443/$iothub/websocket, subprotocol
-// "AMQPWSB10", protocol.md §6) is in package amqpws, which plugs a
-// WebSocket Network into this package's Dialer. Keeping it apart means a
-// program that only uses AMQP over TLS links neither an HTTP client nor a
-// WebSocket library.
+// "AMQPWSB10") is in package amqpws, which plugs a WebSocket Network into
+// this package's Dialer. Keeping it apart means a program that only uses
+// AMQP over TLS links neither an HTTP client nor a WebSocket library.
 //
-// With a SAS credential a Dial opens the connection with SASL ANONYMOUS
-// and presents the token with a claims-based-security put-token on $cbs
-// (an amqp-value body holding the token; operation=put-token,
+// # Protocol
+//
+// The open frame names the hub's host. With a SAS credential a Dial opens
+// the connection with SASL ANONYMOUS and presents the token with a
+// claims-based-security put-token on the $cbs node (an amqp-value body
+// holding the token; operation=put-token,
 // type=servicebus.windows.net:sastoken, name=the audience
 // "{host}/devices/{id}[/modules/{mid}]"), which succeeds only on status
-// 200. The $cbs links stay open: the returned Conn implements
-// transport.TokenRefresher and renews the token with a new put-token on
-// the live connection. With a certificate credential the TLS client
-// certificate authenticates, and there is neither SASL nor CBS; the Conn
-// still implements RefreshToken, which then does nothing and returns the
-// zero time.
+// 200, as in the Node.js SDK. The $cbs links stay open: the returned Conn
+// implements transport.TokenRefresher and renews the token with a new
+// put-token on the live connection, without reconnecting, as the C and
+// Node.js SDKs do. Each put-token waits at most Options.PutTokenTimeout, 30 s
+// by default, as in the C SDK. With a certificate credential the TLS
+// client certificate authenticates, and there is neither SASL nor CBS; the
+// Conn still implements RefreshToken, which then does nothing and returns
+// the zero time.
 //
 // The Dial then attaches a receiver (source) and a sender (target) on
 // /devices/{id}[/modules/{mid}]/methods/devicebound, both with the
-// attach properties com.microsoft:api-version, the same
-// com.microsoft:channel-correlation-id "methods:{uuid}" and
-// com.microsoft:client-version, and returns only once both are attached.
-// Responses are sent unsettled with the request's correlation id in its
-// wire type, IoThub-status as an int32 and one data section; Respond
-// returns once the hub has settled the answer. With
-// Options.AnswerAtMostOnce they go pre-settled.
+// attach properties com.microsoft:api-version,
+// com.microsoft:channel-correlation-id "methods:{uuid}", the same on both
+// links, as the C# and Node.js SDKs send it, and
+// com.microsoft:client-version; it returns only once both are attached. A request carries a uuid correlation-id, the method name in
+// IoThub-methodname and the payload in a data section; a request without
+// them is rejected with amqp:decode-error, as the C SDK does. Responses
+// are sent unsettled with the request's correlation id in its wire type,
+// IoThub-status as an int32 and one data section; Respond returns once the
+// hub has settled the answer. With Options.AnswerAtMostOnce they go
+// pre-settled, as the C# SDK sends them.
+//
+// Sources:
+//
+//   - Communicate with your IoT hub by using the AMQP protocol:
+//     https://learn.microsoft.com/azure/iot-hub/iot-hub-amqp-support
+//   - Control access to IoT Hub with shared access signatures:
+//     https://learn.microsoft.com/azure/iot-hub/authenticate-authorize-sas
+//     (claims-based security)
+//   - Azure/azure-iot-sdk-c, iothub_client/src/iothubtransportamqp_methods.c
+//     (method links, request checks),
+//     iothub_client/src/iothubtransport_amqp_cbs_auth.c (put-token,
+//     renewal on the live connection) and
+//     iothub_client/src/iothubtransport_amqp_common.c (put-token timeout)
+//   - Azure/azure-iot-sdk-node, common/transport/amqp/src/amqp_cbs.ts
+//     (put-token, status 200), device/transport/amqp/src/amqp.ts (renewal)
+//     and device/transport/amqp/src/amqp_device_method_client.ts (method
+//     links)
+//   - Azure/azure-iot-sdk-csharp, iothub/device/src/Transport/Amqp/AmqpUnit.cs
+//     and iothub/device/src/Transport/AmqpIot/AmqpIotSession.cs (channel
+//     correlation id, settle modes)
+//
+// # Behaviour
 //
 // The adapter only moves bytes: a Conn never reconnects, and retry,
 // dispatch, JSON validation and deciding when to renew tokens belong to

@@ -10,7 +10,7 @@ import (
 )
 
 // FuzzParseRequest feeds encoded messages, as they come off the network,
-// through go-amqp's decoder and ParseRequest: neither may panic, and every
+// through go-amqp's decoder and parseRequest: neither may panic, and every
 // request accepted must answer with the same correlation id.
 func FuzzParseRequest(f *testing.F) {
 	seeds := []*goamqp.Message{
@@ -37,10 +37,10 @@ func FuzzParseRequest(f *testing.F) {
 		if !ok {
 			return
 		}
-		req, err := ParseRequest(msg)
+		req, err := parseRequest(msg)
 		if err != nil {
-			if !errors.Is(err, ErrMalformedRequest) {
-				t.Fatalf("ParseRequest error %v does not wrap ErrMalformedRequest", err)
+			if !errors.Is(err, errMalformedRequest) {
+				t.Fatalf("parseRequest error %v does not wrap errMalformedRequest", err)
 			}
 			return
 		}
@@ -50,9 +50,9 @@ func FuzzParseRequest(f *testing.F) {
 		if !bytes.Equal(req.Payload, bytes.Join(msg.Data, nil)) {
 			t.Fatalf("payload is not the data sections concatenated")
 		}
-		resp, err := NewResponse(req, 200, nil)
+		resp, err := newResponse(req, 200, nil)
 		if err != nil {
-			t.Fatalf("NewResponse: %v", err)
+			t.Fatalf("newResponse: %v", err)
 		}
 		if !reflect.DeepEqual(resp.Properties.CorrelationID, msg.Properties.CorrelationID) {
 			t.Fatalf("response correlation id %#v, request %#v", resp.Properties.CorrelationID, msg.Properties.CorrelationID)
@@ -63,7 +63,7 @@ func FuzzParseRequest(f *testing.F) {
 // decodeMessage runs go-amqp's message decoder. In v1.7.0 it panics on
 // annotations whose map keys are not comparable (binary, list, map), as the
 // seed 84b0d9d97df7a0d3 shows; such input counts as undecodable here, since
-// that panic is go-amqp's and happens before ParseRequest is reached.
+// that panic is go-amqp's and happens before parseRequest is reached.
 func decodeMessage(b []byte) (msg *goamqp.Message, ok bool) {
 	defer func() {
 		if recover() != nil {

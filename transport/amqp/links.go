@@ -5,37 +5,19 @@ import (
 	"fmt"
 
 	goamqp "github.com/Azure/go-amqp"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 )
-
-// Attach properties of the method links (protocol.md §5.3).
-const (
-	apiVersionProperty    = "com.microsoft:api-version"
-	channelProperty       = "com.microsoft:channel-correlation-id"
-	clientVersionProperty = "com.microsoft:client-version"
-	// APIVersion is the IoT Hub API version the method links announce.
-	APIVersion = "2021-04-12"
-)
-
-// MethodsAddress returns the address of an identity's method links:
-// /devices/{deviceID}/methods/devicebound, or
-// /devices/{deviceID}/modules/{moduleID}/methods/devicebound for a module.
-func MethodsAddress(deviceID, moduleID string) string {
-	if moduleID != "" {
-		return "/devices/" + deviceID + "/modules/" + moduleID + "/methods/devicebound"
-	}
-	return "/devices/" + deviceID + "/methods/devicebound"
-}
 
 // methodLinkProperties returns the attach properties shared by both method
 // links: the API version, the channel correlation id that pairs them and,
 // when set, the client version.
 func methodLinkProperties(channel, userAgent string) map[string]any {
 	props := map[string]any{
-		apiVersionProperty: APIVersion,
-		channelProperty:    channel,
+		amqpwire.APIVersionProperty:         amqpwire.APIVersion,
+		amqpwire.ChannelCorrelationProperty: channel,
 	}
 	if userAgent != "" {
-		props[clientVersionProperty] = userAgent
+		props[amqpwire.ClientVersionProperty] = userAgent
 	}
 	return props
 }
@@ -48,7 +30,7 @@ func methodLinkProperties(channel, userAgent string) map[string]any {
 // breaks is sent again on the next connection instead of being lost.
 // Options.AnswerAtMostOnce sends them pre-settled instead.
 func (c *conn) attachMethodLinks(ctx context.Context) error {
-	address := MethodsAddress(c.cfg.DeviceID, c.cfg.ModuleID)
+	address := amqpwire.MethodsAddress(c.cfg.DeviceID, c.cfg.ModuleID)
 	channel := newUUID().String()
 	props := methodLinkProperties("methods:"+channel, c.cfg.UserAgent)
 

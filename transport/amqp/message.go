@@ -8,50 +8,43 @@ import (
 	"strconv"
 
 	goamqp "github.com/Azure/go-amqp"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 	"github.com/directmethods/iotdevice/transport"
 )
 
-// Application properties of method messages (protocol.md §5.3).
-const (
-	// MethodNameProperty carries the method name of a request.
-	MethodNameProperty = "IoThub-methodname"
-	// StatusProperty carries the status of a response, as an int32.
-	StatusProperty = "IoThub-status"
-)
-
-// ErrMalformedRequest reports a request message that lacks its correlation
+// errMalformedRequest reports a request message that lacks its correlation
 // id, its method name or its data section. Such a request is rejected with
 // amqp:decode-error.
-var ErrMalformedRequest = errors.New("amqp: malformed method request")
+var errMalformedRequest = errors.New("amqp: malformed method request")
 
-// ParseRequest converts a request message from the hub into a
+// parseRequest converts a request message from the hub into a
 // transport.MethodRequest. It requires properties.correlation-id (a uuid as
 // the hub sends it; a non-empty string, ulong or binary is accepted too),
 // the application property IoThub-methodname (a non-empty string) and at
 // least one data section; the payload is the data sections concatenated.
 // Handle keeps the correlation id in its wire type, RequestID holds its
-// string form. Errors wrap ErrMalformedRequest and never quote the payload.
-func ParseRequest(msg *goamqp.Message) (*transport.MethodRequest, error) {
+// string form. Errors wrap errMalformedRequest and never quote the payload.
+func parseRequest(msg *goamqp.Message) (*transport.MethodRequest, error) {
 	if msg == nil {
-		return nil, fmt.Errorf("%w: no message", ErrMalformedRequest)
+		return nil, fmt.Errorf("%w: no message", errMalformedRequest)
 	}
 	if msg.Properties == nil || msg.Properties.CorrelationID == nil {
-		return nil, fmt.Errorf("%w: no correlation id", ErrMalformedRequest)
+		return nil, fmt.Errorf("%w: no correlation id", errMalformedRequest)
 	}
 	id, ok := correlationIDString(msg.Properties.CorrelationID)
 	if !ok {
-		return nil, fmt.Errorf("%w: correlation id of type %T is not usable", ErrMalformedRequest, msg.Properties.CorrelationID)
+		return nil, fmt.Errorf("%w: correlation id of type %T is not usable", errMalformedRequest, msg.Properties.CorrelationID)
 	}
-	raw, ok := msg.ApplicationProperties[MethodNameProperty]
+	raw, ok := msg.ApplicationProperties[amqpwire.MethodNameProperty]
 	if !ok {
-		return nil, fmt.Errorf("%w: no %s property", ErrMalformedRequest, MethodNameProperty)
+		return nil, fmt.Errorf("%w: no %s property", errMalformedRequest, amqpwire.MethodNameProperty)
 	}
 	name, ok := raw.(string)
 	if !ok || name == "" {
-		return nil, fmt.Errorf("%w: %s is not a non-empty string", ErrMalformedRequest, MethodNameProperty)
+		return nil, fmt.Errorf("%w: %s is not a non-empty string", errMalformedRequest, amqpwire.MethodNameProperty)
 	}
 	if len(msg.Data) == 0 {
-		return nil, fmt.Errorf("%w: no data section", ErrMalformedRequest)
+		return nil, fmt.Errorf("%w: no data section", errMalformedRequest)
 	}
 	req := &transport.MethodRequest{Name: name, RequestID: id, Handle: msg.Properties.CorrelationID}
 	if n := dataLen(msg.Data); n > 0 {
@@ -88,12 +81,12 @@ func correlationIDString(v any) (string, bool) {
 	return "", false
 }
 
-// NewResponse builds the response message to req: properties.correlation-id
+// newResponse builds the response message to req: properties.correlation-id
 // is the request's correlation id in its original type (from req.Handle, or
 // parsed from RequestID when req comes without one), the application
 // property IoThub-status is status as an int32, and the body is one data
 // section holding payload (possibly empty).
-func NewResponse(req *transport.MethodRequest, status int, payload []byte) (*goamqp.Message, error) {
+func newResponse(req *transport.MethodRequest, status int, payload []byte) (*goamqp.Message, error) {
 	if req == nil {
 		return nil, errors.New("amqp: nil request")
 	}
@@ -109,7 +102,7 @@ func NewResponse(req *transport.MethodRequest, status int, payload []byte) (*goa
 	}
 	return &goamqp.Message{
 		Properties:            &goamqp.MessageProperties{CorrelationID: id},
-		ApplicationProperties: map[string]any{StatusProperty: int32(status)},
+		ApplicationProperties: map[string]any{amqpwire.StatusProperty: int32(status)},
 		Data:                  [][]byte{payload},
 	}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
+	"github.com/directmethods/iotdevice/internal/amqpwire"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/google/go-cmp/cmp"
 )
@@ -23,7 +24,7 @@ func methodMessage(id any, name any, data ...[]byte) *goamqp.Message {
 		m.Properties = &goamqp.MessageProperties{CorrelationID: id}
 	}
 	if name != nil {
-		m.ApplicationProperties = map[string]any{MethodNameProperty: name}
+		m.ApplicationProperties = map[string]any{amqpwire.MethodNameProperty: name}
 	}
 	return m
 }
@@ -49,12 +50,12 @@ func TestParseRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseRequest(tt.msg)
+			got, err := parseRequest(tt.msg)
 			if err != nil {
-				t.Fatalf("ParseRequest: %v", err)
+				t.Fatalf("parseRequest: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("ParseRequest (-want +got):\n%s", diff)
+				t.Errorf("parseRequest (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -67,7 +68,7 @@ func TestParseRequestMalformed(t *testing.T) {
 	}{
 		{"nil message", nil},
 		{"no properties", methodMessage(nil, "m", []byte("{}"))},
-		{"no correlation id", &goamqp.Message{Properties: &goamqp.MessageProperties{}, ApplicationProperties: map[string]any{MethodNameProperty: "m"}, Data: [][]byte{{}}}},
+		{"no correlation id", &goamqp.Message{Properties: &goamqp.MessageProperties{}, ApplicationProperties: map[string]any{amqpwire.MethodNameProperty: "m"}, Data: [][]byte{{}}}},
 		{"empty string id", methodMessage("", "m", []byte("{}"))},
 		{"empty binary id", methodMessage([]byte{}, "m", []byte("{}"))},
 		{"id of another type", methodMessage(int32(5), "m", []byte("{}"))},
@@ -75,13 +76,13 @@ func TestParseRequestMalformed(t *testing.T) {
 		{"empty method name", methodMessage(testUUID, "", []byte("{}"))},
 		{"method name not a string", methodMessage(testUUID, int32(1), []byte("{}"))},
 		{"no data section", methodMessage(testUUID, "m")},
-		{"amqp-value body", &goamqp.Message{Properties: &goamqp.MessageProperties{CorrelationID: testUUID}, ApplicationProperties: map[string]any{MethodNameProperty: "m"}, Value: "{}"}},
+		{"amqp-value body", &goamqp.Message{Properties: &goamqp.MessageProperties{CorrelationID: testUUID}, ApplicationProperties: map[string]any{amqpwire.MethodNameProperty: "m"}, Value: "{}"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := ParseRequest(tt.msg)
-			if !errors.Is(err, ErrMalformedRequest) {
-				t.Fatalf("ParseRequest = %+v, %v; want ErrMalformedRequest", req, err)
+			req, err := parseRequest(tt.msg)
+			if !errors.Is(err, errMalformedRequest) {
+				t.Fatalf("parseRequest = %+v, %v; want errMalformedRequest", req, err)
 			}
 		})
 	}
@@ -112,12 +113,12 @@ func TestNewResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := NewResponse(tt.req, tt.status, tt.payload)
+			got, err := newResponse(tt.req, tt.status, tt.payload)
 			if err != nil {
-				t.Fatalf("NewResponse: %v", err)
+				t.Fatalf("newResponse: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(goamqp.Message{})); diff != "" {
-				t.Errorf("NewResponse (-want +got):\n%s", diff)
+				t.Errorf("newResponse (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -126,7 +127,7 @@ func TestNewResponse(t *testing.T) {
 func response(id any, status int32, payload string) *goamqp.Message {
 	return &goamqp.Message{
 		Properties:            &goamqp.MessageProperties{CorrelationID: id},
-		ApplicationProperties: map[string]any{StatusProperty: status},
+		ApplicationProperties: map[string]any{amqpwire.StatusProperty: status},
 		Data:                  [][]byte{[]byte(payload)},
 	}
 }
@@ -143,15 +144,15 @@ func TestNewResponseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if m, err := NewResponse(tt.req, tt.status, nil); err == nil {
-				t.Errorf("NewResponse = %+v, want an error", m)
+			if m, err := newResponse(tt.req, tt.status, nil); err == nil {
+				t.Errorf("newResponse = %+v, want an error", m)
 			}
 		})
 	}
 }
 
 func TestNewPutTokenRequest(t *testing.T) {
-	got := NewPutTokenRequest("SharedAccessSignature sr=x&sig=y&se=1", "hub/devices/d", "id-1")
+	got := newPutTokenRequest("SharedAccessSignature sr=x&sig=y&se=1", "hub/devices/d", "id-1")
 	replyTo := "cbs"
 	want := &goamqp.Message{
 		Properties: &goamqp.MessageProperties{MessageID: "id-1", ReplyTo: &replyTo},
@@ -163,7 +164,7 @@ func TestNewPutTokenRequest(t *testing.T) {
 		Value: "SharedAccessSignature sr=x&sig=y&se=1",
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(goamqp.Message{})); diff != "" {
-		t.Errorf("NewPutTokenRequest (-want +got):\n%s", diff)
+		t.Errorf("newPutTokenRequest (-want +got):\n%s", diff)
 	}
 }
 
@@ -189,23 +190,11 @@ func TestPutTokenStatus(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, status, desc, ok := PutTokenStatus(tt.msg)
+			id, status, desc, ok := putTokenStatus(tt.msg)
 			if diff := cmp.Diff(tt.want, result{id, status, desc, ok}); diff != "" {
-				t.Errorf("PutTokenStatus (-want +got):\n%s", diff)
+				t.Errorf("putTokenStatus (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestMethodsAddress(t *testing.T) {
-	tests := []struct{ device, module, want string }{
-		{"d1", "", "/devices/d1/methods/devicebound"},
-		{"d1", "m1", "/devices/d1/modules/m1/methods/devicebound"},
-	}
-	for _, tt := range tests {
-		if got := MethodsAddress(tt.device, tt.module); got != tt.want {
-			t.Errorf("MethodsAddress(%q, %q) = %q, want %q", tt.device, tt.module, got, tt.want)
-		}
 	}
 }
 
@@ -312,7 +301,7 @@ func TestPutTokenError(t *testing.T) {
 }
 
 func TestOptionsDefaults(t *testing.T) {
-	otherNetwork := &transport.Network{Name: "other", DefaultPort: 1, Dial: transport.DialTLS}
+	otherNetwork := &transport.Network{Name: "other", DefaultPort: 1, Dial: dialTLS}
 	// Networks hold functions, which cmp never finds equal: compare them
 	// by identity.
 	sameNetwork := cmp.Comparer(func(a, b *transport.Network) bool { return a == b })

@@ -1,6 +1,9 @@
 package amqp
 
 import (
+	"context"
+	"crypto/tls"
+	"net"
 	"time"
 
 	"github.com/directmethods/iotdevice/transport"
@@ -12,7 +15,8 @@ const (
 	// Receive before new ones are answered 503.
 	DefaultQueueSize = 256
 	// DefaultPutTokenTimeout bounds one CBS put-token exchange, as the C
-	// SDK does (protocol.md §5.2).
+	// SDK does (DEFAULT_CBS_REQUEST_TIMEOUT_SECS in azure-iot-sdk-c,
+	// iothub_client/src/iothubtransport_amqp_common.c).
 	DefaultPutTokenTimeout = 30 * time.Second
 )
 
@@ -58,7 +62,12 @@ type Options struct {
 }
 
 // tlsNetwork is AMQP over TLS on port 5671, the default.
-var tlsNetwork = &transport.Network{Name: "tls", DefaultPort: tlsPort, Dial: transport.DialTLS}
+var tlsNetwork = &transport.Network{Name: "tls", DefaultPort: tlsPort, Dial: dialTLS}
+
+// dialTLS is the Dial of tlsNetwork.
+func dialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
+	return transport.DialTLS(ctx, address, tlsConfig)
+}
 
 // logName is the value of the transport attribute of a connection's logs.
 // Connections over the default network log transport=amqp, those over any

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/directmethods/iotdevice/transport"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
@@ -64,7 +65,7 @@ func newConn(cfg *transport.Config, opts *Options) *conn {
 // must not block: it parses the topic, copies the payload and queues the
 // request, or answers 503 when the queue is full.
 func (c *conn) onMessage(_ paho.Client, m paho.Message) {
-	name, rid, err := ParseRequestTopic(m.Topic())
+	name, rid, err := mqttwire.ParseRequestTopic(m.Topic())
 	if err != nil {
 		c.log.Warn("mqtt: dropping message on an unexpected topic", "topic", m.Topic(), "err", err)
 		return
@@ -81,7 +82,7 @@ func (c *conn) onMessage(_ paho.Client, m paho.Message) {
 	default:
 		c.log.Warn("mqtt: request queue full, answering 503", "method", name, "request_id", rid, "status", busyStatus)
 		// Not waiting on the token keeps this callback from blocking.
-		c.publish(string(AppendResponseTopic(nil, busyStatus, rid)), busyPayload)
+		c.publish(string(mqttwire.AppendResponseTopic(nil, busyStatus, rid)), busyPayload)
 	}
 }
 
@@ -160,7 +161,7 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 		return fmt.Errorf("mqtt: respond: %w", c.lostErr)
 	default:
 	}
-	topic := string(AppendResponseTopic(make([]byte, 0, 64), status, req.RequestID))
+	topic := string(mqttwire.AppendResponseTopic(make([]byte, 0, 64), status, req.RequestID))
 	if payload == nil {
 		payload = []byte{}
 	}
@@ -192,7 +193,7 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 // deliberate close, such as a reconnection to renew the token, loses no
 // request in flight; Receive still returns them.
 func (c *conn) Quiesce(ctx context.Context) error {
-	tok := c.client.Unsubscribe(methodsFilter)
+	tok := c.client.Unsubscribe(mqttwire.MethodsFilter)
 	select {
 	case <-tok.Done():
 		if err := tok.Error(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -132,7 +133,7 @@ func TestDialConnectPacket(t *testing.T) {
 				t.Errorf("CONNECT (-want +got):\n%s", diff)
 			}
 
-			tok, err := sas.ParseToken(string(s.connect.Password))
+			tok, err := sastoken.Parse(string(s.connect.Password))
 			if err != nil {
 				t.Fatalf("password is not a SAS token: %v", err)
 			}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/directmethods/iotdevice/transport"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -60,7 +61,7 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 	opts.SetCustomOpenConnectionFn(open.open)
 	opts.SetProtocolVersion(4)
 	opts.SetClientID(cfg.ClientID())
-	opts.SetUsername(Username(cfg))
+	opts.SetUsername(mqttwire.Username(cfg))
 	opts.SetPassword(password)
 	opts.SetCleanSession(false)
 	opts.SetKeepAlive(keepAlive(cfg.KeepAlive))
@@ -118,7 +119,7 @@ func (c *conn) connect(ctx context.Context, open *opener) error {
 
 // subscribe subscribes to method requests and waits for the SUBACK.
 func (c *conn) subscribe(ctx context.Context) error {
-	tok := c.client.Subscribe(methodsFilter, 0, c.onMessage)
+	tok := c.client.Subscribe(mqttwire.MethodsFilter, 0, c.onMessage)
 	select {
 	case <-tok.Done():
 	case <-ctx.Done():
@@ -129,9 +130,9 @@ func (c *conn) subscribe(ctx context.Context) error {
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("mqtt: subscribe: %w: %w", transport.ErrConnLost, err)
 	}
-	granted, ok := tok.(*paho.SubscribeToken).Result()[methodsFilter]
+	granted, ok := tok.(*paho.SubscribeToken).Result()[mqttwire.MethodsFilter]
 	if !ok || granted == subackFailure {
-		return fmt.Errorf("mqtt: subscription to %s refused", methodsFilter)
+		return fmt.Errorf("mqtt: subscription to %s refused", mqttwire.MethodsFilter)
 	}
 	return nil
 }

@@ -1,20 +1,51 @@
 // Package mqtt carries IoT Hub direct methods over MQTT 3.1.1 on TLS port
-// 8883, as protocol.md §3 and §4 describe. Its Dialer implements
-// transport.Dialer on top of github.com/eclipse/paho.mqtt.golang.
+// 8883. Its Dialer implements transport.Dialer on top of
+// github.com/eclipse/paho.mqtt.golang.
 //
 // MQTT over WebSockets (wss://{host}:443/$iothub/websocket, subprotocol
 // "mqtt") is in package mqttws, which plugs a WebSocket Network into this
 // package's Dialer. Keeping it apart means a program that only uses MQTT
 // over TLS links neither an HTTP client nor a WebSocket library.
 //
-// A Dial sends CONNECT with client id "{device}[/{module}]", the username
-// that Username returns, the SAS token as password (none with a certificate
-// credential, whose TLS client certificate authenticates), CleanSession 0
-// and the configured keep-alive; it subscribes to $iothub/methods/POST/# at
-// QoS 0 and returns only once the SUBACK has granted it. Responses are
-// published on $iothub/methods/res/{status}/?$rid={rid} at QoS 1, so that
-// Respond reports an answer delivered only once the hub acknowledged it,
-// or at QoS 0 with Options.AnswerAtMostOnce.
+// # Protocol
+//
+// A Dial sends CONNECT with client id "{device}[/{module}]", username
+// "{hub}/{device}[/{module}]/?api-version=2021-04-12" (with
+// "&DeviceClientType={Config.UserAgent}" when set; it names the hub even
+// through a gateway), the SAS token as password (none with a certificate
+// credential, whose TLS client certificate authenticates), CleanSession 0,
+// so that the hub keeps the subscription across connections, and the
+// configured keep-alive; the hub drops a connection that stays silent for
+// 1.5 times the keep-alive. The C SDK reads a CONNACK refused with return
+// code 2, 4 or 5 as credentials or an identity the hub does not accept,
+// and code 3 (server unavailable) as a disabled device; so does this one.
+//
+// The Dial subscribes to $iothub/methods/POST/# at QoS 0 and returns only
+// once the SUBACK has granted it. The hub publishes each request on
+// $iothub/methods/POST/{method name}/?$rid={request id}; the method name
+// is passed on as written and the request id is echoed unchanged.
+// Responses are published on $iothub/methods/res/{status}/?$rid={request id}
+// at QoS 1, so that Respond reports an answer delivered only once the hub
+// acknowledged it, or at QoS 0 with Options.AnswerAtMostOnce, as the C and
+// Node.js SDKs do. IoT Hub has been seen to number request ids per
+// connection, so an answer is only meaningful on the connection its
+// request came on.
+//
+// Sources:
+//
+//   - Communicate with an IoT hub using the MQTT protocol:
+//     https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub
+//     (CONNECT fields, CleanSession, keep-alive, method topics)
+//   - Understand and invoke direct methods from IoT Hub:
+//     https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-direct-methods
+//   - Azure/azure-iot-sdk-c, iothub_client/src/iothubtransport_mqtt_common.c
+//     (CONNACK codes, QoS of subscription and answers)
+//   - Azure/azure-iot-sdk-node, device/transport/mqtt/src/mqtt.ts (QoS of
+//     answers) and common/core/src/endpoint.ts (api-version 2021-04-12)
+//   - nrfconnect/sdk-nrf pull request #2962 (request ids counted per
+//     connection)
+//
+// # Behaviour
 //
 // Every write to the network, and paho's wait to queue one, is bounded by
 // Options.PingTimeout: a write that takes longer means the link is gone.

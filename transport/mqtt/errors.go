@@ -8,7 +8,8 @@ import (
 )
 
 // connackError turns a refused CONNACK into an error wrapping the transport
-// sentinel that tells the client whether to retry (protocol.md §3.1).
+// sentinel that tells the client whether to retry, reading the codes as
+// the C SDK does (azure-iot-sdk-c, iothub_client/src/iothubtransport_mqtt_common.c).
 func connackError(code byte, cause error) error {
 	switch code {
 	case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised, packets.ErrRefusedIDRejected:

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
@@ -105,14 +106,14 @@ func TestDefaultNetworkIsTLS(t *testing.T) {
 }
 
 // TestNetworkWithoutDial checks that a Network missing its Dial function
-// is an error wrapping transport.ErrNoDial, not a panic.
+// fails Dial with the error of Network.Validate, not a panic.
 func TestNetworkWithoutDial(t *testing.T) {
 	c, err := NewDialer(&Options{Network: &transport.Network{Name: "empty"}}).Dial(dialCtx(t), testConfig(t, 0, newCountingCredential(t)))
 	if err == nil {
 		c.Close()
 		t.Fatal("Dial succeeded over a network without Dial")
 	}
-	if !errors.Is(err, transport.ErrNoDial) {
-		t.Errorf("Dial error = %v, want it to wrap transport.ErrNoDial", err)
+	if want := (&transport.Network{Name: "empty"}).Validate(); !strings.Contains(err.Error(), want.Error()) {
+		t.Errorf("Dial error = %v, want it to say %q", err, want)
 	}
 }

@@ -1,6 +1,9 @@
 package mqtt
 
 import (
+	"context"
+	"crypto/tls"
+	"net"
 	"time"
 
 	"github.com/directmethods/iotdevice/transport"
@@ -55,7 +58,12 @@ type Options struct {
 }
 
 // tlsNetwork is MQTT over TLS on port 8883, the default.
-var tlsNetwork = &transport.Network{Name: "tls", DefaultPort: tlsPort, Dial: transport.DialTLS}
+var tlsNetwork = &transport.Network{Name: "tls", DefaultPort: tlsPort, Dial: dialTLS}
+
+// dialTLS is the Dial of tlsNetwork.
+func dialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
+	return transport.DialTLS(ctx, address, tlsConfig)
+}
 
 func (o *Options) withDefaults() Options {
 	var out Options

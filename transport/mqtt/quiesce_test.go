@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -38,7 +39,7 @@ func TestQuiesceThenCloseLosesNoRequest(t *testing.T) {
 				t.Fatalf("Quiesce: %v", err)
 			}
 			u := receive(t, s.unsubscribes, "UNSUBSCRIBE")
-			if diff := cmp.Diff([]string{methodsFilter}, u.Topics); diff != "" {
+			if diff := cmp.Diff([]string{mqttwire.MethodsFilter}, u.Topics); diff != "" {
 				t.Errorf("unsubscribed topics (-want +got):\n%s", diff)
 			}
 			c.Close()

@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 )
@@ -185,7 +186,7 @@ func (f *Fake) authenticate(ctx context.Context, cfg *transport.Config) (time.Ti
 		return time.Time{}, fmt.Errorf("transporttest: token expired: %w", transport.ErrUnauthorized)
 	}
 	if f.opts.Key != nil {
-		t, err := sas.ParseToken(tok)
+		t, err := sastoken.Parse(tok)
 		if err == nil {
 			err = t.Verify(f.opts.Key, time.Now())
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 )
@@ -58,7 +59,7 @@ func TestFakeDialRules(t *testing.T) {
 	}
 
 	bad := NewFake(&FakeOptions{Key: []byte("another key")})
-	if _, err := bad.Dial(ctx, testConfig(t)); !errors.Is(err, transport.ErrUnauthorized) || !errors.Is(err, sas.ErrBadSignature) {
+	if _, err := bad.Dial(ctx, testConfig(t)); !errors.Is(err, transport.ErrUnauthorized) || !errors.Is(err, sastoken.ErrBadSignature) {
 		t.Errorf("dial with a wrong key = %v", err)
 	}
 	if n := f.Dials(); n != 4 {

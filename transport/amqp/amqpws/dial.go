@@ -1,15 +1,12 @@
 package amqpws
 
 import (
+	"github.com/directmethods/iotdevice/internal/ws"
 	"github.com/directmethods/iotdevice/transport/amqp"
-	"github.com/directmethods/iotdevice/transport/ws"
 )
 
-// DefaultPort is the port of IoT Hub's WebSocket endpoint (HTTPS).
-const DefaultPort = ws.DefaultPort
-
-// network is AMQP over WebSockets: subprotocol AMQPWSB10 (protocol.md §6).
-// Its Name makes connections log transport=amqp-ws.
+// network is AMQP over WebSockets: subprotocol "AMQPWSB10". Its Name makes
+// connections log transport=amqp-ws.
 var network = ws.NewNetwork("ws", "AMQPWSB10")
 
 // NewDialer returns an AMQP Dialer that connects over WebSockets. nil opts

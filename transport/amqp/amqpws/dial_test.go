@@ -216,9 +216,6 @@ func TestDefaultPort(t *testing.T) {
 	if want := "127.0.0.1:443"; !strings.Contains(err.Error(), want) {
 		t.Errorf("Dial error = %v, want it to name %s", err, want)
 	}
-	if amqpws.DefaultPort != 443 {
-		t.Errorf("DefaultPort = %d, want 443", amqpws.DefaultPort)
-	}
 }
 
 // TestOptionsNetworkIgnored checks that NewDialer replaces a Network the

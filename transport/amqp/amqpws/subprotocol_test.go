@@ -13,10 +13,10 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/directmethods/iotdevice/internal/testcert"
+	"github.com/directmethods/iotdevice/internal/ws"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/amqp/amqpws"
-	"github.com/directmethods/iotdevice/transport/ws"
 )
 
 // TestSubprotocolRefused dials a server that upgrades without choosing

@@ -1,12 +1,9 @@
 package mqttws
 
 import (
+	"github.com/directmethods/iotdevice/internal/ws"
 	"github.com/directmethods/iotdevice/transport/mqtt"
-	"github.com/directmethods/iotdevice/transport/ws"
 )
-
-// DefaultPort is the port of IoT Hub's WebSocket endpoint (HTTPS).
-const DefaultPort = ws.DefaultPort
 
 // network is MQTT over WebSockets: subprotocol "mqtt".
 var network = ws.NewNetwork("websocket", "mqtt")

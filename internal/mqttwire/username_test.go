@@ -1,4 +1,4 @@
-package mqtt
+package mqttwire
 
 import (
 	"net/url"

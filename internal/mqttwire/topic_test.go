@@ -1,4 +1,4 @@
-package mqtt
+package mqttwire
 
 import (
 	"errors"
@@ -108,7 +108,7 @@ func FuzzParseRequestTopic(f *testing.F) {
 		}
 		// The canonical topic is the input, or the input up to extra
 		// properties after the request id.
-		canonical := requestPrefix + name + ridSeparator + rid
+		canonical := RequestPrefix + name + RIDSeparator + rid
 		if topic != canonical && !strings.HasPrefix(topic, canonical+"&") {
 			t.Fatalf("ParseRequestTopic(%q) = %q, %q, which rebuild %q", topic, name, rid, canonical)
 		}

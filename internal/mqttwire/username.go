@@ -1,4 +1,4 @@
-package mqtt
+package mqttwire
 
 import (
 	"net/url"
@@ -6,10 +6,11 @@ import (
 	"github.com/directmethods/iotdevice/transport"
 )
 
-// apiVersion is the IoT Hub API version announced in the MQTT username.
+// apiVersion is the IoT Hub API version announced in the MQTT username,
+// the one the Node.js device SDK announces.
 const apiVersion = "2021-04-12"
 
-// Username returns the MQTT username IoT Hub expects (protocol.md §3.1):
+// Username returns the CONNECT username IoT Hub expects:
 //
 //	{HostName}/{device}[/{module}]/?api-version=2021-04-12[&DeviceClientType={user agent, query-escaped}]
 //

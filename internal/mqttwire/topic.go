@@ -1,4 +1,4 @@
-package mqtt
+package mqttwire
 
 import (
 	"errors"
@@ -7,16 +7,17 @@ import (
 	"strings"
 )
 
-// Topics of the direct-method exchange (protocol.md §3.2 to §3.4).
+// Topics of the direct-method exchange.
 const (
-	// methodsFilter subscribes to every method request of the identity.
-	methodsFilter = "$iothub/methods/POST/#"
-	// requestPrefix starts every request topic; the method name follows.
-	requestPrefix = "$iothub/methods/POST/"
-	// ridSeparator ends the method name and starts the request id.
-	ridSeparator = "/?$rid="
-	// responsePrefix starts every response topic; the status follows.
-	responsePrefix = "$iothub/methods/res/"
+	// MethodsFilter subscribes to every method request of the identity.
+	MethodsFilter = "$iothub/methods/POST/#"
+	// RequestPrefix starts every request topic; the method name follows.
+	RequestPrefix = "$iothub/methods/POST/"
+	// RIDSeparator ends the method name (or the status) and starts the
+	// request id.
+	RIDSeparator = "/?$rid="
+	// ResponsePrefix starts every response topic; the status follows.
+	ResponsePrefix = "$iothub/methods/res/"
 )
 
 // ErrBadTopic reports a request topic that is not of the form
@@ -29,13 +30,13 @@ var ErrBadTopic = errors.New("mqtt: malformed method request topic")
 // id must be non-empty and free of '/'; properties the hub might append
 // after the id ("&key=value") are ignored.
 func ParseRequestTopic(topic string) (name, requestID string, err error) {
-	rest, ok := strings.CutPrefix(topic, requestPrefix)
+	rest, ok := strings.CutPrefix(topic, RequestPrefix)
 	if !ok {
-		return "", "", fmt.Errorf("%w: does not start with %q", ErrBadTopic, requestPrefix)
+		return "", "", fmt.Errorf("%w: does not start with %q", ErrBadTopic, RequestPrefix)
 	}
-	name, query, ok := strings.Cut(rest, ridSeparator)
+	name, query, ok := strings.Cut(rest, RIDSeparator)
 	if !ok {
-		return "", "", fmt.Errorf("%w: no %q after the method name", ErrBadTopic, ridSeparator)
+		return "", "", fmt.Errorf("%w: no %q after the method name", ErrBadTopic, RIDSeparator)
 	}
 	if name == "" {
 		return "", "", fmt.Errorf("%w: empty method name", ErrBadTopic)
@@ -57,8 +58,8 @@ func ParseRequestTopic(topic string) (name, requestID string, err error) {
 // "$iothub/methods/res/{status}/?$rid={requestID}" to dst and returns the
 // extended buffer. It does not allocate when dst has room.
 func AppendResponseTopic(dst []byte, status int, requestID string) []byte {
-	dst = append(dst, responsePrefix...)
+	dst = append(dst, ResponsePrefix...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
-	dst = append(dst, ridSeparator...)
+	dst = append(dst, RIDSeparator...)
 	return append(dst, requestID...)
 }
