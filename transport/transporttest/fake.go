@@ -35,6 +35,7 @@ import (
 
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/internal/inbox"
 )
 
 // FakeOptions configures a Fake. A nil *FakeOptions means the defaults.
@@ -50,6 +51,10 @@ type FakeOptions struct {
 	// KeepExpired keeps a connection whose token has expired. Default: off;
 	// the connection is dropped at expiry, as the hub does.
 	KeepExpired bool
+	// QueueSize bounds the requests a connection holds for Receive: a
+	// request that finds the queue full is answered 503 at once, as the
+	// adapters do (their Options.QueueSize). Default: unbounded.
+	QueueSize int
 }
 
 // Fake is a transport.Dialer whose connections live in memory. It plays
@@ -269,7 +274,10 @@ func (f *Fake) Invoke(ctx context.Context, method string, payload []byte) (statu
 	f.waiting[key] = ch
 	f.mu.Unlock()
 
-	c.deliver(&transport.MethodRequest{Name: method, RequestID: key.id, Payload: append([]byte(nil), payload...)})
+	if !c.deliver(&transport.MethodRequest{Name: method, RequestID: key.id, Payload: append([]byte(nil), payload...)}) {
+		f.received(key, ch) // never delivered, so never answered
+		return inbox.BusyStatus, append([]byte(nil), inbox.BusyPayload...), nil
+	}
 	select {
 	case a := <-ch:
 		f.received(key, ch)
@@ -406,13 +414,20 @@ type fakeConn struct {
 	dead   chan struct{} // closed when the connection ends
 }
 
-func (c *fakeConn) deliver(req *transport.MethodRequest) {
+// deliver queues req for Receive; it reports false when the queue is
+// full. A request for an ended connection is lost, as on the network.
+func (c *fakeConn) deliver(req *transport.MethodRequest) bool {
 	c.mu.Lock()
 	if c.err == nil {
+		if limit := c.fake.opts.QueueSize; limit > 0 && len(c.queue) >= limit {
+			c.mu.Unlock()
+			return false
+		}
 		c.queue = append(c.queue, req)
 	}
 	c.mu.Unlock()
 	c.poke()
+	return true
 }
 
 func (c *fakeConn) poke() {
