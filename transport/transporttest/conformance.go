@@ -71,8 +71,9 @@ const waitTimeout = 30 * time.Second
 //     wrapping transport.ErrConnLost, answers on it fail, and a new Dial
 //     serves calls again;
 //   - TokenRenewal: a transport.TokenRefresher renews in band and keeps
-//     serving calls; a transport.Quiescer stops requests; a new Dial takes
-//     a fresh token and serves calls;
+//     serving calls; a transport.Quiescer stops new requests while those
+//     received are answered on it; a new Dial takes a fresh token and
+//     serves calls;
 //   - Overload: while the queue is full and nobody receives, new requests
 //     are answered 503 at once, so the protocol library's receive
 //     goroutine never waits for the queue, and the queued requests are

@@ -178,8 +178,8 @@ func testDroppedByHub(s *suite) {
 // testTokenRenewal: a Conn that renews its token in band keeps serving
 // calls on the same connection; every transport renews by a new Dial, as
 // the client does without TokenRefresher: it quiesces the connection when
-// it can (no request arrives on it afterwards), closes it and dials with a
-// fresh token.
+// it can (the calls it received are answered on it, and no request
+// arrives afterwards), closes it and dials with a fresh token.
 func testTokenRenewal(s *suite) {
 	conn := s.dial()
 	if r, ok := conn.(transport.TokenRefresher); ok {
@@ -199,11 +199,28 @@ func testTokenRenewal(s *suite) {
 		s.roundTrip(conn, "after-refresh", 1)
 	}
 	if q, ok := conn.(transport.Quiescer); ok {
+		// Calls that reached the Conn before Quiesce are still received and
+		// answered on it, as the client answers them before it closes the
+		// connection. The queue is filled first, so that they have.
+		size := s.h.QueueSize
+		results := make(chan result, size+1)
+		for n := range size + 1 {
+			s.invoke(s.t.Context(), "in-flight", 10+n, results)
+		}
+		if busy := s.next(results, "the call that finds the queue full"); busy.err != nil || busy.status != 503 {
+			s.t.Fatalf("with %d calls queued and nobody receiving, one more got %d %s, %v; want 503", size, busy.status, busy.payload, busy.err)
+		}
 		ctx, cancel := s.bounded()
 		err := q.Quiesce(ctx)
 		cancel()
 		if err != nil {
 			s.t.Fatalf("Quiesce: %v", err)
+		}
+		for range size {
+			s.echo(conn, s.receive(conn))
+		}
+		for range size {
+			s.wantAnswer(s.next(results, "a call answered after Quiesce"))
 		}
 		s.wantNotDelivered(conn, "after-quiesce", 2)
 	}
