@@ -217,7 +217,9 @@ func testTokenRenewal(s *suite) {
 			s.t.Fatalf("Quiesce: %v", err)
 		}
 		for range size {
-			s.echo(conn, s.receive(conn))
+			req := s.receive(conn)
+			s.numberOf(req, "in-flight")
+			s.echo(conn, req)
 		}
 		for range size {
 			s.wantAnswer(s.next(results, "a call answered after Quiesce"))
