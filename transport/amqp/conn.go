@@ -4,20 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
 	goamqp "github.com/Azure/go-amqp"
 	"github.com/directmethods/iotdevice/internal/amqpwire"
 	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/internal/inbox"
 )
-
-// busyPayload answers requests that arrive while the queue is full.
-var busyPayload = []byte(`{"error":"device busy: too many pending requests"}`)
-
-// busyStatus is the status of that answer.
-const busyStatus = 503
 
 // conn is one AMQP connection carrying method requests. It implements
 // transport.Conn and transport.TokenRefresher.
@@ -32,18 +26,13 @@ type conn struct {
 	receiver *goamqp.Receiver
 	sender   *goamqp.Sender
 
-	requests chan *transport.MethodRequest // filled by pump, never closed
-	busy     chan *transport.MethodRequest // requests to answer 503, drained by answerBusy
+	inbox *inbox.Inbox                  // filled by pump; the connection's end
+	busy  chan *transport.MethodRequest // requests to answer 503, drained by answerBusy
 
 	lifetime context.Context // ends when Close starts; stops the goroutines
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 
-	lost     chan struct{} // closed when the connection or a link failed
-	lostOnce sync.Once
-	lostErr  error // set before lost is closed
-
-	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
 }
 
@@ -63,12 +52,10 @@ func newConn(cfg *transport.Config, opts Options, client *goamqp.Conn) *conn {
 		opts:     opts,
 		log:      logger.With("transport", logName(opts.Network)), // the client's logger names the identity
 		client:   client,
-		requests: make(chan *transport.MethodRequest, opts.QueueSize),
+		inbox:    inbox.New("amqp", opts.QueueSize),
 		busy:     make(chan *transport.MethodRequest, busyQueueSize),
 		lifetime: lifetime,
 		stop:     stop,
-		lost:     make(chan struct{}),
-		closed:   make(chan struct{}),
 	}
 }
 
@@ -108,13 +95,12 @@ func (c *conn) pump() {
 			}
 			continue
 		}
-		select {
-		case c.requests <- req:
+		if c.inbox.Put(req) {
 			if c.log.Enabled(context.Background(), slog.LevelDebug) { // spare the arguments' allocations otherwise
 				c.log.Debug("amqp: method request received", "method", req.Name, "request_id", req.RequestID)
 			}
-		default:
-			c.log.Warn("amqp: request queue full, answering 503", "method", req.Name, "request_id", req.RequestID, "status", busyStatus)
+		} else {
+			c.log.Warn("amqp: request queue full, answering 503", "method", req.Name, "request_id", req.RequestID, "status", inbox.BusyStatus)
 			select {
 			case c.busy <- req:
 			default:
@@ -154,7 +140,7 @@ func (c *conn) answerBusy() {
 		case <-c.lifetime.Done():
 			return
 		case req := <-c.busy:
-			if err := c.Respond(c.lifetime, req, busyStatus, busyPayload); err != nil && c.lifetime.Err() == nil {
+			if err := c.Respond(c.lifetime, req, inbox.BusyStatus, inbox.BusyPayload); err != nil && c.lifetime.Err() == nil {
 				c.log.Warn("amqp: 503 answer not delivered", "method", req.Name, "request_id", req.RequestID, "err", err)
 			}
 		}
@@ -164,41 +150,16 @@ func (c *conn) answerBusy() {
 // fail ends the Conn with err, which Receive returns once the buffered
 // requests are drained.
 func (c *conn) fail(err error) {
-	c.lostOnce.Do(func() {
-		c.lostErr = err
-		close(c.lost)
+	if c.inbox.Fail(err) {
 		c.log.Info("amqp connection lost", "err", err)
-	})
+	}
 }
 
 // Receive returns the next method request. Requests already buffered are
-// returned first, even once the connection is lost or closed.
+// returned first, even once the connection is lost or closed; after Close,
+// only once pump has stopped, so that none is left behind.
 func (c *conn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
-	select {
-	case req := <-c.requests:
-		return req, nil
-	default:
-	}
-	select {
-	case req := <-c.requests:
-		return req, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-c.lost:
-	case <-c.closed:
-	}
-	// Drain what arrived before the connection ended.
-	select {
-	case req := <-c.requests:
-		return req, nil
-	default:
-	}
-	select {
-	case <-c.closed:
-		return nil, fmt.Errorf("amqp: receive: %w", net.ErrClosed)
-	default:
-		return nil, fmt.Errorf("amqp: receive: %w", c.lostErr)
-	}
+	return c.inbox.Receive(ctx)
 }
 
 // Respond sends the response unsettled on the method sender link and
@@ -234,19 +195,7 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 
 // ended returns net.ErrClosed after Close, the failure once the Conn
 // failed, and nil while it is usable.
-func (c *conn) ended() error {
-	select {
-	case <-c.closed:
-		return net.ErrClosed
-	default:
-	}
-	select {
-	case <-c.lost:
-		return c.lostErr
-	default:
-		return nil
-	}
-}
+func (c *conn) ended() error { return c.inbox.Err() }
 
 // RefreshToken obtains a new token from the Config's credential and
 // presents it with a CBS put-token on the live connection; nothing is
@@ -275,9 +224,10 @@ func (c *conn) RefreshToken(ctx context.Context) (time.Time, error) {
 // is idempotent.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
-		close(c.closed)
+		c.inbox.Close()
 		c.stop()
 		c.wg.Wait()
+		c.inbox.Stop() // pump has ended: no request arrives after this
 		select {
 		case <-c.client.Done():
 		default:

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -491,33 +490,6 @@ func TestRespondWaitsForTheHubsDisposition(t *testing.T) {
 	}
 }
 
-func TestConcurrentResponses(t *testing.T) {
-	c, hc, link := dialed(t, nil)
-	const n = 20
-	for i := range n {
-		hc.sendRequest(t, link, request(iamqp.UUID{byte(i), 1}, "m", []byte(`{}`)))
-	}
-	errs := make(chan error, n)
-	for range n {
-		req := receiveRequest(t, c)
-		go func() { errs <- c.Respond(dialCtx(t), req, 200, nil) }() // owned by the test; awaited below
-	}
-	seen := map[iamqp.UUID]bool{}
-	for range n {
-		if err := receive(t, errs, "Respond"); err != nil {
-			t.Errorf("Respond: %v", err)
-		}
-		d := receive(t, hc.responses, "response")
-		seen[d.Message.Properties.CorrelationID.(iamqp.UUID)] = true
-		if diff := cmp.Diff([][]byte{{}}, d.Message.Data); diff != "" && len(d.Message.Data) != 0 {
-			t.Errorf("empty response body (-want +got):\n%s", diff)
-		}
-	}
-	if len(seen) != n {
-		t.Errorf("%d distinct correlation ids answered, want %d", len(seen), n)
-	}
-}
-
 func TestMalformedRequestsRejected(t *testing.T) {
 	c, hc, link := dialed(t, nil)
 	id := iamqp.UUID{9}
@@ -543,32 +515,6 @@ func TestMalformedRequestsRejected(t *testing.T) {
 	hc.sendRequest(t, link, request(iamqp.UUID{7}, "after", []byte("{}")))
 	if req := receiveRequest(t, c); req.Name != "after" {
 		t.Errorf("request after the rejected ones = %q, want after", req.Name)
-	}
-}
-
-func TestQueueFullAnswers503(t *testing.T) {
-	c, hc, link := dialed(t, &Options{QueueSize: 1})
-	hc.sendRequest(t, link, request(iamqp.UUID{1}, "first", []byte("{}")))
-	if state := hc.sendRequest(t, link, request(iamqp.UUID{2}, "second", []byte("{}"))); state == nil {
-		t.Fatal("no outcome for the second request")
-	}
-	d := receive(t, hc.responses, "503 answer")
-	got := []any{d.Message.Properties.CorrelationID, d.Message.ApplicationProperties["IoThub-status"], string(bytes.Join(d.Message.Data, nil))}
-	want := []any{iamqp.UUID{2}, int32(503), `{"error":"device busy: too many pending requests"}`}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("busy answer (-want +got):\n%s", diff)
-	}
-	if req := receiveRequest(t, c); req.Name != "first" {
-		t.Errorf("queued request = %q, want first", req.Name)
-	}
-}
-
-func TestReceiveHonoursContext(t *testing.T) {
-	c, _, _ := dialed(t, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := c.Receive(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Receive with a cancelled ctx = %v, want context.Canceled", err)
 	}
 }
 
@@ -674,53 +620,6 @@ func TestHubDetachesLinks(t *testing.T) {
 			t.Errorf("Receive error %v does not wrap ErrConnLost", err)
 		}
 	})
-}
-
-func TestHubClosesConnection(t *testing.T) {
-	c, hc, _ := dialed(t, nil)
-	hc.conn.CloseWithError(&iamqp.Error{Condition: iamqp.ErrCondConnectionForced, Description: "scripted"})
-	err := receiveError(t, c)
-	if !errors.Is(err, transport.ErrConnLost) {
-		t.Errorf("Receive error %v does not wrap ErrConnLost", err)
-	}
-	if err := c.Respond(dialCtx(t), &transport.MethodRequest{RequestID: "x", Handle: "x"}, 200, nil); !errors.Is(err, transport.ErrConnLost) {
-		t.Errorf("Respond after loss = %v, want ErrConnLost", err)
-	}
-	if err := c.Close(); err != nil {
-		t.Errorf("Close: %v", err)
-	}
-}
-
-func TestCloseDrainsBufferedRequests(t *testing.T) {
-	c, hc, link := dialed(t, nil)
-	names := []string{"a", "b", "c"}
-	for i, name := range names {
-		// The outcome arrives once the request is queued.
-		hc.sendRequest(t, link, request(iamqp.UUID{byte(i + 1)}, name, []byte("{}")))
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	var got []string
-	for range names {
-		got = append(got, receiveRequest(t, c).Name)
-	}
-	if diff := cmp.Diff(names, got); diff != "" {
-		t.Errorf("drained requests (-want +got):\n%s", diff)
-	}
-	if err := receiveError(t, c); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Receive after drain = %v, want net.ErrClosed", err)
-	}
-	if err := c.Respond(dialCtx(t), &transport.MethodRequest{RequestID: "x", Handle: "x"}, 200, nil); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Respond after Close = %v, want net.ErrClosed", err)
-	}
-	if _, err := c.(transport.TokenRefresher).RefreshToken(dialCtx(t)); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("RefreshToken after Close = %v, want net.ErrClosed", err)
-	}
-	receive(t, hc.served, "hub connection to end")
 }
 
 func TestX509(t *testing.T) {

@@ -11,34 +11,23 @@ import (
 
 	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/internal/inbox"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
-
-// busyPayload answers requests that arrive while the queue is full.
-var busyPayload = []byte(`{"error":"device busy: too many pending requests"}`)
-
-// busyStatus is the status of that answer.
-const busyStatus = 503
 
 // conn is one MQTT connection carrying method requests. It implements
 // transport.Conn.
 type conn struct {
 	client    paho.Client
 	log       *slog.Logger
-	requests  chan *transport.MethodRequest // never closed: paho may still deliver while Close runs
-	answerQoS byte                          // 1, or 0 with Options.AnswerAtMostOnce
-
-	lost     chan struct{} // closed when paho reports the connection lost
-	lostOnce sync.Once
-	lostErr  error // set before lost is closed
+	inbox     *inbox.Inbox // requests for Receive; the connection's end
+	answerQoS byte         // 1, or 0 with Options.AnswerAtMostOnce
 
 	publishMu sync.RWMutex // held (read) while paho.Publish runs
 	stopping  bool         // set by Close before paho disconnects
 
-	closed       chan struct{} // closed by Close
-	closeOnce    sync.Once
-	shutdownDone chan struct{} // closed by Close once paho has stopped: no request arrives after it
-	released     chan struct{} // closed when paho has closed the network connection
+	closeOnce sync.Once
+	released  chan struct{} // closed when paho has closed the network connection
 }
 
 var (
@@ -52,12 +41,9 @@ func newConn(cfg *transport.Config, opts *Options) *conn {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &conn{
-		log:          logger.With("transport", "mqtt"), // the client's logger names the identity
-		requests:     make(chan *transport.MethodRequest, opts.QueueSize),
-		answerQoS:    answerQoS(opts),
-		lost:         make(chan struct{}),
-		closed:       make(chan struct{}),
-		shutdownDone: make(chan struct{}),
+		log:       logger.With("transport", "mqtt"), // the client's logger names the identity
+		inbox:     inbox.New("mqtt", opts.QueueSize),
+		answerQoS: answerQoS(opts),
 	}
 }
 
@@ -74,62 +60,28 @@ func (c *conn) onMessage(_ paho.Client, m paho.Message) {
 	if p := m.Payload(); len(p) > 0 {
 		req.Payload = bytes.Clone(p)
 	}
-	select {
-	case c.requests <- req:
-		if c.log.Enabled(context.Background(), slog.LevelDebug) { // spare the arguments' allocations otherwise
-			c.log.Debug("mqtt: method request received", "method", name, "request_id", rid)
-		}
-	default:
-		c.log.Warn("mqtt: request queue full, answering 503", "method", name, "request_id", rid, "status", busyStatus)
+	if !c.inbox.Put(req) {
+		c.log.Warn("mqtt: request queue full, answering 503", "method", name, "request_id", rid, "status", inbox.BusyStatus)
 		// Not waiting on the token keeps this callback from blocking.
-		c.publish(string(mqttwire.AppendResponseTopic(nil, busyStatus, rid)), busyPayload)
+		c.publish(string(mqttwire.AppendResponseTopic(nil, inbox.BusyStatus, rid)), inbox.BusyPayload)
+		return
+	}
+	if c.log.Enabled(context.Background(), slog.LevelDebug) { // spare the arguments' allocations otherwise
+		c.log.Debug("mqtt: method request received", "method", name, "request_id", rid)
 	}
 }
 
 // onConnectionLost runs on a goroutine of paho's when the connection fails.
 func (c *conn) onConnectionLost(_ paho.Client, cause error) {
-	c.lostOnce.Do(func() {
-		c.lostErr = fmt.Errorf("%w: %w", transport.ErrConnLost, cause)
-		close(c.lost)
-	})
+	c.inbox.Fail(fmt.Errorf("%w: %w", transport.ErrConnLost, cause))
 	c.log.Info("mqtt connection lost", "err", cause)
 }
 
 // Receive returns the next method request. Requests already buffered are
-// returned first, even once the connection is lost or closed.
+// returned first, even once the connection is lost or closed; after Close,
+// only once paho has stopped, so that none is left behind.
 func (c *conn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
-	select {
-	case req := <-c.requests:
-		return req, nil
-	default:
-	}
-	select {
-	case req := <-c.requests:
-		return req, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-c.lost:
-	case <-c.closed:
-		// paho may still hand over requests while Close disconnects: wait
-		// until it has stopped, so that none is left behind in the queue.
-		select {
-		case <-c.shutdownDone:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	// Drain what arrived before the connection ended.
-	select {
-	case req := <-c.requests:
-		return req, nil
-	default:
-	}
-	select {
-	case <-c.closed:
-		return nil, fmt.Errorf("mqtt: receive: %w", net.ErrClosed)
-	default:
-		return nil, fmt.Errorf("mqtt: receive: %w", c.lostErr)
-	}
+	return c.inbox.Receive(ctx)
 }
 
 // answerQoS is the QoS answers are published at.
@@ -154,12 +106,8 @@ func (c *conn) publish(topic string, payload []byte) (tok paho.Token, ok bool) {
 // Respond publishes the response and waits for the PUBACK (QoS 1), or
 // until paho has written it (QoS 0).
 func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte) error {
-	select {
-	case <-c.closed:
-		return fmt.Errorf("mqtt: respond: %w", net.ErrClosed)
-	case <-c.lost:
-		return fmt.Errorf("mqtt: respond: %w", c.lostErr)
-	default:
+	if err := c.inbox.Err(); err != nil {
+		return fmt.Errorf("mqtt: respond: %w", err)
 	}
 	topic := string(mqttwire.AppendResponseTopic(make([]byte, 0, 64), status, req.RequestID))
 	if payload == nil {
@@ -180,10 +128,8 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-c.lost:
-		return fmt.Errorf("mqtt: respond: %w", c.lostErr)
-	case <-c.closed:
-		return fmt.Errorf("mqtt: respond: %w", net.ErrClosed)
+	case <-c.inbox.Done():
+		return fmt.Errorf("mqtt: respond: %w", c.inbox.Err())
 	}
 }
 
@@ -202,10 +148,8 @@ func (c *conn) Quiesce(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("mqtt: unsubscribe: %w", ctx.Err())
-	case <-c.lost:
-		return fmt.Errorf("mqtt: unsubscribe: %w", c.lostErr)
-	case <-c.closed:
-		return fmt.Errorf("mqtt: unsubscribe: %w", net.ErrClosed)
+	case <-c.inbox.Done():
+		return fmt.Errorf("mqtt: unsubscribe: %w", c.inbox.Err())
 	}
 }
 
@@ -213,7 +157,7 @@ func (c *conn) Quiesce(ctx context.Context) error {
 // connection. It is idempotent.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
-		close(c.closed)
+		c.inbox.Close()
 		// No Publish may start once paho disconnects: one that passed
 		// paho's connected check just before would wait 30 s on a queue
 		// nobody reads any more, holding its answer back.
@@ -221,7 +165,7 @@ func (c *conn) Close() error {
 		c.stopping = true
 		c.publishMu.Unlock()
 		c.shutdown()
-		close(c.shutdownDone)
+		c.inbox.Stop() // paho has stopped: no request arrives after this
 		c.log.Info("mqtt disconnected")
 	})
 	return nil

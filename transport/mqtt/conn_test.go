@@ -247,50 +247,6 @@ func TestRequestAndResponse(t *testing.T) {
 	}
 }
 
-func TestRespondConcurrently(t *testing.T) {
-	c, s := dialed(t, nil)
-	ctx := dialCtx(t)
-	const n = 20
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { // owned by the test; joined below
-			errs <- c.Respond(ctx, &transport.MethodRequest{RequestID: string(rune('a' + i))}, 200, []byte(`{}`))
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Errorf("Respond: %v", err)
-		}
-	}
-	seen := map[string]bool{}
-	for range n {
-		seen[receive(t, s.publishes, "response").TopicName] = true
-	}
-	if len(seen) != n {
-		t.Errorf("hub saw %d distinct responses, want %d", len(seen), n)
-	}
-}
-
-func TestReceiveHonoursContext(t *testing.T) {
-	c, s := dialed(t, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := c.Receive(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Receive with a cancelled ctx = %v, want context.Canceled", err)
-	}
-	s.request(t, "$iothub/methods/POST/m/?$rid=1", nil)
-	req, err := c.Receive(dialCtx(t))
-	if err != nil {
-		t.Fatalf("Receive after a cancelled ctx: %v", err)
-	}
-	if req.Name != "m" {
-		t.Errorf("Name = %q, want %q", req.Name, "m")
-	}
-}
-
 func TestConnackRefusals(t *testing.T) {
 	tests := []struct {
 		code      byte
@@ -337,21 +293,6 @@ func TestSubscriptionRefused(t *testing.T) {
 	receive(t, s.done, "the client to disconnect")
 }
 
-func TestServerClosesConnection(t *testing.T) {
-	c, s := dialed(t, nil)
-	s.conn.Close()
-	_, err := c.Receive(dialCtx(t))
-	if !errors.Is(err, transport.ErrConnLost) {
-		t.Fatalf("Receive = %v, want an error wrapping ErrConnLost", err)
-	}
-	if got := transport.Classify(err); got != transport.Retriable {
-		t.Errorf("Classify = %v, want retriable", got)
-	}
-	if err := c.Respond(dialCtx(t), &transport.MethodRequest{RequestID: "1"}, 200, nil); !errors.Is(err, transport.ErrConnLost) {
-		t.Errorf("Respond after the loss = %v, want an error wrapping ErrConnLost", err)
-	}
-}
-
 // barrier makes sure every request the hub wrote so far has been queued:
 // the PUBACK of a response comes after them on the stream and paho handles
 // incoming packets in order.
@@ -361,38 +302,6 @@ func barrier(t *testing.T, c transport.Conn, s *session) {
 		t.Fatalf("Respond: %v", err)
 	}
 	receive(t, s.publishes, "barrier response")
-}
-
-func TestCloseDrainsBufferedRequests(t *testing.T) {
-	c, s := dialed(t, nil)
-	for _, rid := range []string{"1", "2", "3"} {
-		s.request(t, "$iothub/methods/POST/m/?$rid="+rid, []byte(`{}`))
-	}
-	barrier(t, c, s)
-	if err := c.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	var rids []string
-	for range 3 {
-		req, err := c.Receive(dialCtx(t))
-		if err != nil {
-			t.Fatalf("Receive after Close: %v", err)
-		}
-		rids = append(rids, req.RequestID)
-	}
-	if diff := cmp.Diff([]string{"1", "2", "3"}, rids); diff != "" {
-		t.Errorf("drained requests (-want +got):\n%s", diff)
-	}
-	if _, err := c.Receive(dialCtx(t)); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Receive once drained = %v, want net.ErrClosed", err)
-	}
-	if err := c.Respond(dialCtx(t), &transport.MethodRequest{RequestID: "1"}, 200, nil); !errors.Is(err, net.ErrClosed) {
-		t.Errorf("Respond after Close = %v, want net.ErrClosed", err)
-	}
-	receive(t, s.done, "the hub to see the disconnect")
 }
 
 func TestMalformedTopicsDropped(t *testing.T) {
@@ -417,24 +326,6 @@ func TestMalformedTopicsDropped(t *testing.T) {
 	}
 	if err := c.Respond(dialCtx(t), req, 200, []byte(`{}`)); err != nil {
 		t.Errorf("Respond after malformed topics: %v", err)
-	}
-}
-
-func TestQueueFullAnswers503(t *testing.T) {
-	c, s := dialed(t, &Options{QueueSize: 1})
-	s.request(t, "$iothub/methods/POST/m/?$rid=1", nil)
-	s.request(t, "$iothub/methods/POST/m/?$rid=2", nil)
-	pub := receive(t, s.publishes, "503 response")
-	if diff := cmp.Diff([]string{"$iothub/methods/res/503/?$rid=2", `{"error":"device busy: too many pending requests"}`},
-		[]string{pub.TopicName, string(pub.Payload)}); diff != "" {
-		t.Errorf("busy response (-want +got):\n%s", diff)
-	}
-	req, err := c.Receive(dialCtx(t))
-	if err != nil {
-		t.Fatalf("Receive: %v", err)
-	}
-	if req.RequestID != "1" {
-		t.Errorf("RequestID = %q, want 1", req.RequestID)
 	}
 }
 

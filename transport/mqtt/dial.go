@@ -124,8 +124,8 @@ func (c *conn) subscribe(ctx context.Context) error {
 	case <-tok.Done():
 	case <-ctx.Done():
 		return fmt.Errorf("mqtt: subscribe: %w", context.Cause(ctx))
-	case <-c.lost:
-		return fmt.Errorf("mqtt: subscribe: %w", c.lostErr)
+	case <-c.inbox.Done():
+		return fmt.Errorf("mqtt: subscribe: %w", c.inbox.Err())
 	}
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("mqtt: subscribe: %w: %w", transport.ErrConnLost, err)

@@ -1,27 +1,3 @@
-// Package transporttest provides Fake, an in-memory transport for testing
-// code built on device.Client without a network or a hub: invoke methods
-// as the cloud would, and make connections fail, drop or be refused.
-//
-// A complete test of a handler:
-//
-//	func TestTurnOnFan(t *testing.T) {
-//		fake := transporttest.NewFake(nil)
-//		cred, _ := sas.NewKeyCredential(base64.StdEncoding.EncodeToString([]byte("test-key")), "", 0)
-//		client, err := device.NewClient("hub.example", "fan-1", cred, &device.ClientOptions{Transport: fake})
-//		if err != nil {
-//			t.Fatal(err)
-//		}
-//		mux := device.NewMethodMux()
-//		mux.HandleFunc("turnOnFan", turnOnFan)
-//		go client.Run(t.Context(), mux)
-//		defer client.Close()
-//
-//		status, payload, err := fake.Invoke(t.Context(), "turnOnFan", []byte(`{"speed":2}`))
-//		if err != nil || status != 200 {
-//			t.Fatalf("turnOnFan: status %d, err %v", status, err)
-//		}
-//		_ = payload // check the JSON your handler answered
-//	}
 package transporttest
 
 import (
@@ -36,6 +12,7 @@ import (
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/internal/inbox"
 )
 
 // FakeOptions configures a Fake. A nil *FakeOptions means the defaults.
@@ -51,6 +28,10 @@ type FakeOptions struct {
 	// KeepExpired keeps a connection whose token has expired. Default: off;
 	// the connection is dropped at expiry, as the hub does.
 	KeepExpired bool
+	// QueueSize bounds the requests a connection holds for Receive: a
+	// request that finds the queue full is answered 503 at once, as the
+	// adapters do (their Options.QueueSize). Default: unbounded.
+	QueueSize int
 }
 
 // Fake is a transport.Dialer whose connections live in memory. It plays
@@ -270,7 +251,10 @@ func (f *Fake) Invoke(ctx context.Context, method string, payload []byte) (statu
 	f.waiting[key] = ch
 	f.mu.Unlock()
 
-	c.deliver(&transport.MethodRequest{Name: method, RequestID: key.id, Payload: append([]byte(nil), payload...)})
+	if !c.deliver(&transport.MethodRequest{Name: method, RequestID: key.id, Payload: append([]byte(nil), payload...)}) {
+		f.received(key, ch) // never delivered, so never answered
+		return inbox.BusyStatus, append([]byte(nil), inbox.BusyPayload...), nil
+	}
 	select {
 	case a := <-ch:
 		f.received(key, ch)
@@ -407,13 +391,20 @@ type fakeConn struct {
 	dead   chan struct{} // closed when the connection ends
 }
 
-func (c *fakeConn) deliver(req *transport.MethodRequest) {
+// deliver queues req for Receive; it reports false when the queue is
+// full. A request for an ended connection is lost, as on the network.
+func (c *fakeConn) deliver(req *transport.MethodRequest) bool {
 	c.mu.Lock()
 	if c.err == nil {
+		if limit := c.fake.opts.QueueSize; limit > 0 && len(c.queue) >= limit {
+			c.mu.Unlock()
+			return false
+		}
 		c.queue = append(c.queue, req)
 	}
 	c.mu.Unlock()
 	c.poke()
+	return true
 }
 
 func (c *fakeConn) poke() {

@@ -214,3 +214,46 @@ func TestInvokeReusesAnswerChannels(t *testing.T) {
 		t.Errorf("Receive after Close = %v", err)
 	}
 }
+
+// TestQueueFullAnswers503: with QueueSize, a request that finds the
+// connection's queue full is answered 503 at once, as the adapters do,
+// and the queued one still reaches Receive.
+func TestQueueFullAnswers503(t *testing.T) {
+	f := NewFake(&FakeOptions{QueueSize: 1})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	conn, err := f.Dial(ctx, testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	type result struct {
+		status int
+		body   string
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() { // owned by the test: ends when its call is answered, collected below
+			status, body, err := f.Invoke(ctx, "m", nil)
+			if err != nil {
+				t.Errorf("Invoke: %v", err)
+			}
+			results <- result{status, string(body)}
+		}()
+	}
+	// Nobody receives yet: one call is queued, the other refused.
+	busy := <-results
+	if want := (result{503, `{"error":"device busy: too many pending requests"}`}); busy != want {
+		t.Errorf("first answer = %+v, want %+v", busy, want)
+	}
+	req, err := conn.Receive(ctx)
+	if err != nil {
+		t.Fatalf("Receive: %v", err)
+	}
+	if err := conn.Respond(ctx, req, 200, []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := <-results, (result{200, `1`}); got != want {
+		t.Errorf("queued call answered %+v, want %+v", got, want)
+	}
+}

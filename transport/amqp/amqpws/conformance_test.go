@@ -1,0 +1,20 @@
+package amqpws_test
+
+import (
+	"testing"
+
+	"github.com/directmethods/iotdevice/internal/hubtest"
+	"github.com/directmethods/iotdevice/internal/localhub"
+	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/amqp"
+	"github.com/directmethods/iotdevice/transport/amqp/amqpws"
+	"github.com/directmethods/iotdevice/transport/transporttest"
+)
+
+// TestConformance runs the transport conformance suite against the local
+// hub's WebSocket endpoint.
+func TestConformance(t *testing.T) {
+	transporttest.TestDialer(t, hubtest.Harness(t, func(queueSize int) transport.Dialer {
+		return amqpws.NewDialer(&amqp.Options{QueueSize: queueSize})
+	}, (*localhub.Hub).HTTPSPort))
+}

@@ -1,0 +1,197 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/transport"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+// waitTimeout bounds every wait of the tests.
+const waitTimeout = 10 * time.Second
+
+var errLost = errors.New("test: connection lost")
+
+func req(id string) *transport.MethodRequest {
+	return &transport.MethodRequest{Name: "m", RequestID: id}
+}
+
+// receiveAll calls Receive until it fails and returns the request ids and
+// the error.
+func receiveAll(t *testing.T, b *Inbox) ([]string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	var ids []string
+	for {
+		r, err := b.Receive(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("Receive did not end: %v", err)
+			}
+			return ids, err
+		}
+		ids = append(ids, r.RequestID)
+	}
+}
+
+func TestPutAnswersFullQueue(t *testing.T) {
+	b := New("test", 2)
+	var got []bool
+	for _, id := range []string{"1", "2", "3"} {
+		got = append(got, b.Put(req(id)))
+	}
+	if diff := cmp.Diff([]bool{true, true, false}, got); diff != "" {
+		t.Errorf("Put results (-want +got):\n%s", diff)
+	}
+	r, err := b.Receive(t.Context())
+	if err != nil || r.RequestID != "1" {
+		t.Fatalf("Receive = %v, %v; want request 1", r, err)
+	}
+	if !b.Put(req("4")) {
+		t.Error("Put refused a request after Receive made room")
+	}
+}
+
+// TestDrainThenEnd: after the connection ends, Receive returns what was
+// queued, in order, then the end's error, and keeps returning it.
+func TestDrainThenEnd(t *testing.T) {
+	tests := []struct {
+		name    string
+		end     func(b *Inbox)
+		want    error
+		wantErr error // Err once ended
+	}{
+		{"closed", func(b *Inbox) { b.Close(); b.Stop() }, net.ErrClosed, net.ErrClosed},
+		{"lost", func(b *Inbox) { b.Fail(errLost) }, errLost, errLost},
+		{"lost then closed", func(b *Inbox) { b.Fail(errLost); b.Close(); b.Stop() }, net.ErrClosed, net.ErrClosed},
+		{"closed then lost", func(b *Inbox) { b.Close(); b.Fail(errLost); b.Stop() }, net.ErrClosed, net.ErrClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New("test", 4)
+			if err := b.Err(); err != nil {
+				t.Fatalf("Err before the end = %v", err)
+			}
+			b.Put(req("1"))
+			b.Put(req("2"))
+			tt.end(b)
+			select {
+			case <-b.Done():
+			default:
+				t.Error("Done is open after the end")
+			}
+			ids, err := receiveAll(t, b)
+			if diff := cmp.Diff([]string{"1", "2"}, ids); diff != "" {
+				t.Errorf("drained (-want +got):\n%s", diff)
+			}
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Receive once drained = %v, want %v", err, tt.want)
+			}
+			if _, again := b.Receive(t.Context()); !errors.Is(again, tt.want) {
+				t.Errorf("Receive again = %v, want %v", again, tt.want)
+			}
+			if err := b.Err(); !errors.Is(err, tt.wantErr) {
+				t.Errorf("Err = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestErrorNamesTheAdapter(t *testing.T) {
+	b := New("mqtt", 1)
+	b.Fail(errLost)
+	_, err := b.Receive(t.Context())
+	if want := "mqtt: receive: test: connection lost"; err == nil || err.Error() != want {
+		t.Errorf("Receive = %v, want %q", err, want)
+	}
+}
+
+func TestFirstFailureWins(t *testing.T) {
+	b := New("test", 1)
+	second := errors.New("test: second failure")
+	if !b.Fail(errLost) {
+		t.Error("first Fail reported false")
+	}
+	if b.Fail(second) {
+		t.Error("second Fail reported true")
+	}
+	if err := b.Err(); !errors.Is(err, errLost) {
+		t.Errorf("Err = %v, want the first failure", err)
+	}
+}
+
+// TestCloseWaitsForStop: a request the protocol library hands over while
+// the owner closes the connection comes out of Receive, even for a
+// receiver that was already waiting when Close started.
+func TestCloseWaitsForStop(t *testing.T) {
+	b := New("test", 4)
+	type result struct {
+		ids []string
+		err error
+	}
+	done := make(chan result, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { // owned by the test; ends when Receive fails after Stop, joined above
+		ids, err := receiveAll(t, b)
+		done <- result{ids, err}
+	})
+	b.Close()
+	if !b.Put(req("late")) {
+		t.Fatal("Put refused a request after Close")
+	}
+	b.Stop()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(waitTimeout):
+		t.Fatal("Receive did not end after Stop")
+	}
+	if diff := cmp.Diff([]string{"late"}, r.ids); diff != "" {
+		t.Errorf("received (-want +got):\n%s", diff)
+	}
+	if !errors.Is(r.err, net.ErrClosed) {
+		t.Errorf("Receive once drained = %v, want net.ErrClosed", r.err)
+	}
+}
+
+func TestReceiveHonoursContext(t *testing.T) {
+	tests := []struct {
+		name string
+		prep func(b *Inbox)
+	}{
+		{"empty", func(*Inbox) {}},
+		{"closed, not stopped", func(b *Inbox) { b.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New("test", 1)
+			tt.prep(b)
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			if _, err := b.Receive(ctx); !errors.Is(err, context.Canceled) {
+				t.Errorf("Receive = %v, want context.Canceled", err)
+			}
+		})
+	}
+}
+
+// TestQueuedBeforeCanceled: a queued request wins over a done context.
+func TestQueuedBeforeCanceled(t *testing.T) {
+	b := New("test", 1)
+	b.Put(req("1"))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if r, err := b.Receive(ctx); err != nil || r.RequestID != "1" {
+		t.Errorf("Receive = %v, %v; want request 1", r, err)
+	}
+}
