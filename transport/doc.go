@@ -14,7 +14,9 @@
 //
 // Adapters wrap protocol errors with the sentinels of this package
 // (ErrConnLost, ErrThrottled, ErrServerBusy, ErrUnauthorized,
-// ErrIdentityNotFound) and the client decides with Classify whether to retry.
+// ErrIdentityNotFound), and package device decides from them whether to
+// retry: after a backoff delay, after a longer one when throttled, or not
+// at all for refused credentials and unknown identities.
 //
 // # Concurrency
 //

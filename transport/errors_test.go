@@ -1,50 +1,11 @@
 package transport
 
 import (
-	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"io"
-	"net"
-	"syscall"
 	"testing"
 
 	"github.com/directmethods/iotdevice/sas"
 )
-
-func TestClassify(t *testing.T) {
-	tests := []struct {
-		name string
-		err  error
-		want Class
-	}{
-		{"connection lost", fmt.Errorf("mqtt: %w: EOF", ErrConnLost), Retriable},
-		{"server busy", fmt.Errorf("connack 3: %w", ErrServerBusy), Retriable},
-		{"throttled", fmt.Errorf("429: %w", ErrThrottled), Throttled},
-		{"unauthorized", fmt.Errorf("connack 5: %w", ErrUnauthorized), Fatal},
-		{"identity not found", fmt.Errorf("%w", ErrIdentityNotFound), Fatal},
-		{"fixed token expired", fmt.Errorf("token: %w", sas.ErrTokenExpired), Fatal},
-		{"token for another device", fmt.Errorf("token: %w", sas.ErrWrongResource), Fatal},
-		{"certificate missing", sas.ErrNeedCertificate, Fatal},
-		{"untrusted CA", &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}, Fatal},
-		{"wrong host name", fmt.Errorf("dial: %w", x509.HostnameError{Host: "evil"}), Fatal},
-		{"expired certificate", x509.CertificateInvalidError{Reason: x509.Expired}, Fatal},
-		{"cancelled", fmt.Errorf("dial: %w", context.Canceled), Canceled},
-		{"dial deadline", fmt.Errorf("dial: %w", context.DeadlineExceeded), Retriable},
-		{"connection refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, Retriable},
-		{"EOF", io.EOF, Retriable},
-		{"unknown", errors.New("something odd"), Retriable},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := Classify(tt.err); got != tt.want {
-				t.Errorf("Classify(%v) = %v, want %v", tt.err, got, tt.want)
-			}
-		})
-	}
-}
 
 func TestConfigAddressing(t *testing.T) {
 	cred, err := sas.NewKeyCredential("MDEyMzQ1Njc4OWFiY2RlZg==", "", 0)

@@ -85,7 +85,7 @@
 // only the sender link is noticed at the next Respond, which then ends the
 // Conn the same way. A closed Conn returns errors wrapping net.ErrClosed;
 // certificate failures keep their crypto/x509 error in the chain.
-// transport.Classify decides what to retry.
+// Package device decides from these what to retry.
 //
 // # Logging
 //

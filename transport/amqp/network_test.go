@@ -124,9 +124,7 @@ func TestNetworkDialError(t *testing.T) {
 	if want := "127.0.0.1:1234"; !strings.Contains(err.Error(), want) {
 		t.Errorf("Dial error = %v, want it to name %s", err, want)
 	}
-	if got := transport.Classify(err); got != transport.Retriable {
-		t.Errorf("Classify(%v) = %v, want retriable", err, got)
-	}
+	wantRetried(t, err)
 }
 
 // TestNetworkWithoutDial checks that a Network missing its Dial function

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -247,17 +248,19 @@ func TestRequestAndResponse(t *testing.T) {
 	}
 }
 
+// TestConnackRefusals checks the sentinel each refused CONNACK wraps, and
+// that it wraps no other: ErrUnauthorized stops the client, ErrServerBusy
+// and an error wrapping no sentinel lead to a new dial.
 func TestConnackRefusals(t *testing.T) {
 	tests := []struct {
-		code      byte
-		sentinel  error
-		wantClass transport.Class
+		code     byte
+		sentinel error // nil: none, so the client dials again
 	}{
-		{packets.ErrRefusedBadProtocolVersion, nil, transport.Retriable},
-		{packets.ErrRefusedIDRejected, transport.ErrUnauthorized, transport.Fatal},
-		{packets.ErrRefusedServerUnavailable, transport.ErrServerBusy, transport.Retriable},
-		{packets.ErrRefusedBadUsernameOrPassword, transport.ErrUnauthorized, transport.Fatal},
-		{packets.ErrRefusedNotAuthorised, transport.ErrUnauthorized, transport.Fatal},
+		{packets.ErrRefusedBadProtocolVersion, nil},
+		{packets.ErrRefusedIDRejected, transport.ErrUnauthorized},
+		{packets.ErrRefusedServerUnavailable, transport.ErrServerBusy},
+		{packets.ErrRefusedBadUsernameOrPassword, transport.ErrUnauthorized},
+		{packets.ErrRefusedNotAuthorised, transport.ErrUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(packets.ConnackReturnCodes[tt.code], func(t *testing.T) {
@@ -267,17 +270,7 @@ func TestConnackRefusals(t *testing.T) {
 				c.Close()
 				t.Fatal("Dial succeeded, want a refusal")
 			}
-			if tt.sentinel != nil && !errors.Is(err, tt.sentinel) {
-				t.Errorf("Dial error = %v, want one wrapping %v", err, tt.sentinel)
-			}
-			for _, other := range []error{transport.ErrUnauthorized, transport.ErrServerBusy, transport.ErrConnLost} {
-				if other != tt.sentinel && errors.Is(err, other) {
-					t.Errorf("Dial error = %v, wraps %v unexpectedly", err, other)
-				}
-			}
-			if got := transport.Classify(err); got != tt.wantClass {
-				t.Errorf("Classify = %v, want %v", got, tt.wantClass)
-			}
+			wantOnly(t, err, tt.sentinel)
 		})
 	}
 }
@@ -362,8 +355,9 @@ func TestUntrustedServerCertificateIsFatal(t *testing.T) {
 	if !errors.As(err, &unknown) {
 		t.Errorf("Dial error = %v, want an x509.UnknownAuthorityError in the chain", err)
 	}
-	if got := transport.Classify(err); got != transport.Fatal {
-		t.Errorf("Classify = %v, want fatal", got)
+	var verify *tls.CertificateVerificationError
+	if !errors.As(err, &verify) {
+		t.Errorf("Dial error = %v, want a *tls.CertificateVerificationError in the chain (the client stops on it)", err)
 	}
 }
 
@@ -387,9 +381,6 @@ func TestDialCancelledWhileWaitingForConnack(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Dial error = %v, want context.Canceled", err)
 	}
-	if got := transport.Classify(err); got != transport.Canceled {
-		t.Errorf("Classify = %v, want canceled", got)
-	}
 	receive(t, s.done, "the aborted connection to close")
 }
 
@@ -405,8 +396,41 @@ func TestDialConnectionRefused(t *testing.T) {
 		c.Close()
 		t.Fatal("Dial to a closed port succeeded")
 	}
-	if got := transport.Classify(err); got != transport.Retriable {
-		t.Errorf("Classify(%v) = %v, want retriable", err, got)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Dial error = %v, want it to wrap syscall.ECONNREFUSED", err)
+	}
+	wantRetried(t, err)
+}
+
+// outcomes are the errors that decide what package device does about an
+// adapter's error: the sentinels of package transport and the caller's
+// cancellation.
+var outcomes = []error{transport.ErrConnLost, transport.ErrThrottled, transport.ErrServerBusy, transport.ErrUnauthorized, transport.ErrIdentityNotFound, context.Canceled}
+
+// wantOnly checks that err wraps want (nil: none of outcomes) and no
+// other error of outcomes.
+func wantOnly(t *testing.T, err, want error) {
+	t.Helper()
+	if want != nil && !errors.Is(err, want) {
+		t.Errorf("error %v does not wrap %v", err, want)
+	}
+	for _, other := range outcomes {
+		if other != want && errors.Is(err, other) {
+			t.Errorf("error %v wraps %v unexpectedly", err, other)
+		}
+	}
+}
+
+// wantRetried checks that err wraps neither a sentinel on which package
+// device stops or waits longer (ErrUnauthorized, ErrIdentityNotFound,
+// ErrThrottled) nor context.Canceled: the client dials again after a
+// backoff delay.
+func wantRetried(t *testing.T, err error) {
+	t.Helper()
+	for _, target := range []error{transport.ErrUnauthorized, transport.ErrIdentityNotFound, transport.ErrThrottled, context.Canceled} {
+		if errors.Is(err, target) {
+			t.Errorf("error %v wraps %v, want one the client retries", err, target)
+		}
 	}
 }
 

@@ -67,7 +67,7 @@
 // transport.ErrServerBusy (code 3); a lost connection wraps
 // transport.ErrConnLost and its cause; a closed Conn returns errors wrapping
 // net.ErrClosed; certificate failures keep their crypto/x509 error in the
-// chain. transport.Classify decides what to retry.
+// chain. Package device decides from these what to retry.
 //
 // # Logging
 //

@@ -93,9 +93,7 @@ func TestNetworkDialError(t *testing.T) {
 	if !errors.Is(err, errRefused) {
 		t.Errorf("Dial error = %v, want it to wrap the network's error", err)
 	}
-	if got := transport.Classify(err); got != transport.Retriable {
-		t.Errorf("Classify(%v) = %v, want retriable", err, got)
-	}
+	wantRetried(t, err)
 }
 
 func TestDefaultNetworkIsTLS(t *testing.T) {

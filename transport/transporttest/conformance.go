@@ -57,8 +57,8 @@ const waitTimeout = 30 * time.Second
 //
 //   - DialSubscribes: a call made as soon as Dial returns is delivered,
 //     and each Dial obtains one token (none with a certificate);
-//   - DialHonoursContext: a Dial whose context is done fails as
-//     transport.Canceled;
+//   - DialHonoursContext: a Dial whose context is done fails with an
+//     error wrapping context.Canceled;
 //   - ReceiveHonoursContext: Receive returns when its context ends, and
 //     the Conn stays usable;
 //   - CloseDrains: after Close, Receive returns the requests already
@@ -68,8 +68,10 @@ const waitTimeout = 30 * time.Second
 //     (IoT Hub numbers request ids per connection, so the same id may
 //     name another call there);
 //   - DroppedByHub: a connection the hub drops ends Receive with an error
-//     wrapping transport.ErrConnLost, answers on it fail, and a new Dial
-//     serves calls again;
+//     wrapping transport.ErrConnLost and none of ErrUnauthorized,
+//     ErrIdentityNotFound, ErrThrottled or context.Canceled (so the
+//     client dials again after a backoff delay), answers on it fail, and
+//     a new Dial serves calls again;
 //   - TokenRenewal: a transport.TokenRefresher renews in band and keeps
 //     serving calls; a transport.Quiescer stops new requests while those
 //     received are answered on it; a new Dial takes a fresh token and

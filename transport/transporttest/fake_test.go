@@ -29,8 +29,8 @@ func TestFakeDialRules(t *testing.T) {
 	f := NewFake(&FakeOptions{Key: []byte("0123456789abcdef")})
 	f.FailDials(2, nil)
 	for i := range 2 {
-		if _, err := f.Dial(ctx, testConfig(t)); !errors.Is(err, ErrRefused) || transport.Classify(err) != transport.Retriable {
-			t.Fatalf("dial %d: %v, want ErrRefused (retriable)", i, err)
+		if _, err := f.Dial(ctx, testConfig(t)); !errors.Is(err, ErrRefused) || !errors.Is(err, transport.ErrConnLost) {
+			t.Fatalf("dial %d: %v, want ErrRefused, which wraps transport.ErrConnLost", i, err)
 		}
 	}
 	c1, err := f.Dial(ctx, testConfig(t))
