@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/busy"
 	"github.com/directmethods/iotdevice/transport"
 )
 
@@ -203,7 +204,7 @@ func (d *dispatcher) admit(c *call) bool {
 	}
 	d.mu.Unlock()
 	d.log.Warn("request refused: too many pending requests", "method", c.req.Name, "request_id", c.req.RequestID)
-	d.answer(c, statusUnavailable, errorBody("device busy: too many pending requests"))
+	d.answer(c, busy.Status, busy.Body())
 	return false
 }
 

@@ -9,6 +9,7 @@ import (
 
 	goamqp "github.com/Azure/go-amqp"
 	"github.com/directmethods/iotdevice/internal/amqpwire"
+	"github.com/directmethods/iotdevice/internal/busy"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/internal/inbox"
 )
@@ -100,7 +101,7 @@ func (c *conn) pump() {
 				c.log.Debug("amqp: method request received", "method", req.Name, "request_id", req.RequestID)
 			}
 		} else {
-			c.log.Warn("amqp: request queue full, answering 503", "method", req.Name, "request_id", req.RequestID, "status", inbox.BusyStatus)
+			c.log.Warn("amqp: request queue full, answering 503", "method", req.Name, "request_id", req.RequestID, "status", busy.Status)
 			select {
 			case c.busy <- req:
 			default:
@@ -140,7 +141,7 @@ func (c *conn) answerBusy() {
 		case <-c.lifetime.Done():
 			return
 		case req := <-c.busy:
-			if err := c.Respond(c.lifetime, req, inbox.BusyStatus, inbox.BusyPayload); err != nil && c.lifetime.Err() == nil {
+			if err := c.Respond(c.lifetime, req, busy.Status, busy.Body()); err != nil && c.lifetime.Err() == nil {
 				c.log.Warn("amqp: 503 answer not delivered", "method", req.Name, "request_id", req.RequestID, "err", err)
 			}
 		}

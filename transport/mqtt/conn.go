@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/busy"
 	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/internal/inbox"
@@ -61,9 +62,9 @@ func (c *conn) onMessage(_ paho.Client, m paho.Message) {
 		req.Payload = bytes.Clone(p)
 	}
 	if !c.inbox.Put(req) {
-		c.log.Warn("mqtt: request queue full, answering 503", "method", name, "request_id", rid, "status", inbox.BusyStatus)
+		c.log.Warn("mqtt: request queue full, answering 503", "method", name, "request_id", rid, "status", busy.Status)
 		// Not waiting on the token keeps this callback from blocking.
-		c.publish(string(mqttwire.AppendResponseTopic(nil, inbox.BusyStatus, rid)), inbox.BusyPayload)
+		c.publish(string(mqttwire.AppendResponseTopic(nil, busy.Status, rid)), busy.Body())
 		return
 	}
 	if c.log.Enabled(context.Background(), slog.LevelDebug) { // spare the arguments' allocations otherwise

@@ -9,10 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/busy"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
-	"github.com/directmethods/iotdevice/transport/internal/inbox"
 )
 
 // FakeOptions configures a Fake. A nil *FakeOptions means the defaults.
@@ -253,7 +253,7 @@ func (f *Fake) Invoke(ctx context.Context, method string, payload []byte) (statu
 
 	if !c.deliver(&transport.MethodRequest{Name: method, RequestID: key.id, Payload: append([]byte(nil), payload...)}) {
 		f.received(key, ch) // never delivered, so never answered
-		return inbox.BusyStatus, append([]byte(nil), inbox.BusyPayload...), nil
+		return busy.Status, busy.Body(), nil
 	}
 	select {
 	case a := <-ch:

@@ -14,13 +14,6 @@ import (
 	"github.com/directmethods/iotdevice/transport"
 )
 
-// BusyStatus is the status of the answer to a request that arrives while
-// the queue is full; BusyPayload is its body.
-const BusyStatus = 503
-
-// BusyPayload is the body of the BusyStatus answer.
-var BusyPayload = []byte(`{"error":"device busy: too many pending requests"}`)
-
 // Inbox holds one connection's received requests until Receive takes
 // them, and the connection's end: lost (Fail) or closed by its owner
 // (Close). Its methods are safe for concurrent use; one goroutine, the
@@ -57,7 +50,7 @@ func New(name string, size int) *Inbox {
 }
 
 // Put queues req without blocking. It reports false when the queue is
-// full: the caller answers BusyStatus then.
+// full: the caller answers busy.Status with busy.Body then.
 func (b *Inbox) Put(req *transport.MethodRequest) bool {
 	select {
 	case b.requests <- req:
