@@ -53,9 +53,9 @@ const answerGrace = time.Second
 //     dropped.
 //  3. answer: on the connection the request arrived on (see origin).
 //
-// Slots are a semaphore; handlers run on plain goroutines, errgroup-style:
-// a goroutine that finishes a call takes the next queued one, if any,
-// before it ends.
+// Slots are a semaphore. A goroutine that finishes a call takes the next
+// queued one, if any; then it waits as a spare for the next receiver role
+// rather than ending (see goroutines.go for the figure that buys).
 type dispatcher struct {
 	handler    MethodHandler
 	respond    func(ctx context.Context, c *call, status int, body []byte)
@@ -79,10 +79,16 @@ type dispatcher struct {
 	idle     chan struct{} // closed when active drops to 0; made by waitIdle
 	stopping bool          // shutting down: no handler starts any more
 	handling callList      // calls whose handlers run, in deadline order (see watch)
-	watcher  *time.Timer   // runs watch at the deadline of handling's oldest call
+	watcher  *time.Timer   // runs watch by the deadline of handling's oldest call
+	// watcherArmed says the watcher is set, for watcherAt.
+	watcherArmed bool
+	watcherAt    time.Time
+	spares       []*spare    // goroutines waiting for a receiver role, most recent last (goroutines.go)
+	sweeping     bool        // sweeper is set
+	sweeper      *time.Timer // runs sweep
 
-	calls   sync.WaitGroup // calls in our care, from receipt to answer
-	workers sync.WaitGroup // goroutines running handlers, but those left to an overrun handler
+	calls      sync.WaitGroup // calls in our care, from receipt to answer
+	goroutines sync.WaitGroup // the dispatcher's goroutines, but those left to an overrun handler
 }
 
 // call is one request in the client's care.
@@ -139,48 +145,14 @@ func newDispatcher(runCtx context.Context, h MethodHandler, o *ClientOptions, re
 	return d
 }
 
-// serve starts the receiver of the connection o. The receiver that sees
-// Receive fail reports the error on end; receivers counts the goroutines
-// holding or handing over the receiver role.
-func (d *dispatcher) serve(ctx context.Context, o *origin, end chan<- error, receivers *sync.WaitGroup) {
-	receivers.Add(1)
-	go d.receive(ctx, o, end, receivers) // owned by the caller: joined through receivers
-}
-
-// receive holds the receiver role until it gets a request it may run at
-// once; it then passes the role on and runs the request (see dispatcher).
-func (d *dispatcher) receive(ctx context.Context, o *origin, end chan<- error, receivers *sync.WaitGroup) {
-	for {
-		req, err := o.conn.Receive(ctx)
-		if err != nil {
-			end <- err
-			receivers.Done()
-			return
-		}
-		c, now := d.accept(req, o)
-		if !now {
-			continue // queued or refused
-		}
-		receivers.Add(1)
-		go d.receive(ctx, o, end, receivers) // owned by the caller of serve: joined through receivers
-		receivers.Done()
-		d.work(c)
-		return
-	}
-}
-
 // accept takes a request that arrived on o into the dispatcher's care.
-// It reports whether the request holds a slot and is to run now; the
-// caller then runs it with work, counted in d.workers.
+// It reports whether the request holds a slot and is to run now, on the
+// caller's goroutine.
 func (d *dispatcher) accept(req *transport.MethodRequest, o *origin) (*call, bool) {
 	c := &call{req: req, origin: o}
 	o.add()
 	d.calls.Add(1)
-	if !d.admit(c) {
-		return c, false
-	}
-	d.workers.Add(1)
-	return c, true
+	return c, d.admit(c)
 }
 
 // admit takes a slot for c and reports true, or queues c, or answers it
@@ -209,15 +181,16 @@ func (d *dispatcher) admit(c *call) bool {
 }
 
 // work runs c, which holds a slot, then the queued calls while there are
-// any. It ends early, without its slot, when a handler overran.
-func (d *dispatcher) work(c *call) {
+// any. It reports false when a handler overran: the slot went on without
+// this goroutine, which stays with the handler (see overrun).
+func (d *dispatcher) work(c *call) bool {
 	for c != nil {
 		if !d.run(c) {
-			return // the slot went on without this goroutine (see overrun)
+			return false
 		}
 		c = d.next()
 	}
-	d.workers.Done()
+	return true
 }
 
 // next hands the caller's slot to the next queued call and returns it, or
@@ -308,21 +281,28 @@ func (d *dispatcher) timedOut() (int, []byte) {
 // allocations of a call (BenchmarkDispatchSDK/100B: 8 allocations with
 // the timer, the echo handler's response included).
 
-// armWatcherLocked sets the timer for the deadline of the oldest call
-// handling; d.mu is held.
+// armWatcherLocked makes sure the timer fires by the deadline of the
+// oldest call handling; d.mu is held. A timer already set for an earlier
+// time is left alone (watch sets it again when it fires), which spares a
+// timer operation per call under a steady load.
 func (d *dispatcher) armWatcherLocked() {
-	wait := time.Until(d.handling.head.deadline)
-	if d.watcher == nil {
-		d.watcher = time.AfterFunc(wait, d.watch) // runs on its own goroutine each time; stopped at shutdown
+	at := d.handling.head.deadline
+	if d.watcherArmed && !d.watcherAt.After(at) {
 		return
 	}
-	d.watcher.Reset(wait)
+	d.watcherArmed, d.watcherAt = true, at
+	if d.watcher == nil {
+		d.watcher = time.AfterFunc(time.Until(at), d.watch) // runs on its own goroutine each time; stopped at shutdown
+		return
+	}
+	d.watcher.Reset(time.Until(at))
 }
 
 // watch answers for the handlers whose deadline has passed (see overrun)
 // and sets the timer for the next deadline.
 func (d *dispatcher) watch() {
 	d.mu.Lock()
+	d.watcherArmed = false
 	now := time.Now()
 	var overran []*call
 	for c := d.handling.head; c != nil && !c.deadline.After(now); c = d.handling.head {
@@ -343,14 +323,13 @@ func (d *dispatcher) watch() {
 
 // overrun answers for a handler whose context ended before it returned:
 // 504 past its deadline, 503 when the client shuts down. It passes the
-// handler's slot on and releases its goroutine from d.workers: the
+// handler's slot on and releases its goroutine from d.goroutines: the
 // handler finishes on its own.
 func (d *dispatcher) overrun(c *call) {
 	if next := d.next(); next != nil {
-		d.workers.Add(1)
-		go d.work(next) // owned by the dispatcher: joined through d.workers
+		d.start(role{}, next)
 	}
-	d.workers.Done() // the handler's goroutine leaves the pool
+	d.goroutines.Done() // the handler's goroutine leaves the pool
 	d.mu.Lock()
 	stopping := d.stopping
 	d.mu.Unlock()
@@ -414,7 +393,7 @@ func (d *dispatcher) response(req *transport.MethodRequest, resp *MethodResponse
 	case len(body) > MaxPayloadSize:
 		d.log.Error("method response too large; answering 500", "method", req.Name, "request_id", req.RequestID, "size", len(body))
 		return statusInternal, errorBody(fmt.Sprintf("invalid response: payload of %d bytes exceeds the limit of %d", len(body), MaxPayloadSize))
-	case !json.Valid(body):
+	case !validJSON(body):
 		d.log.Error("method response is not valid JSON; answering 500", "method", req.Name, "request_id", req.RequestID)
 		return statusInternal, errorBody("invalid response: payload is not valid JSON")
 	}
@@ -428,7 +407,7 @@ func checkRequest(req *transport.MethodRequest) (int, []byte, bool) {
 	switch {
 	case len(req.Payload) > MaxPayloadSize:
 		return statusTooLarge, errorBody(fmt.Sprintf("request payload of %d bytes exceeds the limit of %d", len(req.Payload), MaxPayloadSize)), false
-	case len(req.Payload) > 0 && !json.Valid(req.Payload):
+	case len(req.Payload) > 0 && !validJSON(req.Payload):
 		return statusBadRequest, errorBody("request payload is not valid JSON"), false
 	}
 	return 0, nil, true
@@ -494,5 +473,6 @@ func (d *dispatcher) shutdownUntil(graceCtx context.Context) {
 	d.calls.Wait()
 	giveUp.Stop()
 	d.giveUpAnswers()
-	d.workers.Wait()
+	d.closeSpares()
+	d.goroutines.Wait()
 }

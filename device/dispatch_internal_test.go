@@ -57,7 +57,7 @@ func (td *testDispatcher) submit(method string) string {
 	td.nextID++
 	id := fmt.Sprint(td.nextID)
 	if c, now := td.dispatcher.accept(&transport.MethodRequest{Name: method, RequestID: id}, td.origin); now {
-		go td.dispatcher.work(c) // owned by the dispatcher: joined through its workers count
+		td.dispatcher.start(role{}, c)
 	}
 	return id
 }
@@ -241,4 +241,41 @@ func TestAnswerOnceAtTheDeadline(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestSparesEndWhenIdle checks that the goroutines that finished their
+// calls wait as spares, warm for the next ones, and end after spareIdle
+// without work.
+func TestSparesEndWhenIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		td := newTestDispatcher(func(context.Context, *MethodRequest) (*MethodResponse, error) { return nil, nil }, 4, 4, time.Minute)
+		spares := func() int {
+			td.mu.Lock()
+			defer td.mu.Unlock()
+			return len(td.spares)
+		}
+		for range 3 {
+			td.submit("m")
+		}
+		for range 3 {
+			<-td.answers
+		}
+		synctest.Wait()
+		if n := spares(); n != 3 {
+			t.Errorf("%d spares after 3 calls, want 3", n)
+		}
+		time.Sleep(spareIdle - time.Second)
+		td.submit("m") // its goroutine waits as a spare afresh
+		<-td.answers
+		synctest.Wait()
+		time.Sleep(2 * time.Second) // past spareIdle for the two spares left unused
+		synctest.Wait()
+		if n := spares(); n != 1 {
+			t.Errorf("%d spares after the others idled for spareIdle, want the fresh one", n)
+		}
+		td.shutdown(time.Second)
+		if n := spares(); n != 0 {
+			t.Errorf("%d spares after shutdown", n)
+		}
+	})
 }
