@@ -54,10 +54,11 @@ type Options struct {
 	PutTokenTimeout time.Duration
 	// AnswerAtMostOnce sends answers pre-settled, as the C# SDK does: the
 	// hub sends no disposition and Respond returns once the answer is
-	// written, but an answer lost with a breaking connection is not sent
-	// again, and its caller gets 504. By default answers go unsettled:
-	// Respond returns once the hub has settled the answer, and the client
-	// sends it again on the next connection otherwise.
+	// written, but cannot tell whether it reached the hub. By default
+	// answers go unsettled: Respond returns once the hub has settled the
+	// answer, and fails if the connection breaks first. Either way an
+	// answer goes only on the link pair of its request, so one lost with
+	// its connection is not sent again, and its caller gets 504101.
 	AnswerAtMostOnce bool
 }
 

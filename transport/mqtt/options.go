@@ -50,10 +50,12 @@ type Options struct {
 	QueueSize int
 	// AnswerAtMostOnce publishes answers at QoS 0, as the C and Node SDKs
 	// do: one packet less per call and no acknowledgement to wait for, but
-	// an answer lost with a breaking connection is not sent again, and its
-	// caller gets 504. By default answers go at QoS 1: Respond returns once
-	// the hub acknowledged the answer, and the client sends it again on the
-	// next connection otherwise.
+	// Respond cannot tell whether an answer reached the hub. By default
+	// answers go at QoS 1: Respond returns once the hub acknowledged the
+	// answer, and fails if the connection breaks first. Either way an
+	// answer goes only on the connection of its request (IoT Hub numbers
+	// request ids per connection), so one lost with its connection is not
+	// sent again, and its caller gets 504101.
 	AnswerAtMostOnce bool
 }
 
