@@ -10,8 +10,8 @@ import (
 // answers the same way.
 const (
 	// KindSDK is a device built on this SDK, with its defaults: answers
-	// are acknowledged by the hub (MQTT QoS 1, AMQP unsettled) and sent
-	// again on the next connection when the acknowledgement does not come.
+	// are acknowledged by the hub (MQTT QoS 1, AMQP unsettled), and
+	// Respond waits for the acknowledgement.
 	KindSDK = "sdk"
 	// KindSDKAtMostOnce is KindSDK with AnswerAtMostOnce: answers at MQTT
 	// QoS 0 or AMQP pre-settled, never acknowledged.

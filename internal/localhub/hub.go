@@ -92,8 +92,8 @@ type Hub struct {
 	// writeTimeout is Options.MQTTWriteTimeout or its default.
 	writeTimeout time.Duration
 	// amqpRIDPrefix starts the uuid correlation id of every AMQP request
-	// (see requestCorrelationID). It is the same on every connection, so an
-	// answer the device sends on its next connection still finds its call.
+	// (see requestCorrelationID); the rest is the request's number on its
+	// link pair, so ids repeat across connections as MQTT $rid values do.
 	amqpRIDPrefix [8]byte
 
 	mqttListener  net.Listener

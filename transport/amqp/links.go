@@ -26,9 +26,9 @@ func methodLinkProperties(channel, userAgent string) map[string]any {
 // responses on the identity's method address. The receiver settles first,
 // as the C and C# SDKs do. The sender leaves its answers unsettled, as the
 // C SDK does (the C# SDK sends them pre-settled): the hub's disposition
-// tells that an answer arrived, so one written just before the connection
-// breaks is sent again on the next connection instead of being lost.
-// Options.AnswerAtMostOnce sends them pre-settled instead.
+// tells that an answer arrived, so Respond reports one written just before
+// the connection breaks as lost. Options.AnswerAtMostOnce sends them
+// pre-settled instead.
 func (c *conn) attachMethodLinks(ctx context.Context) error {
 	address := amqpwire.MethodsAddress(c.cfg.DeviceID, c.cfg.ModuleID)
 	channel := newUUID().String()
