@@ -11,9 +11,9 @@ import (
 // admits, and then, instead of ending, waits as a spare to take the next
 // receiver role over. A spare's stack has grown to its handlers' needs,
 // so a steady load reuses warm goroutines: starting a goroutine for every
-// call and growing its stack cost 2.2 of the 4.1 µs of a call
-// (BenchmarkDispatchSDK/100B on 2 cores; 1.9 µs with spares). A spare
-// idle for spareIdle ends, so a client that goes quiet holds none.
+// call and growing its stack cost 1.5 µs of a call (BenchmarkDispatchSDK/
+// 100B on 2 cores: 3.7 µs without spares, 2.1–2.2 µs with). A spare idle
+// for spareIdle ends, so a client that goes quiet holds none.
 
 // spareIdle is how long a spare waits for a receiver role before it
 // ends.

@@ -4,7 +4,9 @@ import "encoding/json"
 
 // validJSON reports whether data is one JSON value, accepting exactly what
 // json.Valid accepts (FuzzValidJSON checks this), in a few times less
-// time: every request and every answer goes through it. Like json.Valid,
+// time: every request and every answer goes through it, and json.Valid
+// cost 0.4 µs of a 100-byte call (BenchmarkDispatchSDK/100B: 4.1 µs with
+// it, 3.7 µs with this scanner, before spare goroutines). Like json.Valid,
 // it checks escapes and rejects control bytes in strings but does not
 // check UTF-8. Values nested deeper than 64 are handed to json.Valid,
 // which also enforces its own depth limit.
