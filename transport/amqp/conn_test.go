@@ -16,6 +16,7 @@ import (
 
 	goamqp "github.com/Azure/go-amqp"
 	iamqp "github.com/directmethods/iotdevice/internal/amqp"
+	"github.com/directmethods/iotdevice/internal/errtest"
 	"github.com/directmethods/iotdevice/internal/leakcheck"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
@@ -204,38 +205,6 @@ func TestDialPutToken(t *testing.T) {
 	}
 }
 
-// outcomes are the errors that decide what package device does about an
-// adapter's error: the sentinels of package transport and the caller's
-// cancellation.
-var outcomes = []error{transport.ErrConnLost, transport.ErrThrottled, transport.ErrServerBusy, transport.ErrUnauthorized, transport.ErrIdentityNotFound, context.Canceled}
-
-// wantOnly checks that err wraps want (nil: none of outcomes) and no
-// other error of outcomes.
-func wantOnly(t *testing.T, err, want error) {
-	t.Helper()
-	if want != nil && !errors.Is(err, want) {
-		t.Errorf("error %v does not wrap %v", err, want)
-	}
-	for _, other := range outcomes {
-		if other != want && errors.Is(err, other) {
-			t.Errorf("error %v wraps %v unexpectedly", err, other)
-		}
-	}
-}
-
-// wantRetried checks that err wraps neither a sentinel on which package
-// device stops or waits longer (ErrUnauthorized, ErrIdentityNotFound,
-// ErrThrottled) nor context.Canceled: the client dials again after a
-// backoff delay.
-func wantRetried(t *testing.T, err error) {
-	t.Helper()
-	for _, target := range []error{transport.ErrUnauthorized, transport.ErrIdentityNotFound, transport.ErrThrottled, context.Canceled} {
-		if errors.Is(err, target) {
-			t.Errorf("error %v wraps %v, want one the client retries", err, target)
-		}
-	}
-}
-
 // TestDialPutTokenRefused checks the sentinel each refused put-token
 // wraps, and that it wraps no other: ErrUnauthorized stops the client,
 // ErrThrottled makes it wait longer, ErrServerBusy and an error wrapping
@@ -260,7 +229,7 @@ func TestDialPutTokenRefused(t *testing.T) {
 				c.Close()
 				t.Fatal("Dial succeeded with a refused token")
 			}
-			wantOnly(t, err, tt.sentinel)
+			errtest.WantOnly(t, err, tt.sentinel)
 			if !strings.Contains(err.Error(), fmt.Sprint(tt.status)) {
 				t.Errorf("Dial error %q does not name the status", err)
 			}
@@ -356,7 +325,7 @@ func TestDialMethodLinkRefused(t *testing.T) {
 				c.Close()
 				t.Fatal("Dial succeeded with refused method links")
 			}
-			wantOnly(t, err, tt.sentinel)
+			errtest.WantOnly(t, err, tt.sentinel)
 		})
 	}
 }
@@ -615,7 +584,7 @@ func TestHubDetachesLinks(t *testing.T) {
 		if req := receiveRequest(t, c); req.Name != "buffered" {
 			t.Errorf("buffered request = %q", req.Name)
 		}
-		wantOnly(t, receiveError(t, c), transport.ErrConnLost)
+		errtest.WantOnly(t, receiveError(t, c), transport.ErrConnLost)
 	})
 	t.Run("sender", func(t *testing.T) {
 		c, hc, link := dialed(t, nil)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	iamqp "github.com/directmethods/iotdevice/internal/amqp"
+	"github.com/directmethods/iotdevice/internal/errtest"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/google/go-cmp/cmp"
 )
@@ -124,7 +125,7 @@ func TestNetworkDialError(t *testing.T) {
 	if want := "127.0.0.1:1234"; !strings.Contains(err.Error(), want) {
 		t.Errorf("Dial error = %v, want it to name %s", err, want)
 	}
-	wantRetried(t, err)
+	errtest.WantRetried(t, err)
 }
 
 // TestNetworkWithoutDial checks that a Network missing its Dial function

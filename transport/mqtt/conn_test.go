@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/errtest"
 	"github.com/directmethods/iotdevice/internal/leakcheck"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
@@ -270,7 +271,7 @@ func TestConnackRefusals(t *testing.T) {
 				c.Close()
 				t.Fatal("Dial succeeded, want a refusal")
 			}
-			wantOnly(t, err, tt.sentinel)
+			errtest.WantOnly(t, err, tt.sentinel)
 		})
 	}
 }
@@ -399,39 +400,7 @@ func TestDialConnectionRefused(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("Dial error = %v, want it to wrap syscall.ECONNREFUSED", err)
 	}
-	wantRetried(t, err)
-}
-
-// outcomes are the errors that decide what package device does about an
-// adapter's error: the sentinels of package transport and the caller's
-// cancellation.
-var outcomes = []error{transport.ErrConnLost, transport.ErrThrottled, transport.ErrServerBusy, transport.ErrUnauthorized, transport.ErrIdentityNotFound, context.Canceled}
-
-// wantOnly checks that err wraps want (nil: none of outcomes) and no
-// other error of outcomes.
-func wantOnly(t *testing.T, err, want error) {
-	t.Helper()
-	if want != nil && !errors.Is(err, want) {
-		t.Errorf("error %v does not wrap %v", err, want)
-	}
-	for _, other := range outcomes {
-		if other != want && errors.Is(err, other) {
-			t.Errorf("error %v wraps %v unexpectedly", err, other)
-		}
-	}
-}
-
-// wantRetried checks that err wraps neither a sentinel on which package
-// device stops or waits longer (ErrUnauthorized, ErrIdentityNotFound,
-// ErrThrottled) nor context.Canceled: the client dials again after a
-// backoff delay.
-func wantRetried(t *testing.T, err error) {
-	t.Helper()
-	for _, target := range []error{transport.ErrUnauthorized, transport.ErrIdentityNotFound, transport.ErrThrottled, context.Canceled} {
-		if errors.Is(err, target) {
-			t.Errorf("error %v wraps %v, want one the client retries", err, target)
-		}
-	}
+	errtest.WantRetried(t, err)
 }
 
 func TestDialTokenError(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/directmethods/iotdevice/internal/errtest"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/google/go-cmp/cmp"
 )
@@ -93,7 +94,7 @@ func TestNetworkDialError(t *testing.T) {
 	if !errors.Is(err, errRefused) {
 		t.Errorf("Dial error = %v, want it to wrap the network's error", err)
 	}
-	wantRetried(t, err)
+	errtest.WantRetried(t, err)
 }
 
 func TestDefaultNetworkIsTLS(t *testing.T) {
