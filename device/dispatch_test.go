@@ -263,3 +263,40 @@ func TestQueueFullAnswers503(t *testing.T) {
 		h.stop()
 	})
 }
+
+// TestUnmarshalErrorsSpeakJSON checks that the 400 a handler returns from
+// MethodRequest.Unmarshal tells the caller what is wrong in JSON terms,
+// never in Go's (no type names, no struct tags).
+func TestUnmarshalErrorsSpeakJSON(t *testing.T) {
+	type fan struct {
+		Speed int    `json:"speed"`
+		Mode  string `json:"mode"`
+	}
+	tests := []struct {
+		payload string
+		want    string
+	}{
+		{`[1,2]`, "the payload must be a JSON object, not an array"},
+		{`{"speed":"fast"}`, `"speed" must be a number, not a string`},
+		{`{"mode":3}`, `"mode" must be a string, not a number`},
+		{`{"speed":1.5}`, `"speed" must be a whole number that fits, not 1.5`},
+		{`{"speed":1`, "the payload is not valid JSON"},
+	}
+	for _, tt := range tests {
+		var v fan
+		req := &device.MethodRequest{Name: "m", Payload: json.RawMessage(tt.payload)}
+		err := req.Unmarshal(&v)
+		var me *device.MethodError
+		if !errors.As(err, &me) || me.Status != 400 {
+			t.Fatalf("Unmarshal(%s) = %v, want a 400 MethodError", tt.payload, err)
+		}
+		if me.Message != "invalid payload: "+tt.want {
+			t.Errorf("Unmarshal(%s) says %q, want %q", tt.payload, me.Message, "invalid payload: "+tt.want)
+		}
+		for _, goSyntax := range []string{"Go", "struct", "int", "json:"} {
+			if strings.Contains(me.Message, goSyntax) {
+				t.Errorf("Unmarshal(%s) says %q, which contains %q", tt.payload, me.Message, goSyntax)
+			}
+		}
+	}
+}

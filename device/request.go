@@ -2,7 +2,10 @@ package device
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 )
 
 // MaxPayloadSize is the largest request or response payload the hub
@@ -28,9 +31,63 @@ func (r *MethodRequest) Unmarshal(v any) error {
 		return &MethodError{Status: 400, Message: "the method needs a payload"}
 	}
 	if err := json.Unmarshal(r.Payload, v); err != nil {
-		return &MethodError{Status: 400, Message: "invalid payload: " + err.Error(), Err: err}
+		return &MethodError{Status: 400, Message: "invalid payload: " + describeJSONError(err), Err: err}
 	}
 	return nil
+}
+
+// describeJSONError says what is wrong with a payload in JSON's terms:
+// the caller wrote JSON, and Go's type names and struct tags mean nothing
+// to it (nor should they reach it).
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		want := jsonKind(typeErr.Type)
+		got := typeErr.Value
+		if strings.HasPrefix(got, "number ") { // a number that does not fit, such as 1.5 for an integer
+			want, got = "a whole number that fits", strings.TrimPrefix(got, "number ")
+		} else {
+			got = article(got)
+		}
+		if typeErr.Field == "" {
+			return fmt.Sprintf("the payload must be %s, not %s", want, got)
+		}
+		return fmt.Sprintf("%q must be %s, not %s", typeErr.Field, want, got)
+	}
+	return "the payload is not valid JSON"
+}
+
+// jsonKind names the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "a JSON object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "a JSON value"
+}
+
+// article puts "a" or "an" before a JSON kind ("array", "object", ...).
+func article(kind string) string {
+	if kind != "" && strings.ContainsRune("aeiou", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
 }
 
 // MethodResponse is a handler's answer. A nil *MethodResponse with a nil

@@ -41,6 +41,10 @@ var connectionStringKeys = []string{
 // survives; spaces around keys and values are dropped; keys are
 // case-sensitive. Errors name the offending key but never echo a value.
 func ParseConnectionString(s string) (*ConnectionString, error) {
+	if trimmed := strings.TrimSpace(s); strings.HasPrefix(trimmed, `"`) || strings.HasPrefix(trimmed, "'") ||
+		strings.HasSuffix(trimmed, `"`) || strings.HasSuffix(trimmed, "'") {
+		return nil, fmt.Errorf("%w: it is wrapped in quotes; pass it without them", ErrInvalidConnectionString)
+	}
 	values := map[string]string{}
 	for i, pair := range strings.Split(strings.TrimSpace(s), ";") {
 		if strings.TrimSpace(pair) == "" {

@@ -93,6 +93,9 @@ func TestParseConnectionStringErrors(t *testing.T) {
 		{"token without prefix", host + dev + "SharedAccessSignature=" + strings.TrimPrefix(wantDeviceToken, "SharedAccessSignature "), "SharedAccessSignature", ""},
 		{"pair without =", host + dev + key + ";" + testKey[:43], "pair 4", testKey[:43]},
 		{"key pasted as a pair", host + dev + testKey[:43] + ";" + key, "pair 3", testKey[:43]},
+		{"wrapped in double quotes", `"` + host + dev + key + `"`, "quotes", ""},
+		{"wrapped in single quotes", `'` + host + dev + key + `'`, "quotes", ""},
+		{"opening quote only", `"` + host + dev + key, "quotes", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,7 +32,7 @@ func TestRebootAgainstLocalHub(t *testing.T) {
 				{"reboot", `{"delaySeconds":120}`, answer{200, `{"scheduledAt":"2026-05-01T12:02:00Z","delaySeconds":120}`}},
 				{"reboot", "", answer{409, `{"error":"a reboot is already scheduled for 2026-05-01T12:02:00Z"}`}},
 				{"cancelReboot", "", answer{200, `{"cancelled":true,"scheduledAt":"2026-05-01T12:02:00Z"}`}},
-				{"reboot", `{"delaySeconds":"now"}`, answer{400, `{"error":"invalid payload: json: cannot unmarshal string into Go struct field rebootRequest.delaySeconds of type int"}`}},
+				{"reboot", `{"delaySeconds":"now"}`, answer{400, `{"error":"invalid payload: \"delaySeconds\" must be a number, not a string"}`}},
 				{"reboot", "", answer{200, `{"scheduledAt":"2026-05-01T12:00:10Z","delaySeconds":10}`}},
 			}
 			for _, c := range calls {
