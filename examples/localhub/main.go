@@ -58,7 +58,11 @@ func main() {
 		}
 		caFile = filepath.Join(*dir, "ca.pem")
 	}
-	hub.PrintSummary(os.Stdout, caFile, "getFanState")
+	first := ""
+	if ids := splitList(*devices); len(ids) > 0 {
+		first = ids[0]
+	}
+	hub.PrintSummary(os.Stdout, caFile, "getFanState", first)
 	fmt.Printf("Press Ctrl+C to stop.\n")
 	<-ctx.Done()
 	fmt.Println("Stopping.")

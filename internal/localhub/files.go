@@ -83,9 +83,11 @@ func shellQuote(s string) string {
 }
 
 // PrintSummary writes what a person needs to use the hub: listening
-// addresses, connection strings and a curl command invoking method on the
-// first identity. caFile is where the CA certificate was written.
-func (h *Hub) PrintSummary(w io.Writer, caFile, method string) {
+// addresses, connection strings, the command that runs a device as each
+// identity, and a curl command invoking method on the identity first
+// (the first one given to the hub; "" picks the first with a key).
+// caFile is where the CA certificate was written.
+func (h *Hub) PrintSummary(w io.Writer, caFile, method, first string) {
 	fmt.Fprintf(w, "Local IoT hub %q is running.\n\n", h.hostName)
 	fmt.Fprintf(w, "  MQTT over TLS:            %s\n", h.MQTTAddr())
 	fmt.Fprintf(w, "  AMQP over TLS:            %s\n", h.AMQPAddr())
@@ -101,12 +103,31 @@ func (h *Hub) PrintSummary(w io.Writer, caFile, method string) {
 		cs, _ := h.ConnectionString(id)
 		fmt.Fprintf(w, "  %s\n", cs)
 	}
-	target := ids[0]
+	fmt.Fprintf(w, "\nRun a device (from the repository's root) as:\n")
 	for _, id := range ids {
-		if i, ok := h.reg.lookup(id); ok && i.key != "" {
-			target = id
-			break
+		cs, _ := h.ConnectionString(id)
+		fmt.Fprintf(w, "  %s: %s\n", id, h.deviceCommand(cs, caFile))
+	}
+	target := first
+	if _, ok := h.reg.lookup(target); !ok {
+		target = ids[0]
+		for _, id := range ids {
+			if i, ok := h.reg.lookup(id); ok && i.key != "" {
+				target = id
+				break
+			}
 		}
 	}
 	fmt.Fprintf(w, "\nInvoke %q on %s (the token is valid for one hour):\n\n%s\n\n", method, target, h.CurlCommand(target, method, caFile))
+}
+
+// deviceCommand is the command that runs the fan example as the identity
+// of connection string cs against this hub over MQTT, with -port when the
+// hub's MQTT port is not the standard one.
+func (h *Hub) deviceCommand(cs, caFile string) string {
+	cmd := "go run ./examples/fan -connection-string " + shellQuote(cs) + " -ca " + shellQuote(caFile)
+	if port := h.MQTTPort(); port != 8883 {
+		cmd += " -port " + strconv.Itoa(port)
+	}
+	return cmd
 }
