@@ -22,6 +22,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "token" {
+		os.Exit(token(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	hostName := flag.String("hostname", "localhost", "host name in connection strings, tokens and the certificate")
 	listen := flag.String("listen", "127.0.0.1", "IP address to listen on")
 	mqttPort := flag.Int("mqtt-port", 8883, "MQTT over TLS port (0 picks a free port)")
