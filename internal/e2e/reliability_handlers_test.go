@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,11 +36,13 @@ func TestStuckHandler(t *testing.T) {
 			hub := startHub(t, "dev-1")
 			release := make(chan struct{})
 			var stuck sync.WaitGroup
+			var started atomic.Int32 // stuck handlers entered; each overruns
 			mux := echoMux()
 			entered := make(chan struct{}, stuckCalls+1)
 			mux.HandleFunc("stuck", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
 				stuck.Add(1)
 				defer stuck.Done()
+				started.Add(1)
 				entered <- struct{}{}
 				<-release // ignores its context on purpose
 				return &device.MethodResponse{Status: 200}, nil
@@ -49,6 +55,11 @@ func TestStuckHandler(t *testing.T) {
 			}
 			opts := deviceOptions(t, hub, tr)
 			states.tweak(opts)
+			// A released handler's result is dropped, with a log line, on
+			// its own goroutine: the test waits for those lines, so that
+			// nothing logs to it after it ends.
+			dropped := &logSignal{pattern: []byte("returned after its deadline"), seen: make(chan struct{})}
+			opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), dropped), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			opts.Transport, opts.KeepAlive = dialer, keepAlive
 			opts.MethodTimeout, opts.ShutdownTimeout, opts.MaxConcurrentMethods = methodTimeout, shutdownTimeout, 8
 			client, err := device.NewClientFromConnectionString(cs, opts)
@@ -60,6 +71,7 @@ func TestStuckHandler(t *testing.T) {
 			defer func() {
 				close(release) // the stuck handlers end with the test
 				stuck.Wait()
+				dropped.waitFor(t, int(started.Load()), 30*time.Second)
 			}()
 			waitSubscribed(t, hub, "dev-1")
 			svc := hub.ServiceClient()
@@ -203,5 +215,44 @@ func TestBurstAgainstPool(t *testing.T) {
 			}
 			t.Logf("figure: burst transport=%s calls=%d callers=%d pool=%d peak=%d seconds=%.2f", tr, burst, callers, pool, peak, took.Seconds())
 		})
+	}
+}
+
+// logSignal counts the log writes that contain pattern and signals each.
+type logSignal struct {
+	pattern []byte
+	mu      sync.Mutex
+	n       int
+	seen    chan struct{} // closed and replaced at each match
+}
+
+func (l *logSignal) Write(p []byte) (int, error) {
+	if bytes.Contains(p, l.pattern) {
+		l.mu.Lock()
+		l.n++
+		close(l.seen)
+		l.seen = make(chan struct{})
+		l.mu.Unlock()
+	}
+	return len(p), nil
+}
+
+// waitFor waits until n writes matched.
+func (l *logSignal) waitFor(t *testing.T, n int, within time.Duration) {
+	t.Helper()
+	timeout := time.After(within)
+	for {
+		l.mu.Lock()
+		got, seen := l.n, l.seen
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-seen:
+		case <-timeout:
+			t.Errorf("%d log lines with %q within %v, want %d", got, l.pattern, within, n)
+			return
+		}
 	}
 }
