@@ -1,17 +1,17 @@
-package devicecli
+package deviceflag
 
 import (
-	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/internal/leakcheck"
-	"github.com/directmethods/iotdevice/transport/transporttest"
+	"github.com/directmethods/iotdevice/internal/testcert"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -80,41 +80,43 @@ func TestNewClient(t *testing.T) {
 
 var errAny = errors.New("any error")
 
-// TestServeReturnsNilOnStop checks that a stop by the context is a clean
-// exit while a closed client is reported.
-func TestServeReturnsNilOnStop(t *testing.T) {
-	newClient := func(fake *transporttest.Fake) *device.Client {
-		f := Flags{ConnectionString: testConnectionString}
-		client, err := device.NewClientFromConnectionString(f.ConnectionString, &device.ClientOptions{Transport: fake})
-		if err != nil {
-			t.Fatal(err)
+func TestDialer(t *testing.T) {
+	for _, name := range TransportNames {
+		if d, err := Dialer(name); err != nil || d == nil {
+			t.Errorf("Dialer(%q) = %v, %v", name, d, err)
 		}
-		return client
 	}
+	for _, name := range []string{"MQTT", "", "carrier-pigeon"} {
+		if d, err := Dialer(name); err == nil || d != nil {
+			t.Errorf("Dialer(%q) = %v, %v, want an error", name, d, err)
+		}
+	}
+}
 
-	wait, cancelWait := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancelWait()
-	fake := transporttest.NewFake(nil)
-	client := newClient(fake)
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, client, device.NewMethodMux()) }() // joined below
-	if err := fake.WaitConnected(wait); err != nil {
+// TestNewClientKeepsCallerOptions checks that -ca does not write into the
+// caller's TLS configuration, which other clients may share.
+func TestNewClientKeepsCallerOptions(t *testing.T) {
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, testCAPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Serve after cancel = %v, want nil", err)
-	}
-
-	fake = transporttest.NewFake(nil)
-	client = newClient(fake)
-	go func() { done <- Serve(t.Context(), client, device.NewMethodMux()) }() // joined below
-	if err := fake.WaitConnected(wait); err != nil {
+	shared := &tls.Config{ServerName: "hub.example"}
+	f := Flags{ConnectionString: testConnectionString, Transport: "amqp", CAFile: caFile, Port: 5672}
+	client, err := f.NewClient(&device.ClientOptions{TLSConfig: shared})
+	if err != nil {
 		t.Fatal(err)
 	}
 	client.Close()
-	if err := <-done; !errors.Is(err, device.ErrClientClosed) {
-		t.Errorf("Serve after Close = %v, want ErrClientClosed", err)
+	if shared.RootCAs != nil {
+		t.Error("NewClient set RootCAs on the caller's tls.Config")
 	}
+}
+
+func testCAPEM(t *testing.T) []byte {
+	t.Helper()
+	cert, _, err := testcert.Server()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})
 }
