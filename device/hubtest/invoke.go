@@ -50,10 +50,10 @@ func (e *Error) Error() string {
 // (POST /twins/{id}[/modules/{mid}]/methods), as a cloud application does,
 // and returns the device's answer. A call the hub refuses or ends, such as
 // one to an offline device or one the device leaves unanswered, returns an
-// *Error. payload is the method's JSON payload; nil sends none. opts may be
+// *Error. payload is the method's JSON payload; an empty one sends none. opts may be
 // nil.
 func (id *Identity) Invoke(ctx context.Context, method string, payload json.RawMessage, opts *InvokeOptions) (*Result, error) {
-	if payload != nil && !json.Valid(payload) {
+	if len(payload) > 0 && !json.Valid(payload) {
 		return nil, fmt.Errorf("invoke %s: %w", method, ErrPayloadNotJSON)
 	}
 	call := localhub.MethodCall{MethodName: method, Payload: payload}

@@ -8,14 +8,11 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
-	"github.com/directmethods/iotdevice/internal/devicecli"
-	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/device/deviceflag"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport/transporttest"
 	"github.com/google/go-cmp/cmp"
 )
-
-func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // recordingPin remembers what the fan was told.
 type recordingPin struct {
@@ -112,16 +109,16 @@ func TestFanShutdownSwitchesOff(t *testing.T) {
 }
 
 func TestRunNeedsAConnectionString(t *testing.T) {
-	t.Setenv(devicecli.EnvConnectionString, "")
-	cfg := config{Flags: devicecli.Flags{Transport: "mqtt"}}
+	t.Setenv(deviceflag.EnvConnectionString, "")
+	cfg := config{Flags: deviceflag.Flags{Transport: "mqtt"}}
 	err := run(t.Context(), slog.New(slog.DiscardHandler), cfg, noGPIO)
-	if !errors.Is(err, devicecli.ErrNoConnectionString) {
+	if !errors.Is(err, deviceflag.ErrNoConnectionString) {
 		t.Errorf("run without a connection string = %v, want ErrNoConnectionString", err)
 	}
 }
 
 func TestRunRefusesAMissingPin(t *testing.T) {
-	cfg := config{Flags: devicecli.Flags{ConnectionString: testConnectionString, Transport: "mqtt"}, Pin: "GPIO18"}
+	cfg := config{Flags: deviceflag.Flags{ConnectionString: testConnectionString, Transport: "mqtt"}, Pin: "GPIO18"}
 	err := run(t.Context(), slog.New(slog.DiscardHandler), cfg, noGPIO)
 	if !errors.Is(err, errNoGPIO) {
 		t.Errorf("run with -pin on a machine without GPIO = %v, want errNoGPIO", err)

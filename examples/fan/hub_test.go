@@ -2,22 +2,26 @@ package main
 
 import (
 	"context"
-	"github.com/directmethods/iotdevice/internal/transportname"
 	"log/slog"
 	"testing"
 
-	"github.com/directmethods/iotdevice/internal/devicecli"
-	"github.com/directmethods/iotdevice/internal/devicecli/devicetest"
+	"github.com/directmethods/iotdevice/device/deviceflag"
+	"github.com/directmethods/iotdevice/device/hubtest"
 	"github.com/google/go-cmp/cmp"
 )
 
 // TestFanAgainstLocalHub runs the program as main does, with a simulated
 // pin, and switches the fan through the hub's REST API.
 func TestFanAgainstLocalHub(t *testing.T) {
-	for _, transport := range transportname.Names {
-		t.Run(transport, func(t *testing.T) {
+	hub := hubtest.New(t, nil)
+	for _, tr := range hubtest.Transports {
+		t.Run(tr.String(), func(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(t.Output(), nil))
-			p := devicetest.Start(t, "fan-1", transport, func(ctx context.Context, flags devicecli.Flags) error {
+			dev, err := hub.AddDevice("fan-1-" + tr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := dev.StartProgram(t, tr, func(ctx context.Context, flags deviceflag.Flags) error {
 				return run(ctx, log, config{Flags: flags, Pin: "GPIO18", Simulate: true}, noGPIO)
 			})
 			type answer struct {
@@ -34,12 +38,15 @@ func TestFanAgainstLocalHub(t *testing.T) {
 				{"turnOffFan", "", answer{200, `{"on":false,"speed":0}`}},
 			}
 			for _, c := range calls {
-				status, payload := p.Invoke(t, c.method, c.payload)
-				if diff := cmp.Diff(c.want, answer{status, payload}); diff != "" {
+				res, err := dev.Invoke(t.Context(), c.method, []byte(c.payload), nil)
+				if err != nil {
+					t.Fatalf("%s: %v", c.method, err)
+				}
+				if diff := cmp.Diff(c.want, answer{res.Status, string(res.Payload)}); diff != "" {
 					t.Errorf("%s %s (-want +got):\n%s", c.method, c.payload, diff)
 				}
 			}
-			if err := p.Stop(t); err != nil {
+			if err := stop(); err != nil {
 				t.Errorf("run after a stop = %v, want nil", err)
 			}
 		})

@@ -16,13 +16,16 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/directmethods/iotdevice/internal/devicecli"
+	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/deviceflag"
 )
 
 // config is the program's command line.
 type config struct {
-	devicecli.Flags
+	deviceflag.Flags
 	Pin      string // -pin, such as GPIO18; empty simulates
 	Simulate bool   // -simulate
 }
@@ -34,7 +37,7 @@ func main() {
 	flag.BoolVar(&cfg.Simulate, "simulate", false, "simulate the pin even when -pin is given")
 	flag.Parse()
 	log := cfg.Logger(os.Stderr)
-	ctx, stop := devicecli.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) // systemd stops a service with SIGTERM
 	defer stop()
 	if err := run(ctx, log, cfg, periphHost); err != nil {
 		log.Error("fan stopped", "err", err)
@@ -44,7 +47,7 @@ func main() {
 
 // run serves the fan's methods until ctx ends, then switches it off.
 func run(ctx context.Context, log *slog.Logger, cfg config, gpio gpioHost) error {
-	client, err := cfg.NewClient(log)
+	client, err := cfg.NewClient(&device.ClientOptions{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -60,5 +63,8 @@ func run(ctx context.Context, log *slog.Logger, cfg config, gpio gpioHost) error
 		}
 	}()
 	log.Info("fan ready", "transport", cfg.Transport)
-	return devicecli.Serve(ctx, client, f.methods())
+	if err := client.Run(ctx, f.methods()); ctx.Err() == nil {
+		return err
+	}
+	return nil // stopped by a signal
 }

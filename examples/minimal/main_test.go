@@ -8,11 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/directmethods/iotdevice/internal/leakcheck"
-	"github.com/directmethods/iotdevice/internal/localhub"
+	"github.com/directmethods/iotdevice/device/hubtest"
 )
-
-func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // TestEchoThroughLocalHub runs the program against an in-process hub, with
 // the connection string from the flag and from the environment, and
@@ -20,16 +17,12 @@ func TestMain(m *testing.M) { leakcheck.Main(m) }
 func TestEchoThroughLocalHub(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	hub, err := localhub.Start(ctx, localhub.Options{Devices: []string{"board-1", "board-2"}})
+	hub := hubtest.New(t, nil)
+	board1, err := hub.AddDevice("board-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hub.Close()
-	cs1, err := hub.ConnectionString("board-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs2, err := hub.ConnectionString("board-2")
+	board2, err := hub.AddDevice("board-2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,14 +30,15 @@ func TestEchoThroughLocalHub(t *testing.T) {
 	if err := os.WriteFile(caFile, hub.CACertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := strconv.Itoa(hub.MQTTPort())
+	port := strconv.Itoa(hub.Port(hubtest.MQTT))
 	for _, tt := range []struct {
-		name, id string
-		args     []string
-		env      map[string]string
+		name string
+		dev  *hubtest.Identity
+		args []string
+		env  map[string]string
 	}{
-		{"flag", "board-1", []string{"-connection-string", cs1, "-ca", caFile, "-port", port}, nil},
-		{"environment", "board-2", []string{"-ca", caFile, "-port", port}, map[string]string{envConnectionString: cs2}},
+		{"flag", board1, []string{"-connection-string", board1.ConnectionString(), "-ca", caFile, "-port", port}, nil},
+		{"environment", board2, []string{"-ca", caFile, "-port", port}, map[string]string{envConnectionString: board2.ConnectionString()}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			runCtx, stop := context.WithCancel(ctx)
@@ -56,10 +50,10 @@ func TestEchoThroughLocalHub(t *testing.T) {
 					t.Errorf("run: %v", err)
 				}
 			}()
-			if err := hub.WaitSubscribed(ctx, tt.id); err != nil {
+			if err := tt.dev.WaitConnected(ctx); err != nil {
 				t.Fatal(err)
 			}
-			res, err := hub.ServiceClient().Invoke(ctx, tt.id, "", localhub.MethodCall{MethodName: "echo", Payload: []byte(`{"n":1}`), ResponseTimeoutInSeconds: 5})
+			res, err := tt.dev.Invoke(ctx, "echo", []byte(`{"n":1}`), &hubtest.InvokeOptions{ResponseTimeout: 5 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}

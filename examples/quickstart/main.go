@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,19 +16,20 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
-	"github.com/directmethods/iotdevice/internal/localhub"
-	"github.com/directmethods/iotdevice/internal/transportname"
+	"github.com/directmethods/iotdevice/device/deviceflag"
+	"github.com/directmethods/iotdevice/device/hubtest"
 )
 
 const deviceID = "thermostat-1"
 
 func main() {
-	transportName := flag.String("transport", "mqtt", transportname.Usage)
+	transportName := flag.String("transport", "mqtt", "transport: "+strings.Join(deviceflag.TransportNames, ", "))
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -41,32 +41,30 @@ func main() {
 
 func run(ctx context.Context, w io.Writer, transportName string) error {
 	out := &lockedWriter{w: w} // the device's state callback prints from its own goroutine
-	dialer, _, err := transportname.Dialer(transportName)
-	if err != nil {
+	tr := hubtest.Transport(transportName)
+	if _, err := tr.Dialer(); err != nil {
 		return err
 	}
-	hub, err := localhub.Start(ctx, localhub.Options{Devices: []string{deviceID}})
+	hub, err := hubtest.Start(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("start the local hub: %w", err)
+		return err
 	}
 	defer hub.Close()
-	fmt.Fprintf(out, "local hub: MQTT on %s, AMQP on %s, HTTPS on %s\n", hub.MQTTAddr(), hub.AMQPAddr(), hub.HTTPSAddr())
-
-	// The device side: what runs on your board.
-	connectionString, err := hub.ConnectionString(deviceID)
+	thermostatID, err := hub.AddDevice(deviceID)
 	if err != nil {
 		return err
 	}
-	port := transportname.Ports{MQTT: hub.MQTTPort(), AMQP: hub.AMQPPort(), HTTPS: hub.HTTPSPort()}.For(transportName)
+	fmt.Fprintf(out, "local hub: %s on port %d\n", tr, hub.Port(tr))
+
+	// The device side: what runs on your board. hubtest's NewClient sets
+	// the transport, the hub's port and its CA; against IoT Hub it is
+	// device.NewClientFromConnectionString with the portal's string.
 	connected := make(chan struct{}, 1)
-	client, err := device.NewClientFromConnectionString(connectionString, &device.ClientOptions{
-		Transport: dialer,
-		Port:      port,                                 // the real hub uses the standard ports
-		TLSConfig: &tls.Config{RootCAs: hub.CertPool()}, // trust the local hub's CA
+	client, err := thermostatID.NewClient(tr, &device.ClientOptions{
 		OnStateChange: func(s device.State, err error) {
 			switch {
 			case s == device.StateConnected:
-				fmt.Fprintf(out, "device: connected over %s\n", transportName)
+				fmt.Fprintf(out, "device: connected over %s\n", tr)
 				select {
 				case connected <- struct{}{}:
 				default:
@@ -102,24 +100,25 @@ func run(ctx context.Context, w io.Writer, transportName string) error {
 	}
 
 	// The cloud side: POST /twins/{id}/methods with a service token.
-	service := hub.ServiceClient()
-	calls := []localhub.MethodCall{
-		{MethodName: "getTemperature"},
-		{MethodName: "setTargetTemperature", Payload: json.RawMessage(`{"celsius": 22.5}`)},
-		{MethodName: "setTargetTemperature", Payload: json.RawMessage(`{"celsius": 95}`)},
-		{MethodName: "getTemperature"},
-		{MethodName: "selfDestruct"},
+	calls := []struct {
+		method  string
+		payload json.RawMessage
+	}{
+		{"getTemperature", nil},
+		{"setTargetTemperature", json.RawMessage(`{"celsius": 22.5}`)},
+		{"setTargetTemperature", json.RawMessage(`{"celsius": 95}`)},
+		{"getTemperature", nil},
+		{"selfDestruct", nil},
 	}
 	for _, call := range calls {
-		call.ResponseTimeoutInSeconds = 10
-		payload := string(call.Payload)
+		payload := string(call.payload)
 		if payload == "" {
 			payload = "(no payload)"
 		}
-		fmt.Fprintf(out, "\ncloud  -> %s %s\n", call.MethodName, payload)
-		res, err := service.Invoke(ctx, deviceID, "", call)
+		fmt.Fprintf(out, "\ncloud  -> %s %s\n", call.method, payload)
+		res, err := thermostatID.Invoke(ctx, call.method, call.payload, &hubtest.InvokeOptions{ResponseTimeout: 10 * time.Second})
 		if err != nil {
-			return fmt.Errorf("invoke %s: %w", call.MethodName, err)
+			return fmt.Errorf("invoke %s: %w", call.method, err)
 		}
 		fmt.Fprintf(out, "device <- status %d, payload %s\n", res.Status, res.Payload)
 	}

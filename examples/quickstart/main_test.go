@@ -6,15 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/directmethods/iotdevice/internal/leakcheck"
-	"github.com/directmethods/iotdevice/internal/transportname"
+	"github.com/directmethods/iotdevice/device/hubtest"
 )
-
-func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // TestQuickstart runs the README's main command, on every transport.
 func TestQuickstart(t *testing.T) {
-	for _, tr := range transportname.Names {
+	for _, transport := range hubtest.Transports {
+		tr := transport.String()
 		t.Run(tr, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()

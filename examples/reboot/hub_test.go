@@ -2,23 +2,27 @@ package main
 
 import (
 	"context"
-	"github.com/directmethods/iotdevice/internal/transportname"
 	"log/slog"
 	"testing"
 
-	"github.com/directmethods/iotdevice/internal/devicecli"
-	"github.com/directmethods/iotdevice/internal/devicecli/devicetest"
+	"github.com/directmethods/iotdevice/device/deviceflag"
+	"github.com/directmethods/iotdevice/device/hubtest"
 	"github.com/google/go-cmp/cmp"
 )
 
 // TestRebootAgainstLocalHub runs the program as main does, in dry-run
 // mode, and schedules and cancels a reboot through the hub's REST API.
 func TestRebootAgainstLocalHub(t *testing.T) {
-	for _, transport := range transportname.Names {
-		t.Run(transport, func(t *testing.T) {
+	hub := hubtest.New(t, nil)
+	for _, tr := range hubtest.Transports {
+		t.Run(tr.String(), func(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(t.Output(), nil))
 			clk := &fakeClock{}
-			p := devicetest.Start(t, "pi-1", transport, func(ctx context.Context, flags devicecli.Flags) error {
+			dev, err := hub.AddDevice("pi-1-" + tr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := dev.StartProgram(t, tr, func(ctx context.Context, flags deviceflag.Flags) error {
 				return run(ctx, log, config{Flags: flags, Command: "false", DryRun: true}, clk)
 			})
 			type answer struct {
@@ -36,13 +40,16 @@ func TestRebootAgainstLocalHub(t *testing.T) {
 				{"reboot", "", answer{200, `{"scheduledAt":"2026-05-01T12:00:10Z","delaySeconds":10}`}},
 			}
 			for _, c := range calls {
-				status, payload := p.Invoke(t, c.method, c.payload)
-				if diff := cmp.Diff(c.want, answer{status, payload}); diff != "" {
+				res, err := dev.Invoke(t.Context(), c.method, []byte(c.payload), nil)
+				if err != nil {
+					t.Fatalf("%s: %v", c.method, err)
+				}
+				if diff := cmp.Diff(c.want, answer{res.Status, string(res.Payload)}); diff != "" {
 					t.Errorf("%s %s (-want +got):\n%s", c.method, c.payload, diff)
 				}
 			}
 			// The program cancels the pending reboot as it stops.
-			if err := p.Stop(t); err != nil {
+			if err := stop(); err != nil {
 				t.Errorf("run after a stop = %v, want nil", err)
 			}
 			if _, stopped := clk.delays(); !cmp.Equal([]bool{true, true}, stopped) {

@@ -17,13 +17,16 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
-	"github.com/directmethods/iotdevice/internal/devicecli"
+	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/deviceflag"
 )
 
 // config is the program's command line.
 type config struct {
-	devicecli.Flags
+	deviceflag.Flags
 	Command string // -command
 	DryRun  bool   // -dry-run
 }
@@ -35,7 +38,7 @@ func main() {
 	flag.BoolVar(&cfg.DryRun, "dry-run", !isRaspberryPi(modelFiles...), "only log instead of rebooting (default true off a Raspberry Pi)")
 	flag.Parse()
 	log := cfg.Logger(os.Stderr)
-	ctx, stop := devicecli.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) // systemd stops a service with SIGTERM
 	defer stop()
 	if err := run(ctx, log, cfg, systemClock{}); err != nil {
 		log.Error("reboot stopped", "err", err)
@@ -50,7 +53,7 @@ func run(ctx context.Context, log *slog.Logger, cfg config, c clock) error {
 	if err != nil {
 		return err
 	}
-	client, err := cfg.NewClient(log)
+	client, err := cfg.NewClient(&device.ClientOptions{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -58,5 +61,8 @@ func run(ctx context.Context, log *slog.Logger, cfg config, c clock) error {
 	r := newRebooter(log, c, command, cfg.DryRun)
 	defer r.shutdown()
 	log.Info("reboot ready", "transport", cfg.Transport, "command", cfg.Command, "dry_run", cfg.DryRun)
-	return devicecli.Serve(ctx, client, r.methods())
+	if err := client.Run(ctx, r.methods()); ctx.Err() == nil {
+		return err
+	}
+	return nil // stopped by a signal
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/directmethods/iotdevice/internal/devicecli"
-	"github.com/directmethods/iotdevice/internal/devicecli/devicetest"
+	"github.com/directmethods/iotdevice/device/deviceflag"
+	"github.com/directmethods/iotdevice/device/hubtest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -18,25 +18,31 @@ import (
 // zone file, then without one, and reads through the hub's REST API.
 func TestSensorAgainstLocalHub(t *testing.T) {
 	zone := writeTemp(t, "51250\n")
+	hub := hubtest.New(t, nil)
 	tests := []struct {
-		transport, path string
-		simulate        bool
-		wantSource      string
+		transport  hubtest.Transport
+		path       string
+		simulate   bool
+		wantSource string
 	}{
-		{"mqtt", zone, false, sourceThermalZone},
-		{"mqtt-ws", zone, false, sourceThermalZone},
-		{"amqp", zone, false, sourceThermalZone},
-		{"amqp-ws", zone, false, sourceThermalZone},
-		{"mqtt", filepath.Join(t.TempDir(), "absent"), false, sourceSimulated},
-		{"mqtt", zone, true, sourceSimulated},
+		{hubtest.MQTT, zone, false, sourceThermalZone},
+		{hubtest.MQTTWebSocket, zone, false, sourceThermalZone},
+		{hubtest.AMQP, zone, false, sourceThermalZone},
+		{hubtest.AMQPWebSocket, zone, false, sourceThermalZone},
+		{hubtest.MQTT, filepath.Join(t.TempDir(), "absent"), false, sourceSimulated},
+		{hubtest.MQTT, zone, true, sourceSimulated},
 	}
-	for _, tt := range tests {
-		t.Run(tt.transport+"/"+tt.wantSource, func(t *testing.T) {
+	for i, tt := range tests {
+		t.Run(tt.transport.String()+"/"+tt.wantSource, func(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(t.Output(), nil))
-			p := devicetest.Start(t, "sensor-1", tt.transport, func(ctx context.Context, flags devicecli.Flags) error {
+			dev, err := hub.AddDevice("sensor-" + strconv.Itoa(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := dev.StartProgram(t, tt.transport, func(ctx context.Context, flags deviceflag.Flags) error {
 				return run(ctx, log, config{Flags: flags, Simulate: tt.simulate}, tt.path)
 			})
-			status, payload := p.Invoke(t, "getReading", `{"unit":"fahrenheit"}`)
+			status, payload := invoke(t, dev, "getReading", `{"unit":"fahrenheit"}`)
 			if status != 200 {
 				t.Fatalf("getReading = %d %s", status, payload)
 			}
@@ -53,11 +59,11 @@ func TestSensorAgainstLocalHub(t *testing.T) {
 			if readAt, err := time.Parse(time.RFC3339, got.ReadAt); err != nil || time.Since(readAt) > time.Minute {
 				t.Errorf("readAt %q is not a recent RFC 3339 time (%v)", got.ReadAt, err)
 			}
-			status, payload = p.Invoke(t, "getReading", `{"unit":"rankine"}`)
+			status, payload = invoke(t, dev, "getReading", `{"unit":"rankine"}`)
 			if diff := cmp.Diff(`400 {"error":"unit must be \"celsius\" or \"fahrenheit\""}`, formatAnswer(status, payload)); diff != "" {
 				t.Errorf("getReading rankine (-want +got):\n%s", diff)
 			}
-			if err := p.Stop(t); err != nil {
+			if err := stop(); err != nil {
 				t.Errorf("run after a stop = %v, want nil", err)
 			}
 		})
@@ -66,4 +72,15 @@ func TestSensorAgainstLocalHub(t *testing.T) {
 
 func formatAnswer(status int, payload string) string {
 	return strconv.Itoa(status) + " " + payload
+}
+
+// invoke calls method through the hub's REST API and returns the device's
+// status and payload.
+func invoke(t *testing.T, dev *hubtest.Identity, method, payload string) (int, string) {
+	t.Helper()
+	res, err := dev.Invoke(t.Context(), method, []byte(payload), nil)
+	if err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+	return res.Status, string(res.Payload)
 }

@@ -17,14 +17,17 @@ import (
 	"flag"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
-	"github.com/directmethods/iotdevice/internal/devicecli"
+	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/deviceflag"
 )
 
 // config is the program's command line.
 type config struct {
-	devicecli.Flags
+	deviceflag.Flags
 	Simulate bool // -simulate
 }
 
@@ -34,7 +37,7 @@ func main() {
 	flag.BoolVar(&cfg.Simulate, "simulate", false, "simulate the temperature even where "+thermalZone+" exists")
 	flag.Parse()
 	log := cfg.Logger(os.Stderr)
-	ctx, stop := devicecli.SignalContext()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM) // systemd stops a service with SIGTERM
 	defer stop()
 	if err := run(ctx, log, cfg, thermalZone); err != nil {
 		log.Error("sensor stopped", "err", err)
@@ -45,7 +48,7 @@ func main() {
 // run serves getReading until ctx ends, reading the temperature from
 // path unless it is missing or -simulate is given.
 func run(ctx context.Context, log *slog.Logger, cfg config, path string) error {
-	client, err := cfg.NewClient(log)
+	client, err := cfg.NewClient(&device.ClientOptions{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -62,5 +65,8 @@ func run(ctx context.Context, log *slog.Logger, cfg config, path string) error {
 		source = sourceSimulated
 	}
 	log.Info("sensor ready", "transport", cfg.Transport, "source", source)
-	return devicecli.Serve(ctx, client, s.methods())
+	if err := client.Run(ctx, s.methods()); ctx.Err() == nil {
+		return err
+	}
+	return nil // stopped by a signal
 }

@@ -11,13 +11,10 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
-	"github.com/directmethods/iotdevice/internal/leakcheck"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport/transporttest"
 	"github.com/google/go-cmp/cmp"
 )
-
-func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 var testNow = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/directmethods/iotdevice/device"
-	"github.com/directmethods/iotdevice/internal/transportname"
+	"github.com/directmethods/iotdevice/device/deviceflag"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/amqp"
 	"github.com/directmethods/iotdevice/transport/amqp/amqpws"
@@ -33,7 +33,7 @@ func echoHandler() device.MethodHandler {
 // sdkDialer returns the transport of an SDK device of kind.
 func sdkDialer(kind, name string) (transport.Dialer, error) {
 	if kind != KindSDKAtMostOnce {
-		dialer, _, err := transportname.Dialer(name)
+		dialer, err := deviceflag.Dialer(name)
 		if err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}

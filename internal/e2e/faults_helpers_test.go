@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/deviceflag"
 	"github.com/directmethods/iotdevice/internal/faultproxy"
 	"github.com/directmethods/iotdevice/internal/localhub"
-	"github.com/directmethods/iotdevice/internal/transportname"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/mqtt"
 	"github.com/directmethods/iotdevice/transport/mqtt/mqttws"
@@ -75,7 +75,7 @@ func fastDeadPeerDialer(t *testing.T, transportName string, keepAlive time.Durat
 		}
 		return mqtt.NewDialer(opts), keepAlive + pingTimeout
 	}
-	d, _, err := transportname.Dialer(transportName)
+	d, err := deviceflag.Dialer(transportName)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,19 +5,20 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/deviceflag"
 	"github.com/directmethods/iotdevice/internal/leakcheck"
 	"github.com/directmethods/iotdevice/internal/localhub"
-	"github.com/directmethods/iotdevice/internal/transportname"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
 // transports are the transport names every end-to-end test runs over.
-var transports = transportname.Names
+var transports = deviceflag.TransportNames
 
 // startHub starts a local hub with identities registered, closed at the
 // end of the test.
@@ -44,11 +45,17 @@ type runningDevice struct {
 // deviceOptions returns client options that reach hub over transport.
 func deviceOptions(t *testing.T, hub *localhub.Hub, transport string) *device.ClientOptions {
 	t.Helper()
-	dialer, _, err := transportname.Dialer(transport)
+	dialer, err := deviceflag.Dialer(transport)
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := transportname.Ports{MQTT: hub.MQTTPort(), AMQP: hub.AMQPPort(), HTTPS: hub.HTTPSPort()}.For(transport)
+	port := hub.MQTTPort()
+	switch {
+	case isWebSocket(transport):
+		port = hub.HTTPSPort()
+	case strings.HasPrefix(transport, "amqp"):
+		port = hub.AMQPPort()
+	}
 	return &device.ClientOptions{
 		Transport: dialer,
 		Port:      port,

@@ -1,7 +1,7 @@
-// Package hubtest runs the transport conformance suite
+// Package conformancehub runs the transport conformance suite
 // (transporttest.TestDialer) against a local hub, for the adapters' tests:
 // calls go through the hub's REST API as a cloud application's do.
-package hubtest
+package conformancehub
 
 import (
 	"context"
