@@ -3,7 +3,7 @@
 // getFanState. Each answers 200 with {"on": bool, "speed": n}.
 //
 //	IOTHUB_DEVICE_CONNECTION_STRING='HostName=…' fan -pin GPIO18
-//	go run ./examples/fan -connection-string "$(cat localhub-data/fan-1.txt)" -ca localhub-data/ca.pem
+//	(cd examples/fan && go run . -connection-string "$(cat ../../localhub-data/fan-1.txt)" -ca ../../localhub-data/ca.pem)
 //
 // With -pin the fan is a real GPIO output (through periph.io), with PWM
 // speeds where the pin supports them. Without -pin, or with -simulate, the

@@ -65,7 +65,7 @@ func main() {
 	if ids := splitList(*devices); len(ids) > 0 {
 		first = ids[0]
 	}
-	hub.PrintSummary(os.Stdout, caFile, "getFanState", first)
+	hub.PrintSummary(os.Stdout, caFile, "getReading", first)
 	fmt.Printf("Press Ctrl+C to stop.\n")
 	<-ctx.Done()
 	fmt.Println("Stopping.")

@@ -121,11 +121,13 @@ func (h *Hub) PrintSummary(w io.Writer, caFile, method, first string) {
 	fmt.Fprintf(w, "\nInvoke %q on %s (the token is valid for one hour):\n\n%s\n\n", method, target, h.CurlCommand(target, method, caFile))
 }
 
-// deviceCommand is the command that runs the fan example as the identity
-// of connection string cs against this hub over MQTT, with -port when the
-// hub's MQTT port is not the standard one.
+// deviceCommand is the command that runs the sensor example (simulated
+// where the machine has no thermal zone) as the identity of connection
+// string cs against this hub over MQTT, with -port when the hub's MQTT
+// port is not the standard one. The fan example is a module of its own
+// and does not run from the repository's root.
 func (h *Hub) deviceCommand(cs, caFile string) string {
-	cmd := "go run ./examples/fan -connection-string " + shellQuote(cs) + " -ca " + shellQuote(caFile)
+	cmd := "go run ./examples/sensor -connection-string " + shellQuote(cs) + " -ca " + shellQuote(caFile)
 	if port := h.MQTTPort(); port != 8883 {
 		cmd += " -port " + strconv.Itoa(port)
 	}

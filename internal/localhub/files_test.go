@@ -55,7 +55,7 @@ func TestCurlCommand(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.hostName, func(t *testing.T) {
 			h := startHub(t, Options{HostName: tt.hostName, Devices: []string{"dev"}})
-			cmd := h.CurlCommand("dev", "getFanState", "/tmp/ca dir/ca.pem")
+			cmd := h.CurlCommand("dev", "getReading", "/tmp/ca dir/ca.pem")
 			if !strings.Contains(cmd, `--cacert '/tmp/ca dir/ca.pem'`) {
 				t.Errorf("no quoted --cacert in %s", cmd)
 			}
@@ -73,7 +73,7 @@ func TestCurlCommand(t *testing.T) {
 			if m == nil {
 				t.Fatalf("no body in %s", cmd)
 			}
-			if req, rerr := decodeInvokeBody([]byte(m[1])); rerr != nil || req.methodName != "getFanState" {
+			if req, rerr := decodeInvokeBody([]byte(m[1])); rerr != nil || req.methodName != "getReading" {
 				t.Errorf("curl body %s: %v, %v", m[1], req, rerr)
 			}
 		})
@@ -101,7 +101,7 @@ func TestNonResolvingHostName(t *testing.T) {
 func TestPrintSummary(t *testing.T) {
 	h := startHub(t, Options{Devices: []string{"zeta", "dev", "dev/mod"}})
 	var b strings.Builder
-	h.PrintSummary(&b, "ca.pem", "getFanState", "zeta")
+	h.PrintSummary(&b, "ca.pem", "getReading", "zeta")
 	out := b.String()
 	// The curl command targets the identity named first, not the first in
 	// sorted order.
@@ -110,7 +110,7 @@ func TestPrintSummary(t *testing.T) {
 		cs, _ := h.ConnectionString(id)
 		// The exact command that runs a device as this identity, with the
 		// hub's MQTT port (not the standard 8883 in tests).
-		want = append(want, cs, fmt.Sprintf("go run ./examples/fan -connection-string '%s' -ca 'ca.pem' -port %d", cs, h.MQTTPort()))
+		want = append(want, cs, fmt.Sprintf("go run ./examples/sensor -connection-string '%s' -ca 'ca.pem' -port %d", cs, h.MQTTPort()))
 	}
 	for _, w := range want {
 		if !strings.Contains(out, w) {
