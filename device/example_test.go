@@ -3,12 +3,14 @@ package device_test
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log"
-	"os"
+	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/hubtest"
+	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/transport/amqp"
 	"github.com/directmethods/iotdevice/transport/transporttest"
 )
 
@@ -24,23 +26,128 @@ func ExampleNewClientFromConnectionString() {
 	// Output: client ready
 }
 
+// A device against a local hub in the same process (package hubtest),
+// trusting the hub's CA: never InsecureSkipVerify.
 func ExampleNewClientFromConnectionString_localHub() {
-	// Trust the local hub's CA (written to localhub-data/ca.pem by
-	// `go run ./examples/localhub`), never InsecureSkipVerify.
-	pem, err := os.ReadFile("localhub-data/ca.pem")
-	if err != nil {
-		fmt.Println("start the local hub first")
-		return
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	client, err := device.NewClientFromConnectionString(os.Getenv("IOTHUB_DEVICE_CONNECTION_STRING"),
-		&device.ClientOptions{TLSConfig: &tls.Config{RootCAs: roots}})
+	hub, err := hubtest.Start(context.Background(), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer client.Close()
-	// Output: start the local hub first
+	defer hub.Close()
+	dev, err := hub.AddDevice("thermostat-1")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	client, err := device.NewClientFromConnectionString(dev.ConnectionString(), &device.ClientOptions{
+		Port:      hub.Port(hubtest.MQTT),               // IoT Hub uses the standard port
+		TLSConfig: &tls.Config{RootCAs: hub.CertPool()}, // the local hub's CA
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := device.NewMethodMux()
+	mux.HandleFunc("getTemperature", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+		return device.JSONResponse(200, map[string]float64{"celsius": 21.5})
+	})
+	done := make(chan error, 1)
+	go func() { done <- client.Run(context.Background(), mux) }()
+	defer func() { client.Close(); <-done }()
+
+	res, err := dev.Invoke(context.Background(), "getTemperature", nil, &hubtest.InvokeOptions{ConnectTimeout: 30 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Status, string(res.Payload))
+	// Output: 200 {"celsius":21.5}
+}
+
+// A module identity (an IoT Edge module or a module of a device's own
+// software) with its own key; methods reach it by
+// POST /twins/{device}/modules/{module}/methods.
+func ExampleNewModuleClient() {
+	hub, err := hubtest.Start(context.Background(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	mod, err := hub.AddModule("gateway-1", "telemetry")
+	if err != nil {
+		log.Fatal(err)
+	}
+	cs, err := sas.ParseConnectionString(mod.ConnectionString())
+	if err != nil {
+		log.Fatal(err)
+	}
+	cred, err := sas.NewKeyCredential(cs.SharedAccessKey, "", time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	client, err := device.NewModuleClient(hub.HostName(), "gateway-1", "telemetry", cred, &device.ClientOptions{
+		Port:      hub.Port(hubtest.MQTT),
+		TLSConfig: &tls.Config{RootCAs: hub.CertPool()},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := device.NewMethodMux()
+	mux.HandleFunc("flush", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+		return device.JSONResponse(200, map[string]int{"flushed": 12})
+	})
+	done := make(chan error, 1)
+	go func() { done <- client.Run(context.Background(), mux) }()
+	defer func() { client.Close(); <-done }()
+
+	res, err := mod.Invoke(context.Background(), "flush", nil, &hubtest.InvokeOptions{ConnectTimeout: 30 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Status, string(res.Payload))
+	// Output: 200 {"flushed":12}
+}
+
+// An X.509 device: it authenticates with its client certificate in the
+// TLS handshake, and needs no token. hubtest registers a self-signed one
+// by its thumbprint, as the Azure portal does.
+func ExampleNewClient_x509() {
+	hub, err := hubtest.Start(context.Background(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	dev, err := hub.AddX509Device("camera-1")
+	if err != nil {
+		log.Fatal(err)
+	}
+	// On a device: tls.LoadX509KeyPair("device.pem", "device.key").
+	cred, err := sas.NewCertificateCredential(*dev.Certificate())
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	client, err := device.NewClient(hub.HostName(), "camera-1", cred, &device.ClientOptions{
+		Transport: amqp.NewDialer(nil), // or any other transport
+		Port:      hub.Port(hubtest.AMQP),
+		TLSConfig: &tls.Config{RootCAs: hub.CertPool()},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := device.NewMethodMux()
+	mux.HandleFunc("snapshot", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+		return device.JSONResponse(200, map[string]string{"file": "snap-0001.jpg"})
+	})
+	done := make(chan error, 1)
+	go func() { done <- client.Run(context.Background(), mux) }()
+	defer func() { client.Close(); <-done }()
+
+	res, err := dev.Invoke(context.Background(), "snapshot", nil, &hubtest.InvokeOptions{ConnectTimeout: 30 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Status, string(res.Payload))
+	// Output: 200 {"file":"snap-0001.jpg"}
 }
 
 func ExampleMethodMux_HandleFunc() {

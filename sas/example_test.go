@@ -2,10 +2,14 @@ package sas_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log"
+	"sync/atomic"
 	"time"
 
+	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/hubtest"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -71,4 +75,59 @@ func ExampleNewKeyCredential() {
 	// sas.KeyCredential{keyName: "", lifetime: 10m0s, key: REDACTED}
 	// myhub.azure-devices.net/devices/dev-01
 	// valid for 10m0s
+}
+
+// Tokens signed outside the program, by a hardware security module or a
+// signing service that holds the key: the client asks for one whenever it
+// connects or renews. Here the "signer" is a function holding the key of
+// a device on a local hub.
+func ExampleTokenFunc() {
+	hub, err := hubtest.Start(context.Background(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	dev, err := hub.AddDevice("sensor-7")
+	if err != nil {
+		log.Fatal(err)
+	}
+	cs, err := sas.ParseConnectionString(dev.ConnectionString())
+	if err != nil {
+		log.Fatal(err)
+	}
+	key, err := sas.DecodeKey(cs.SharedAccessKey) // in the HSM, in real life
+	if err != nil {
+		log.Fatal(err)
+	}
+	var signed atomic.Int32
+	signer := sas.TokenFunc(func(ctx context.Context, resource string) (string, time.Time, error) {
+		signed.Add(1)
+		expiry := time.Now().Add(time.Hour)
+		return sas.Sign(key, resource, "", expiry), expiry, nil
+	})
+
+	client, err := device.NewClient(hub.HostName(), "sensor-7", signer, &device.ClientOptions{
+		Port:      hub.Port(hubtest.MQTT),
+		TLSConfig: &tls.Config{RootCAs: hub.CertPool()},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := device.NewMethodMux()
+	mux.HandleFunc("ping", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+		return device.JSONResponse(200, "pong")
+	})
+	done := make(chan error, 1)
+	go func() { done <- client.Run(context.Background(), mux) }()
+	defer func() { client.Close(); <-done }()
+
+	res, err := dev.Invoke(context.Background(), "ping", nil, &hubtest.InvokeOptions{ConnectTimeout: 30 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Status, string(res.Payload))
+	fmt.Println("tokens signed:", signed.Load())
+	// Output:
+	// 200 "pong"
+	// tokens signed: 1
 }

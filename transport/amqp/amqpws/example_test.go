@@ -2,27 +2,51 @@ package amqpws_test
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"log"
+	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/hubtest"
 	"github.com/directmethods/iotdevice/transport/amqp"
 	"github.com/directmethods/iotdevice/transport/amqp/amqpws"
 )
 
-// A device that reaches IoT Hub over AMQP on port 443, as behind a
-// firewall that lets only HTTPS out.
+// A device that reaches the hub over AMQP on port 443, as behind a
+// firewall that lets only HTTPS out; here against a local hub, whose
+// WebSocket endpoint is on its HTTPS port.
 func ExampleNewDialer() {
-	client, err := device.NewClientFromConnectionString("HostName=example.azure-devices.net;DeviceId=dev-1;SharedAccessKey=c2VjcmV0", &device.ClientOptions{
+	hub, err := hubtest.Start(context.Background(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer hub.Close()
+	dev, err := hub.AddDevice("dev-1")
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	client, err := device.NewClientFromConnectionString(dev.ConnectionString(), &device.ClientOptions{
 		Transport: amqpws.NewDialer(&amqp.Options{QueueSize: 64}),
+		Port:      hub.Port(hubtest.AMQPWebSocket),
+		TLSConfig: &tls.Config{RootCAs: hub.CertPool()},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 	mux := device.NewMethodMux()
-	mux.HandleFunc("ping", func(_ context.Context, req *device.MethodRequest) (*device.MethodResponse, error) {
-		return &device.MethodResponse{Status: 200, Payload: req.Payload}, nil
+	mux.HandleFunc("ping", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
+		return device.JSONResponse(200, "pong over AMQP over WebSockets")
 	})
-	if err := client.Run(context.Background(), mux); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- client.Run(context.Background(), mux) }()
+	defer func() { client.Close(); <-done }()
+
+	res, err := dev.Invoke(context.Background(), "ping", nil, &hubtest.InvokeOptions{ConnectTimeout: 30 * time.Second})
+	if err != nil {
 		log.Fatal(err)
 	}
+	fmt.Println(res.Status, string(res.Payload))
+	// Output: 200 "pong over AMQP over WebSockets"
 }
