@@ -1,6 +1,6 @@
 // Command minimal is the smallest device program: MQTT only, one "echo"
-// method, no logging. It is what the size targets of the README's
-// Performance section are measured on.
+// method, no logging. It is what the size targets of
+// examples/bench/README.md are measured on.
 //
 //	IOTHUB_DEVICE_CONNECTION_STRING='HostName=…;DeviceId=…;SharedAccessKey=…' minimal
 //	minimal -connection-string '…' -ca ./localhub-data/ca.pem -port 8883

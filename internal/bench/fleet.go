@@ -46,7 +46,7 @@ type FleetResult struct {
 	Errors              int           `json:"errors"`
 }
 
-// Fleet targets, as the README's Performance section states them.
+// Fleet targets, as examples/bench/README.md states them.
 const (
 	MaxHeapPerClient = 64 * 1024
 	MaxFleetInvoke   = 30 * time.Second

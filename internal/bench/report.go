@@ -49,8 +49,8 @@ func (r Result) String() string {
 
 func fmtMS(d time.Duration) string { return fmt.Sprintf("%.3fms", ms(d)) }
 
-// Targets for the SDK against the raw device, as the README's Performance
-// section states them.
+// Targets for the SDK against the raw device, as examples/bench/README.md
+// states them.
 const (
 	MaxP50Ratio  = 1.15
 	MinRateRatio = 0.9
