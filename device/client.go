@@ -133,7 +133,7 @@ func newClient(host, deviceID, moduleID string, cred sas.Credential, gateway str
 		cfg: transport.Config{
 			HostName: host, GatewayHostName: gateway, Port: o.Port,
 			DeviceID: deviceID, ModuleID: moduleID, Credential: cred,
-			TLSConfig: o.TLSConfig, KeepAlive: o.KeepAlive, UserAgent: o.UserAgent,
+			TLSConfig: o.TLSConfig, KeepAlive: o.KeepAlive, UserAgent: o.UserAgent, ModelID: o.ModelID,
 			Proxy: o.Proxy, Logger: log,
 		},
 		opts: o,

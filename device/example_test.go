@@ -216,3 +216,23 @@ func ExampleClient_Run() {
 	// run: device: client closed
 	// states: [connecting connected closed]
 }
+
+func ExampleMethodMux_HandleCommand() {
+	// A device announces its IoT Plug and Play model and serves the
+	// commands of its components; the hub calls them as the methods
+	// "thermostat1*getMaxMinReport" and "thermostat2*getMaxMinReport".
+	opts := &device.ClientOptions{ModelID: "dtmi:com:example:TemperatureController;2"}
+	_ = opts // passed to NewClientFromConnectionString
+	mux := device.NewMethodMux()
+	report := func(ctx context.Context, req *device.MethodRequest) (*device.MethodResponse, error) {
+		component, command := req.Command()
+		return device.JSONResponse(200, map[string]string{"component": component, "command": command})
+	}
+	mux.HandleCommandFunc("thermostat1", "getMaxMinReport", report)
+	mux.HandleCommandFunc("thermostat2", "getMaxMinReport", report)
+	mux.HandleCommandFunc("", "reboot", report) // the default component: the method "reboot"
+
+	resp, _ := mux.ServeMethod(context.Background(), &device.MethodRequest{Name: "thermostat2*getMaxMinReport"})
+	fmt.Println(resp.Status, string(resp.Payload))
+	// Output: 200 {"command":"getMaxMinReport","component":"thermostat2"}
+}

@@ -31,7 +31,10 @@ const StatusNotImplemented = 501
 // MethodMux routes requests to handlers by method name. Names are matched
 // exactly. Requests for names without a handler go to the default handler,
 // or, without one, are answered at once with 501 and
-// {"error": "method not implemented", "method": name}.
+// {"error": "method not implemented", "method": name}. IoT Plug and Play
+// component commands are methods named "{component}*{command}"
+// (HandleCommand); a command of an unknown component is answered the same
+// way.
 //
 // A MethodMux is safe for concurrent use; handlers may be added while the
 // client runs. Its zero value is ready to use.

@@ -69,6 +69,13 @@ type ClientOptions struct {
 	// handlers finish before cancelling their contexts. Default: 10 s.
 	ShutdownTimeout time.Duration
 
+	// ModelID is the IoT Plug and Play model the device implements, a DTMI
+	// such as "dtmi:com:example:TemperatureController;2". It is announced
+	// on every connection: in the MQTT username, or on the AMQP method
+	// links. Empty announces none. A value that is not a DTMI with a
+	// version fails the constructor.
+	ModelID string
+
 	// OnStateChange is called on each connection state change, in order,
 	// from one goroutine of the client's: never on a network goroutine and
 	// never concurrently with itself. err says why for StateDisconnected and
@@ -125,6 +132,9 @@ func (o *ClientOptions) withDefaults() (ClientOptions, error) {
 		return c, fmt.Errorf("%w: MaxPendingMethods is negative", ErrInvalidConfig)
 	case c.KeepAlive > 0 && c.KeepAlive < time.Second:
 		return c, fmt.Errorf("%w: KeepAlive %v is under a second", ErrInvalidConfig, c.KeepAlive)
+	}
+	if err := validateModelID(c.ModelID); err != nil {
+		return c, fmt.Errorf("%w: ModelID: %w", ErrInvalidConfig, err)
 	}
 	if c.TLSConfig != nil && c.TLSConfig.InsecureSkipVerify {
 		return c, fmt.Errorf("%w: TLSConfig.InsecureSkipVerify is not supported; trust the hub's CA with RootCAs", ErrInvalidConfig)

@@ -38,6 +38,10 @@ type Config struct {
 	KeepAlive time.Duration
 	// UserAgent identifies the client software to the hub.
 	UserAgent string
+	// ModelID is the IoT Plug and Play model ID (a DTMI) the identity
+	// announces on each connection; empty announces none. The client has
+	// validated it.
+	ModelID string
 	// Proxy picks an HTTP proxy for WebSocket transports; nil means
 	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY).
 	Proxy func(*http.Request) (*url.URL, error)

@@ -9,6 +9,9 @@ const (
 	ChannelCorrelationProperty = "com.microsoft:channel-correlation-id"
 	// ClientVersionProperty names the client software (its user agent).
 	ClientVersionProperty = "com.microsoft:client-version"
+	// ModelIDProperty announces the identity's IoT Plug and Play model ID
+	// (azure-iot-sdk-csharp, AmqpIotConstants.ModelId).
+	ModelIDProperty = "com.microsoft:model-id"
 	// APIVersion is the IoT Hub API version this module's links announce,
 	// the one the Node.js device SDK announces.
 	APIVersion = "2021-04-12"

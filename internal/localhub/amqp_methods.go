@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/directmethods/iotdevice/internal/amqp"
 	"github.com/directmethods/iotdevice/internal/amqpwire"
@@ -161,6 +162,7 @@ func (ch *methodChannel) route() {
 	identity := ch.key.identity
 	previous, _ := r.attach(identity, ch, true)
 	r.setSubscribed(identity, ch, true, 0)
+	ch.conn.hub.twins.connected(identity, ch.modelID(), time.Now())
 	if prev, ok := previous.(*methodChannel); ok && prev.conn == ch.conn {
 		prev.end("replaced by new method links")
 	} else if previous != nil {

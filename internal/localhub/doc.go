@@ -14,6 +14,14 @@
 // devices by certificate thumbprint, and the iothubowner service policy) and
 // routes each method invocation to exactly one identity.
 //
+// For IoT Plug and Play it records the model ID each identity announces
+// (MQTT username model-id, AMQP link property com.microsoft:model-id) and
+// serves GET /twins/{id}[/modules/{mid}] (the twin, with modelId and
+// connectionState), GET /digitaltwins/{id} ($dtId and $metadata.$model)
+// and the digital twin commands, POST
+// /digitaltwins/{id}[/components/{component}]/commands/{command}, which
+// invoke the methods "{component}*{command}" or "{command}".
+//
 // # Connection limits
 //
 // On the HTTPS port, a peer that has not authenticated cannot hold a

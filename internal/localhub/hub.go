@@ -81,6 +81,7 @@ type Hub struct {
 	hostName string
 	reg      *registry
 	router   *router
+	twins    twinStates // model IDs and activity, for the twin APIs
 	ca       *keyPair
 	caPool   *x509.CertPool
 	state    *stateWriter // nil when in memory

@@ -82,6 +82,7 @@ type mqttSession struct {
 
 	// Set once CONNECT succeeds, then read-only.
 	identity    string
+	modelID     string // the username's model-id, "" when none
 	keepAlive   time.Duration
 	tokenExpiry time.Time
 }
@@ -207,6 +208,7 @@ func (s *mqttSession) connect(br *bufio.Reader) bool {
 	// subscription the router routes nothing here until a SUBSCRIBE.)
 	s.methodsOn.Store(!c.CleanSession)
 	previous, restored := s.hub.router.attach(s.identity, s, c.CleanSession)
+	s.hub.twins.connected(s.identity, s.modelID, time.Now())
 	if previous != nil {
 		previous.drop("another connection took over the identity")
 	}
@@ -262,6 +264,7 @@ func (s *mqttSession) authenticate(c *packets.ConnectPacket) (code byte, ok bool
 		s.tokenExpiry = expiry
 	}
 	s.identity = u.identity()
+	s.modelID = u.query[mqttModelIDParameter]
 	s.keepAlive = time.Duration(c.Keepalive) * time.Second
 	return connackAccepted, true
 }

@@ -9,6 +9,11 @@ import (
 	"github.com/directmethods/iotdevice/sas"
 )
 
+// mqttModelIDParameter is the username parameter that announces an IoT
+// Plug and Play model ID, after api-version (azure-iot-sdk-node,
+// azure-iot-device-mqtt mqtt.ts).
+const mqttModelIDParameter = "model-id"
+
 // ErrBadUsername reports an MQTT username that is not of an IoT Hub form.
 var ErrBadUsername = errors.New("localhub: malformed mqtt username")
 

@@ -27,6 +27,9 @@ func (h *Hub) httpHandler() http.Handler {
 			h.serveWebSocket(w, r)
 			return
 		}
+		if h.serveTwin(w, r) || h.serveDigitalTwin(w, r) {
+			return
+		}
 		h.serveInvoke(w, r)
 	})
 }
@@ -132,22 +135,8 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	resp, err := h.router.invoke(ctx, identity, req.methodName, req.payload, req.connectTimeout, req.responseTimeout)
 	attrs := []any{"method", req.methodName, "duration", time.Since(start).Round(time.Millisecond)}
-	switch {
-	case errors.Is(err, ErrDeviceNotOnline):
-		log.Info("rest: invocation failed: device not online", attrs...)
-		errDeviceNotOnline(req.connectTimeout).write(w)
-		return
-	case errors.Is(err, ErrResponseTimeout):
-		log.Info("rest: invocation failed: no response", attrs...)
-		errGatewayTimeout(req.responseTimeout).write(w)
-		return
-	case errors.Is(err, ErrInvalidResponse):
-		log.Warn("rest: invocation failed: invalid device response", append(attrs, "err", err)...)
-		errInvalidResponse().write(w)
-		return
-	case err != nil:
-		log.Info("rest: invocation abandoned", append(attrs, "err", err)...)
-		errServiceUnavailable().write(w)
+	if rerr := h.invocationOutcome(log, identity, req, err, attrs); rerr != nil {
+		rerr.write(w)
 		return
 	}
 	// The device's bytes go to the caller unchanged, JSON or not, as IoT

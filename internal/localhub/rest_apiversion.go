@@ -25,15 +25,20 @@ var supportedAPIVersions = []string{"2018-06-30", "2020-03-13", "2020-09-30", "2
 // checkAPIVersion requires exactly one api-version query parameter with a
 // supported value. The name is matched exactly, as written by the SDKs.
 func checkAPIVersion(query map[string][]string) *restError {
+	return checkAPIVersionOf(query, supportedAPIVersions)
+}
+
+// checkAPIVersionOf is checkAPIVersion with the given supported versions.
+func checkAPIVersionOf(query map[string][]string, supported []string) *restError {
 	values := query["api-version"]
 	switch {
 	case len(values) == 0:
 		return errInvalidProtocolVersion("The api-version query parameter is required.")
 	case len(values) > 1:
 		return errInvalidProtocolVersion("The api-version query parameter is given more than once.")
-	case !slices.Contains(supportedAPIVersions, values[0]):
+	case !slices.Contains(supported, values[0]):
 		return errInvalidProtocolVersion(fmt.Sprintf("api-version %q is not supported; use one of %s.",
-			clip(values[0]), strings.Join(supportedAPIVersions, ", ")))
+			clip(values[0]), strings.Join(supported, ", ")))
 	}
 	return nil
 }

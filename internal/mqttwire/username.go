@@ -12,12 +12,17 @@ const apiVersion = "2021-04-12"
 
 // Username returns the CONNECT username IoT Hub expects:
 //
-//	{HostName}/{device}[/{module}]/?api-version=2021-04-12[&DeviceClientType={user agent, query-escaped}]
+//	{HostName}/{device}[/{module}]/?api-version=2021-04-12[&model-id={DTMI}][&DeviceClientType={user agent}]
 //
-// It names the hub, not a gateway, and leaves DeviceClientType out when
-// cfg.UserAgent is empty.
+// with the values query-escaped. It names the hub, not a gateway, and
+// leaves model-id and DeviceClientType out when cfg.ModelID and
+// cfg.UserAgent are empty. The model ID comes before DeviceClientType, as
+// the Node.js device SDK writes it (azure-iot-device-mqtt, mqtt.ts).
 func Username(cfg *transport.Config) string {
 	u := cfg.HostName + "/" + cfg.ClientID() + "/?api-version=" + apiVersion
+	if cfg.ModelID != "" {
+		u += "&model-id=" + url.QueryEscape(cfg.ModelID)
+	}
 	if cfg.UserAgent != "" {
 		u += "&DeviceClientType=" + url.QueryEscape(cfg.UserAgent)
 	}

@@ -10,14 +10,17 @@ import (
 
 // methodLinkProperties returns the attach properties shared by both method
 // links: the API version, the channel correlation id that pairs them and,
-// when set, the client version.
-func methodLinkProperties(channel, userAgent string) map[string]any {
+// when set, the client version and the Plug and Play model ID.
+func methodLinkProperties(channel, userAgent, modelID string) map[string]any {
 	props := map[string]any{
 		amqpwire.APIVersionProperty:         amqpwire.APIVersion,
 		amqpwire.ChannelCorrelationProperty: channel,
 	}
 	if userAgent != "" {
 		props[amqpwire.ClientVersionProperty] = userAgent
+	}
+	if modelID != "" {
+		props[amqpwire.ModelIDProperty] = modelID
 	}
 	return props
 }
@@ -32,7 +35,7 @@ func methodLinkProperties(channel, userAgent string) map[string]any {
 func (c *conn) attachMethodLinks(ctx context.Context) error {
 	address := amqpwire.MethodsAddress(c.cfg.DeviceID, c.cfg.ModuleID)
 	channel := newUUID().String()
-	props := methodLinkProperties("methods:"+channel, c.cfg.UserAgent)
+	props := methodLinkProperties("methods:"+channel, c.cfg.UserAgent, c.cfg.ModelID)
 
 	first := goamqp.ReceiverSettleModeFirst
 	receiver, err := c.session.NewReceiver(ctx, address, &goamqp.ReceiverOptions{
