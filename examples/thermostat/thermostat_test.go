@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/deviceflag"
+	"github.com/directmethods/iotdevice/device/hubtest"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/transporttest"
 	"github.com/google/go-cmp/cmp"
@@ -116,47 +118,51 @@ func TestTemperatureStaysInRange(t *testing.T) {
 	}
 }
 
-func TestParseFlags(t *testing.T) {
-	env := func(v string) func(string) string {
-		return func(key string) string {
-			if key == envConnectionString {
-				return v
-			}
-			return ""
-		}
-	}
-	tests := []struct {
-		name    string
-		args    []string
-		env     string
-		want    config
-		wantErr bool
+func TestRunRefusesBadSetups(t *testing.T) {
+	t.Setenv(deviceflag.EnvConnectionString, "")
+	for _, tt := range []struct {
+		name string
+		args []string
 	}{
-		{"flag", []string{"-connection-string", "cs", "-transport", "amqp-ws", "-port", "8443", "-ca", "ca.pem", "-v"}, "",
-			config{connectionString: "cs", transport: "amqp-ws", port: 8443, caFile: "ca.pem", verbose: true}, false},
-		{"environment", nil, "env-cs", config{connectionString: "env-cs", transport: "mqtt"}, false},
-		{"flag wins", []string{"-connection-string", "cs"}, "env-cs", config{connectionString: "cs", transport: "mqtt"}, false},
-		{"none", nil, "", config{}, true},
-		{"unknown flag", []string{"-pin", "GPIO18"}, "cs", config{}, true},
-	}
-	for _, tt := range tests {
+		{"no connection string", nil},
+		{"unknown flag", []string{"-pin", "GPIO18"}},
+		{"unknown transport", []string{"-connection-string", "HostName=h.example;DeviceId=d;SharedAccessKey=AAAA", "-transport", "pigeon"}},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseFlags(tt.args, env(tt.env), io.Discard)
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
-			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(config{})); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
+			if err := run(t.Context(), tt.args, io.Discard); err == nil {
+				t.Error("run succeeded")
 			}
 		})
 	}
-	for _, name := range transports {
-		if _, err := dialer(name); err != nil {
-			t.Errorf("dialer(%q): %v", name, err)
-		}
-	}
-	if _, err := dialer("carrier-pigeon"); err == nil {
-		t.Error("dialer accepted an unknown transport")
+}
+
+// TestAgainstLocalHub runs the program as main does against an
+// in-process hub, on every transport, and calls a component command as
+// IoT Central does, through the direct method {component}*{command}.
+func TestAgainstLocalHub(t *testing.T) {
+	hub := hubtest.New(t, nil)
+	for _, tr := range hubtest.Transports {
+		t.Run(tr.String(), func(t *testing.T) {
+			dev, err := hub.AddDevice("thermostat-" + tr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := dev.StartProgram(t, tr, func(ctx context.Context, flags deviceflag.Flags) error {
+				return serve(ctx, flags, t.Output())
+			})
+			since, _ := json.Marshal(time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
+			res, err := dev.Invoke(t.Context(), "thermostat2*getMaxMinReport", since, nil)
+			if err != nil || res.Status != 200 {
+				t.Fatalf("getMaxMinReport = %+v, %v", res, err)
+			}
+			res, err = dev.Invoke(t.Context(), "thermostat3*getMaxMinReport", since, nil)
+			if err != nil || res.Status != 501 {
+				t.Errorf("unknown component = %+v, %v; want 501", res, err)
+			}
+			if err := stop(); err != nil {
+				t.Errorf("run after a stop = %v, want nil", err)
+			}
+		})
 	}
 }
 
