@@ -7,7 +7,7 @@ package main
 //
 // On a Pi, driverreg.Init loads ioctl-gpio (the kernel's GPIO character
 // device, /dev/gpiochip0), then bcm283x-gpio, which registers GPIO0 to
-// GPIO53 under those names in gpioreg: it drives them through /dev/gpiomem,
+// GPIO46 under those names in gpioreg: it drives them through /dev/gpiomem,
 // or through their ioctl-gpio line when that cannot be mapped, and gives
 // hardware PWM where the pin and the permissions allow it. Then rpi names
 // the header pins (P1_12 and so on). bcm283x also brings in the sysfs
