@@ -23,9 +23,12 @@ type ErrorCode int
 
 const (
 	// CodeUnauthorized: the hub refused the credentials, or a fixed token
-	// expired. New credentials are needed.
+	// expired. New credentials are needed. Over MQTT it is also how an
+	// identity the hub does not know ends: IoT Hub refuses both with
+	// CONNACK 5, and the error's text names both causes.
 	CodeUnauthorized ErrorCode = iota + 1
-	// CodeIdentityNotFound: the device or module does not exist.
+	// CodeIdentityNotFound: the hub does not know the device or module.
+	// Over AMQP only, where IoT Hub answers its put-token 404.
 	CodeIdentityNotFound
 	// CodeTLS: the hub's certificate failed verification (wrong host name or
 	// untrusted CA).

@@ -23,6 +23,9 @@ var (
 	// stops: retrying with the same credentials cannot succeed.
 	ErrUnauthorized = errors.New("transport: unauthorized")
 	// ErrIdentityNotFound reports a device or module that does not exist or
-	// is disabled. The client stops: the identity must change first.
+	// is disabled. The client stops: the identity must change first. An
+	// adapter wraps it only when the hub says so, as IoT Hub does over
+	// AMQP; over MQTT it refuses an unknown identity as it does a wrong
+	// key, which is ErrUnauthorized.
 	ErrIdentityNotFound = errors.New("transport: device or module not found or disabled")
 )

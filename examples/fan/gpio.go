@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 
+	"periph.io/x/conn/v3/driver/driverreg"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/physic"
-	"periph.io/x/host/v3"
 )
 
 // pwmFrequency is the PWM frequency for speeds below full: 25 kHz, the
@@ -29,10 +29,11 @@ type gpioHost struct {
 	byName func(name string) gpio.PinIO // nil when there is no such pin
 }
 
-// periphHost is the real machine's GPIO, through periph.io.
+// periphHost is the real machine's GPIO, through periph.io: the drivers
+// of drivers.go, looked up by gpioreg.ByName.
 var periphHost = gpioHost{
 	init: func() error {
-		_, err := host.Init()
+		_, err := driverreg.Init()
 		return err
 	},
 	byName: gpioreg.ByName,

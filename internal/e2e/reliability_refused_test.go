@@ -115,7 +115,10 @@ func TestRefusedConnectionsBackOff(t *testing.T) {
 
 // TestFatalRefusalStops: a wrong key and an unknown device are refused for
 // good: Run returns an *device.Error whose Code says why, after one
-// attempt and without asking the backoff.
+// attempt and without asking the backoff. IoT Hub answers the put-token of
+// an unknown device 404 over AMQP (azure-iot-sdk-c#1413, Azure/iotedge#5639),
+// so AMQP tells it apart; over MQTT it refuses it with CONNACK 5 as it does a
+// wrong key, so the error names both causes.
 func TestFatalRefusalStops(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
@@ -130,13 +133,18 @@ func TestFatalRefusalStops(t *testing.T) {
 				t.Fatal(err)
 			}
 			otherKey := base64.StdEncoding.EncodeToString([]byte("a key the hub never issued, 32b"))
+			unknownDevice := device.CodeIdentityNotFound
+			if strings.HasPrefix(tr, "mqtt") {
+				unknownDevice = device.CodeUnauthorized
+			}
 			tests := []struct {
 				name             string
 				connectionString string
 				want             device.ErrorCode
+				says             []string // in the error's text, over AMQP
 			}{
-				{"wrong key", strings.Replace(cs, parsed.SharedAccessKey, otherKey, 1), device.CodeUnauthorized},
-				{"unknown device", strings.Replace(cs, "DeviceId=dev-1", "DeviceId=ghost", 1), device.CodeIdentityNotFound},
+				{"wrong key", strings.Replace(cs, parsed.SharedAccessKey, otherKey, 1), device.CodeUnauthorized, nil},
+				{"unknown device", strings.Replace(cs, "DeviceId=dev-1", "DeviceId=ghost", 1), unknownDevice, []string{"ghost", "not registered"}},
 			}
 			for _, tt := range tests {
 				backoffCalls := 0
@@ -156,13 +164,21 @@ func TestFatalRefusalStops(t *testing.T) {
 					t.Errorf("%s: Run = %v, want a *device.Error", tt.name, err)
 					continue
 				}
-				// The hub may not tell an unknown device from a bad
-				// credential, as IoT Hub does not: both are refusals for good.
-				if de.Code != tt.want && !(tt.want == device.CodeIdentityNotFound && de.Code == device.CodeUnauthorized) {
+				if de.Code != tt.want {
 					t.Errorf("%s: Code = %v, want %v", tt.name, de.Code, tt.want)
 				}
 				if de.Err == nil || de.Error() == "" {
 					t.Errorf("%s: the error does not say why: %#v", tt.name, de)
+				}
+				says := tt.says
+				if strings.HasPrefix(tr, "mqtt") {
+					// CONNACK 5 cannot say which: the error names both.
+					says = []string{"wrong key", "not registered"}
+				}
+				for _, s := range says {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("%s: the error %q does not say %q", tt.name, err, s)
+					}
 				}
 				if n := states.count(device.StateConnecting); n != 1 || backoffCalls != 0 {
 					t.Errorf("%s: %d attempts and %d backoff calls, want 1 and 0", tt.name, n, backoffCalls)

@@ -17,6 +17,7 @@ const (
 	cbsOK           = 200
 	cbsBadRequest   = 400
 	cbsUnauthorized = 401
+	cbsNotFound     = 404
 )
 
 // cbsTokenTypes are the put-token types accepted, compared
@@ -76,7 +77,8 @@ func containsFold(list []string, s string) bool {
 
 // verifyPutToken checks the token against the identity its audience
 // names (or, for a host-only audience, its own sr names) and returns
-// that identity and the token's expiry.
+// that identity and the token's expiry. An identity the hub does not know
+// is refused 404, any other refusal 401.
 func (h *Hub) verifyPutToken(req putToken, now time.Time) (string, time.Time, *cbsError) {
 	unauthorized := func(format string, args ...any) (string, time.Time, *cbsError) {
 		return "", time.Time{}, &cbsError{cbsUnauthorized, fmt.Sprintf(format, args...)}
@@ -99,7 +101,10 @@ func (h *Hub) verifyPutToken(req putToken, now time.Time) (string, time.Time, *c
 	}
 	id, ok := h.reg.lookup(name)
 	if !ok {
-		return unauthorized("identity %q is not registered", name)
+		// IoT Hub's words for it (azure-iot-sdk-c#1413, Azure/iotedge#5639):
+		// 404 whatever the token, with the hub's name before its first dot.
+		hub, _, _ := strings.Cut(h.hostName, ".")
+		return "", time.Time{}, &cbsError{cbsNotFound, fmt.Sprintf("Device %s at IotHub %s not registered.", name, hub)}
 	}
 	expiry, err := h.reg.authenticateToken(id, req.token, now)
 	if err != nil {

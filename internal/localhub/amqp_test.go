@@ -167,7 +167,9 @@ func TestAMQPPutToken(t *testing.T) {
 		{"forged", putTokenMessage(uint64(10), audience, forged), cbsAnswer{CorrelationID: uint64(10), Status: int32(401)}},
 		{"expired", putTokenMessage(uint64(11), audience, deviceToken(t, cs1, now.Add(-time.Hour))), cbsAnswer{CorrelationID: uint64(11), Status: int32(401)}},
 		{"other identity's token", putTokenMessage(uint64(12), audience, deviceToken(t, cs2, now.Add(time.Hour))), cbsAnswer{CorrelationID: uint64(12), Status: int32(401)}},
-		{"unknown identity", putTokenMessage(uint64(13), "localhost/devices/ghost", valid), cbsAnswer{CorrelationID: uint64(13), Status: int32(401)}},
+		{"unknown identity", putTokenMessage(uint64(13), "localhost/devices/ghost", valid), cbsAnswer{CorrelationID: uint64(13), Status: int32(404)}},
+		{"unknown module", putTokenMessage(uint64(17), "localhost/devices/dev-1/modules/ghost", valid), cbsAnswer{CorrelationID: uint64(17), Status: int32(404)}},
+		{"host-only audience, unknown sr", putTokenMessage(uint64(18), "localhost", sas.Sign(otherKey, "localhost/devices/ghost", "", now.Add(time.Hour))), cbsAnswer{CorrelationID: uint64(18), Status: int32(404)}},
 		{"another hub", putTokenMessage(uint64(14), "otherhub/devices/dev-1", valid), cbsAnswer{CorrelationID: uint64(14), Status: int32(401)}},
 		{"garbage token", putTokenMessage(uint64(15), audience, "SharedAccessSignature nonsense"), cbsAnswer{CorrelationID: uint64(15), Status: int32(401)}},
 		{"no operation", withProps(putTokenMessage(uint64(20), audience, valid), map[string]any{"operation": nil}), cbsAnswer{CorrelationID: uint64(20), Status: int32(400)}},
@@ -194,6 +196,30 @@ func TestAMQPPutToken(t *testing.T) {
 				t.Errorf("status-description echoes the token")
 			}
 		})
+	}
+}
+
+// TestAMQPPutTokenUnknownIdentity: IoT Hub answers the put-token of an
+// identity it does not know 404 "Device {id} at IotHub {hub} not
+// registered." (azure-iot-sdk-c#1413; Azure/iotedge#5639 for a module),
+// whatever the token, since there is no key to check it against.
+func TestAMQPPutTokenUnknownIdentity(t *testing.T) {
+	h := startHub(t, Options{Devices: []string{"dev-1"}})
+	cs, _ := h.ConnectionString("dev-1")
+	token := deviceToken(t, cs, time.Now().Add(time.Hour))
+	tests := []struct {
+		audience string
+		want     cbsAnswer
+	}{
+		{"localhost/devices/ghost", cbsAnswer{CorrelationID: uint64(1), Status: int32(404), Description: "Device ghost at IotHub localhost not registered."}},
+		{"localhost/devices/dev-1/modules/ghost", cbsAnswer{CorrelationID: uint64(2), Status: int32(404), Description: "Device dev-1/ghost at IotHub localhost not registered."}},
+	}
+	c := mustDialAMQP(t, h, false)
+	for i, tt := range tests {
+		got := c.putTokenRaw(putTokenMessage(uint64(i+1), tt.audience, token))
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("put-token for %s (-want +got):\n%s", tt.audience, diff)
+		}
 	}
 }
 

@@ -73,12 +73,17 @@ func asInt(v any) (int, bool) {
 }
 
 // putTokenError turns a refused put-token into an error wrapping the
-// transport sentinel that tells the client whether to retry.
+// transport sentinel that tells the client whether to retry. IoT Hub
+// answers 404 for an identity it does not know ("Device {id} at IotHub
+// {hub} not registered.", azure-iot-sdk-c#1413), which the C# SDK reports
+// as DeviceNotFound (Azure/iotedge#5639).
 func putTokenError(status int, description string) error {
 	var sentinel error
 	switch status {
-	case 401, 403, 404:
+	case 401, 403:
 		sentinel = transport.ErrUnauthorized
+	case 404:
+		sentinel = transport.ErrIdentityNotFound
 	case 429:
 		sentinel = transport.ErrThrottled
 	case 503:

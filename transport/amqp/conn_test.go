@@ -206,9 +206,9 @@ func TestDialPutToken(t *testing.T) {
 }
 
 // TestDialPutTokenRefused checks the sentinel each refused put-token
-// wraps, and that it wraps no other: ErrUnauthorized stops the client,
-// ErrThrottled makes it wait longer, ErrServerBusy and an error wrapping
-// no sentinel lead to a new dial.
+// wraps, and that it wraps no other: ErrUnauthorized and
+// ErrIdentityNotFound stop the client, ErrThrottled makes it wait longer,
+// ErrServerBusy and an error wrapping no sentinel lead to a new dial.
 func TestDialPutTokenRefused(t *testing.T) {
 	tests := []struct {
 		status   int
@@ -216,7 +216,7 @@ func TestDialPutTokenRefused(t *testing.T) {
 	}{
 		{401, transport.ErrUnauthorized},
 		{403, transport.ErrUnauthorized},
-		{404, transport.ErrUnauthorized},
+		{404, transport.ErrIdentityNotFound},
 		{429, transport.ErrThrottled},
 		{503, transport.ErrServerBusy},
 		{500, nil},

@@ -74,9 +74,11 @@
 //
 // # Errors
 //
-// A put-token refused with status 401, 403 or 404, and the condition
-// amqp:unauthorized-access, wrap transport.ErrUnauthorized; amqp:not-found
-// on the method links wraps transport.ErrIdentityNotFound;
+// A put-token refused with status 401 or 403, and the condition
+// amqp:unauthorized-access, wrap transport.ErrUnauthorized; a put-token
+// refused with status 404 (IoT Hub's answer for an identity it does not
+// know) and amqp:not-found on the method links wrap
+// transport.ErrIdentityNotFound;
 // amqp:resource-limit-exceeded and com.microsoft:device-container-throttled
 // wrap transport.ErrThrottled; com.microsoft:timeout and
 // com.microsoft:server-busy wrap transport.ErrServerBusy. A connection,

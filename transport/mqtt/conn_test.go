@@ -251,17 +251,21 @@ func TestRequestAndResponse(t *testing.T) {
 
 // TestConnackRefusals checks the sentinel each refused CONNACK wraps, and
 // that it wraps no other: ErrUnauthorized stops the client, ErrServerBusy
-// and an error wrapping no sentinel lead to a new dial.
+// and an error wrapping no sentinel lead to a new dial. IoT Hub refuses a
+// wrong key and an identity it does not know alike, so the text of a
+// refusal for good names both.
 func TestConnackRefusals(t *testing.T) {
+	bothCauses := []string{"wrong key", "not registered"}
 	tests := []struct {
 		code     byte
-		sentinel error // nil: none, so the client dials again
+		sentinel error    // nil: none, so the client dials again
+		says     []string // in the error's text
 	}{
-		{packets.ErrRefusedBadProtocolVersion, nil},
-		{packets.ErrRefusedIDRejected, transport.ErrUnauthorized},
-		{packets.ErrRefusedServerUnavailable, transport.ErrServerBusy},
-		{packets.ErrRefusedBadUsernameOrPassword, transport.ErrUnauthorized},
-		{packets.ErrRefusedNotAuthorised, transport.ErrUnauthorized},
+		{packets.ErrRefusedBadProtocolVersion, nil, nil},
+		{packets.ErrRefusedIDRejected, transport.ErrUnauthorized, bothCauses},
+		{packets.ErrRefusedServerUnavailable, transport.ErrServerBusy, nil},
+		{packets.ErrRefusedBadUsernameOrPassword, transport.ErrUnauthorized, bothCauses},
+		{packets.ErrRefusedNotAuthorised, transport.ErrUnauthorized, bothCauses},
 	}
 	for _, tt := range tests {
 		t.Run(packets.ConnackReturnCodes[tt.code], func(t *testing.T) {
@@ -272,6 +276,11 @@ func TestConnackRefusals(t *testing.T) {
 				t.Fatal("Dial succeeded, want a refusal")
 			}
 			errtest.WantOnly(t, err, tt.sentinel)
+			for _, s := range tt.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("Dial = %q, which does not say %q", err, s)
+				}
+			}
 		})
 	}
 }

@@ -63,7 +63,9 @@
 //
 // # Errors
 //
-// Refused CONNACKs wrap transport.ErrUnauthorized (codes 2, 4, 5) or
+// Refused CONNACKs wrap transport.ErrUnauthorized (codes 2, 4, 5: IoT Hub
+// refuses a wrong key and an identity it does not know alike, with 5, so
+// the error names both and never wraps transport.ErrIdentityNotFound) or
 // transport.ErrServerBusy (code 3); a lost connection wraps
 // transport.ErrConnLost and its cause; a closed Conn returns errors wrapping
 // net.ErrClosed; certificate failures keep their crypto/x509 error in the

@@ -10,10 +10,12 @@ import (
 // connackError turns a refused CONNACK into an error wrapping the transport
 // sentinel that tells the client whether to retry, reading the codes as
 // the C SDK does (azure-iot-sdk-c, iothub_client/src/iothubtransport_mqtt_common.c).
+// IoT Hub refuses a wrong key and an identity it does not know with the
+// same code, so the text of those refusals names both.
 func connackError(code byte, cause error) error {
 	switch code {
 	case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised, packets.ErrRefusedIDRejected:
-		return fmt.Errorf("mqtt: connection refused (code %d): %w: %w", code, transport.ErrUnauthorized, cause)
+		return fmt.Errorf("mqtt: connection refused (code %d: a wrong key or token, or a device or module that is not registered): %w: %w", code, transport.ErrUnauthorized, cause)
 	case packets.ErrRefusedServerUnavailable:
 		// The hub answers this for a disabled device, which may be enabled
 		// again, so it is worth retrying.
