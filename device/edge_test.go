@@ -326,3 +326,34 @@ func TestNewModuleClientFromLookupErrors(t *testing.T) {
 		}
 	})
 }
+
+func FuzzReadEdgeEnvironment(f *testing.F) {
+	f.Add("unix:///run/w.sock", "edge-1", "mod-a", "g", "hub", "gw", "2019-01-30", "sasToken", "")
+	f.Add("", "", "", "", "", "", "", "", "HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=a2V5")
+	f.Add("x", "d", "m", "g", "h", "", "", "x509", "")
+	f.Fuzz(func(t *testing.T, uri, dev, mod, gen, hub, gw, ver, scheme, cs string) {
+		env := map[string]string{
+			"IOTEDGE_WORKLOADURI": uri, "IOTEDGE_DEVICEID": dev, "IOTEDGE_MODULEID": mod, "IOTEDGE_MODULEGENERATIONID": gen,
+			"IOTEDGE_IOTHUBHOSTNAME": hub, "IOTEDGE_GATEWAYHOSTNAME": gw, "IOTEDGE_APIVERSION": ver, "IOTEDGE_AUTHSCHEME": scheme,
+			"EdgeHubConnectionString": cs,
+		}
+		got, err := readEdgeEnvironment(lookupIn(env))
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("error %v does not wrap ErrInvalidConfig", err)
+			}
+			for _, secret := range []string{cs} {
+				if len(secret) > 8 && strings.Contains(err.Error(), secret) {
+					t.Fatalf("error %q echoes the connection string", err)
+				}
+			}
+			return
+		}
+		if got.connectionString != "" {
+			return
+		}
+		if got.workloadURI == "" || got.deviceID == "" || got.moduleID == "" || got.generationID == "" || got.hubHostName == "" || got.apiVersion == "" || strings.TrimSpace(scheme) != "sasToken" {
+			t.Fatalf("accepted an incomplete environment: %+v", *got)
+		}
+	})
+}

@@ -56,8 +56,8 @@ func (h *Hub) authorizeModuleCall(r *http.Request, callers []string, log *slog.L
 	if len(callers) != 1 {
 		return refuse(edgeModuleIDHeader + " given more than once")
 	}
-	deviceID, moduleID, ok := strings.Cut(callers[0], "/")
-	if !ok || deviceID == "" || moduleID == "" || strings.Contains(moduleID, "/") {
+	deviceID, moduleID, ok := parseEdgeCaller(callers[0])
+	if !ok {
 		return refuse(edgeModuleIDHeader + " is not {device}/{module}")
 	}
 	id, ok := h.reg.lookup(identityName(deviceID, moduleID))
@@ -73,4 +73,14 @@ func (h *Hub) authorizeModuleCall(r *http.Request, callers []string, log *slog.L
 	}
 	log.Debug("rest: module call authorized", "caller", id.name())
 	return nil
+}
+
+// parseEdgeCaller splits an x-ms-edge-moduleId value, "{device}/{module}",
+// both ids valid.
+func parseEdgeCaller(v string) (deviceID, moduleID string, ok bool) {
+	deviceID, moduleID, ok = strings.Cut(v, "/")
+	if !ok || sas.ValidateID(deviceID) != nil || sas.ValidateID(moduleID) != nil {
+		return "", "", false
+	}
+	return deviceID, moduleID, true
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,4 +109,57 @@ func TestModuleScopedInvocation(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzParseEdgeCaller(f *testing.F) {
+	for _, s := range []string{"edge/mod", "edge", "edge/", "/mod", "a/b/c", "", "é/m", "d/m%2F"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, m, ok := parseEdgeCaller(v)
+		if !ok {
+			if d != "" || m != "" {
+				t.Fatalf("refused %q but returned %q, %q", v, d, m)
+			}
+			return
+		}
+		if d == "" || m == "" || d+"/"+m != v || strings.Contains(m, "/") {
+			t.Fatalf("parseEdgeCaller(%q) = %q, %q", v, d, m)
+		}
+	})
+}
+
+func FuzzWorkloadSign(f *testing.F) {
+	for _, s := range []string{`{"keyId":"primary","algo":"HMACSHA256","data":"aGk="}`, `{"keyId":"secondary"}`, `{`, ``, `{"data":"***"}`} {
+		f.Add(s, "2019-01-30")
+	}
+	h, err := Start(context.Background(), Options{Devices: []string{"d/m"}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer h.Close()
+	id, _ := h.reg.lookup("d/m")
+	path := "/modules/m/genid/" + generationID(id) + "/sign?api-version="
+	handler := h.workloadHandler()
+	f.Fuzz(func(t *testing.T, body, version string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, path+url.QueryEscape(version), strings.NewReader(body))
+		handler.ServeHTTP(rec, req)
+		var answer map[string]string
+		if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+			t.Fatalf("answer %d %q is not JSON", rec.Code, rec.Body.String())
+		}
+		switch rec.Code {
+		case http.StatusOK:
+			if answer["digest"] == "" {
+				t.Fatalf("200 without a digest: %v", answer)
+			}
+		case http.StatusBadRequest:
+			if answer["message"] == "" {
+				t.Fatalf("400 without a message: %v", answer)
+			}
+		default:
+			t.Fatalf("status %d for body %q", rec.Code, body)
+		}
+	})
 }
