@@ -14,6 +14,12 @@
 // AMQP, or either over WebSockets. Tests of your own handlers use the fake
 // transport of package transport/transporttest, with no network.
 //
+// An IoT Edge module gets its client from the environment the runtime
+// sets (NewModuleClientFromEnvironment): its tokens are signed by the
+// runtime's workload API (package workload) and the edge hub is trusted
+// through the runtime's trust bundle. A MethodInvoker makes
+// module-to-module calls through the edge hub.
+//
 // # Behaviour
 //
 // Every request is answered exactly once, and never left to time out at

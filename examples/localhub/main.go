@@ -1,7 +1,10 @@
 // Command localhub runs a local, TLS-only stand-in for Azure IoT Hub: MQTT
 // on -mqtt-port, AMQP on -amqp-port, and on -https-port MQTT and AMQP over
 // WebSockets and the REST API that invokes direct methods. It writes the CA certificate and the
-// connection strings to -dir and keeps its keys there across restarts.
+// connection strings to -dir and keeps its keys there across restarts. For
+// the modules it also plays the IoT Edge runtime: a workload API on
+// -dir/workload.sock and one <device>_<module>.env of IOTEDGE_ variables
+// each.
 //
 //	go run ./examples/localhub -https-port 8443 -amqp-port 5671 -devices device-1,device-2/module-1
 package main
@@ -66,6 +69,10 @@ func main() {
 		first = ids[0]
 	}
 	hub.PrintSummary(os.Stdout, caFile, "getReading", first)
+	if uri := hub.WorkloadURI(); uri != "" {
+		fmt.Printf("IoT Edge workload API for the modules: %s\nRun a module as IoT Edge would (examples/edgemodule): set -a; . %s; set +a\n\n",
+			uri, filepath.Join(*dir, "<device>_<module>.env"))
+	}
 	fmt.Printf("Press Ctrl+C to stop.\n")
 	<-ctx.Done()
 	fmt.Println("Stopping.")
@@ -91,6 +98,9 @@ func explain(err error, ports portFlags) string {
 	var le *localhub.ListenError
 	if !errors.As(err, &le) {
 		return err.Error()
+	}
+	if le.Listener == "workload" {
+		return fmt.Sprintf("%v\nThe IoT Edge workload API's socket goes in -dir; remove what is in its place, or choose another -dir.", err)
 	}
 	flagName, port := "-https-port", ports.https
 	switch le.Listener {

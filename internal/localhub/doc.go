@@ -22,6 +22,17 @@
 // /digitaltwins/{id}[/components/{component}]/commands/{command}, which
 // invoke the methods "{component}*{command}" or "{command}".
 //
+// # IoT Edge
+//
+// With Options.Dir (or Options.WorkloadSocket) set, the hub also plays
+// the IoT Edge runtime for its modules: a workload API on a unix socket
+// signs tokens with each module's key and hands out the hub's CA as the
+// trust bundle, EdgeEnvironment gives the IOTEDGE_ variables of a module
+// (WriteConnectionFiles writes them to <device>_<module>.env), and the REST
+// API serves module-to-module calls: a module's own token with a matching
+// x-ms-edge-moduleId header, as IoT Edge hub serves them. Without the
+// header, module tokens are refused as IoT Hub's service API refuses them.
+//
 // # Connection limits
 //
 // On the HTTPS port, a peer that has not authenticated cannot hold a

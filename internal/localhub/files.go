@@ -28,8 +28,9 @@ func ConnectionFileName(identity string) string {
 }
 
 // WriteConnectionFiles writes into dir: ca.pem, service.txt (the service
-// connection string) and one <identity>.txt per identity. The files
-// holding keys get mode 0600.
+// connection string) and one <identity>.txt per identity, and, when the
+// hub serves a workload API, one <dev>_<mod>.env per module (see
+// EdgeEnvironment). The files holding keys get mode 0600.
 func (h *Hub) WriteConnectionFiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("localhub: create %s: %w", dir, err)
@@ -46,7 +47,7 @@ func (h *Hub) WriteConnectionFiles(dir string) error {
 			return err
 		}
 	}
-	return nil
+	return h.writeEnvFiles(dir)
 }
 
 // CurlCommand returns a ready-to-paste curl command that invokes method on

@@ -34,6 +34,10 @@ type Options struct {
 	// registry keys are loaded from and saved to, so that connection
 	// strings keep working across restarts. Empty keeps everything in memory.
 	Dir string
+	// WorkloadSocket is the unix socket of the IoT Edge workload API the
+	// hub serves for its modules (see EdgeEnvironment). Default: {Dir}/workload.sock
+	// when Dir is set, else no workload API.
+	WorkloadSocket string
 	// Devices are identities to register at start: "dev", or "dev/mod"
 	// for a module (its device is registered too).
 	Devices []string
@@ -103,6 +107,7 @@ type Hub struct {
 	httpServer    *http.Server
 	limits        httpLimits // of the HTTPS port's connections
 	service       *ServiceClient
+	workload      *workloadServer // nil without a workload API
 
 	// ctx ends when Close starts; sessions and invocations watch it.
 	ctx    context.Context
@@ -151,16 +156,24 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	if err := h.listen(opts); err != nil {
 		return nil, err
 	}
-	service, err := NewServiceClient("https://"+h.HTTPSAddr(), h.ServiceConnectionString(), h.caPool)
-	if err != nil {
+	if err := h.listenWorkload(opts); err != nil {
 		h.mqttListener.Close()
 		h.amqpListener.Close()
 		h.httpsListener.Close()
 		return nil, err
 	}
+	service, err := NewServiceClient("https://"+h.HTTPSAddr(), h.ServiceConnectionString(), h.caPool)
+	if err != nil {
+		h.mqttListener.Close()
+		h.amqpListener.Close()
+		h.httpsListener.Close()
+		h.closeWorkload()
+		return nil, err
+	}
 	h.service = service
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.serve()
+	h.serveWorkload()
 	log.Info("localhub: started", "host", h.hostName, "mqtt", h.MQTTAddr(), "amqp", h.AMQPAddr(), "https", h.HTTPSAddr())
 	return h, nil
 }
@@ -318,6 +331,7 @@ func (h *Hub) Close() error {
 		_ = h.mqttListener.Close()
 		_ = h.amqpListener.Close()
 		_ = h.httpServer.Close()
+		h.closeWorkload()
 		for _, c := range conns {
 			_ = c.Close()
 		}

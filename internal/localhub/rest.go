@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/directmethods/iotdevice/sas"
 )
 
 // websocketPath is where MQTT and AMQP over WebSockets are served.
@@ -91,14 +89,8 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 	identity := identityName(deviceID, moduleID)
 	log := h.log.With("identity", identity)
-	if rerr := checkAPIVersion(r.URL.Query()); rerr != nil {
+	if rerr := h.authorizeInvoke(r, deviceID, moduleID, log); rerr != nil {
 		refuse(w, r, rerr)
-		return
-	}
-	target := sas.Resource(h.hostName, deviceID, moduleID)
-	if err := h.reg.authorizeService(r.Header.Get("Authorization"), target, time.Now()); err != nil {
-		log.Warn("rest: unauthorized", "reason", err.Error())
-		refuse(w, r, errUnauthorized())
 		return
 	}
 	// Only now is the body read, under a deadline; on a connection that has
