@@ -45,7 +45,8 @@ type ClientOptions struct {
 	// subscription included. Default: 30 s.
 	DialTimeout time.Duration
 	// TokenLifetime is how long the tokens signed from a connection
-	// string's SharedAccessKey live (NewClientFromConnectionString); they
+	// string's SharedAccessKey (NewClientFromConnectionString) or by the
+	// IoT Edge workload API (NewModuleClientFromEnvironment) live; they
 	// are renewed at about 80 % of it. Default: 1 h. NewClient and
 	// NewModuleClient refuse it: their credential sets its own lifetime
 	// (sas.NewKeyCredential).

@@ -194,9 +194,9 @@ func errorMessage(body []byte) string {
 
 // clip shortens s for an error message.
 func clip(s string) string {
-	const max = 200
-	if len(s) > max {
-		return s[:max] + "…"
+	const limit = 200
+	if len(s) > limit {
+		return s[:limit] + "…"
 	}
 	return s
 }

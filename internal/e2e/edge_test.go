@@ -298,3 +298,32 @@ func TestEdgeRefusedSignatureIsFatal(t *testing.T) {
 		})
 	}
 }
+
+// TestEdgeSimulatorForm connects a module from the IoT Edge simulator's
+// variables: a connection string naming the gateway, and the CA file.
+func TestEdgeSimulatorForm(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			hub := startHub(t, "edge-1/mod-a")
+			cs, err := hub.ConnectionString("edge-1/mod-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			caFile := filepath.Join(t.TempDir(), "ca.pem")
+			if err := os.WriteFile(caFile, hub.CACertPEM(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{
+				"EdgeHubConnectionString":     cs + ";GatewayHostName=" + hub.HostName(),
+				"EdgeModuleCACertificateFile": caFile,
+			}
+			runEdgeModule(t, env, edgeOptions(t, hub, tr), echoMux())
+			waitSubscribed(t, hub, "edge-1/mod-a")
+			res, err := hub.ServiceClient().Invoke(ctxTimeout(t, 20*time.Second), "edge-1", "mod-a", localhub.MethodCall{MethodName: "echo", Payload: json.RawMessage(`"sim"`)})
+			if err != nil || res.Status != 200 || string(res.Payload) != `"sim"` {
+				t.Fatalf("call = %+v, %v", res, err)
+			}
+		})
+	}
+}
