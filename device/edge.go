@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/directmethods/iotdevice/device/workload"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
-	"github.com/directmethods/iotdevice/workload"
 )
 
 // NewModuleClientFromEnvironment returns a client for the IoT Edge module

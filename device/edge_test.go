@@ -19,10 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directmethods/iotdevice/device/workload"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
-	"github.com/directmethods/iotdevice/workload"
 )
 
 // edgeEnv returns a complete IoT Edge environment with workloadURI.

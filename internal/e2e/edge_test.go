@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/workload"
 	"github.com/directmethods/iotdevice/internal/localhub"
 	"github.com/directmethods/iotdevice/sas"
-	"github.com/directmethods/iotdevice/workload"
 )
 
 // startEdgeHub starts a hub that also plays the IoT Edge runtime, its

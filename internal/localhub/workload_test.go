@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/directmethods/iotdevice/device/workload"
 	"github.com/directmethods/iotdevice/sas"
-	"github.com/directmethods/iotdevice/workload"
 )
 
 // shortDir returns a temporary directory with a short path: unix socket
