@@ -379,6 +379,13 @@ func (l *Link) Receive(ctx context.Context) (*Delivery, error) {
 	case <-l.done:
 		return nil, l.err
 	case <-ctx.Done():
+		// The handler's context ends when the link does: report why the
+		// link ended rather than the cancellation it caused.
+		select {
+		case <-l.done:
+			return nil, l.err
+		default:
+		}
 		return nil, ctx.Err()
 	}
 }
