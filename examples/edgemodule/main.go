@@ -34,11 +34,8 @@ import (
 	"syscall"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/deviceflag"
 	"github.com/directmethods/iotdevice/transport"
-	"github.com/directmethods/iotdevice/transport/amqp"
-	"github.com/directmethods/iotdevice/transport/amqp/amqpws"
-	"github.com/directmethods/iotdevice/transport/mqtt"
-	"github.com/directmethods/iotdevice/transport/mqtt/mqttws"
 )
 
 func main() {
@@ -56,7 +53,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("edgemodule", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	transportName := fs.String("transport", "mqtt", "transport: mqtt, mqtt-ws, amqp, amqp-ws")
+	transportName := fs.String("transport", "mqtt", "transport: "+strings.Join(deviceflag.TransportNames, ", "))
 	port := fs.Int("port", 0, "port to connect to: the transport's when serving, the edge hub's HTTPS port with -call (default: the standard one)")
 	target := fs.String("call", "", "invoke a method on `device[/module]` through the edge hub, print the answer and exit")
 	method := fs.String("method", "echo", "method -call invokes")
@@ -73,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	dialer, err := dialerFor(*transportName)
+	dialer, err := deviceflag.Dialer(*transportName)
 	if err != nil {
 		return err
 	}
@@ -81,21 +78,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		return callOnce(ctx, stdout, lookup, logger, *target, *method, *payload, *port)
 	}
 	return serve(ctx, lookup, logger, dialer, *port)
-}
-
-// dialerFor returns the transport a -transport value names.
-func dialerFor(name string) (transport.Dialer, error) {
-	switch name {
-	case "mqtt":
-		return mqtt.NewDialer(nil), nil
-	case "mqtt-ws":
-		return mqttws.NewDialer(nil), nil
-	case "amqp":
-		return amqp.NewDialer(nil), nil
-	case "amqp-ws":
-		return amqpws.NewDialer(nil), nil
-	}
-	return nil, fmt.Errorf("unknown transport %q: want mqtt, mqtt-ws, amqp or amqp-ws", name)
 }
 
 // serve runs the module until ctx ends (a clean stop) or the client fails

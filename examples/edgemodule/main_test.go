@@ -22,19 +22,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestDialerFor(t *testing.T) {
-	for _, name := range []string{"mqtt", "mqtt-ws", "amqp", "amqp-ws"} {
-		if d, err := dialerFor(name); err != nil || d == nil {
-			t.Errorf("dialerFor(%q) = %v, %v", name, d, err)
-		}
-	}
-	for _, name := range []string{"", "MQTT", "http"} {
-		if _, err := dialerFor(name); err == nil {
-			t.Errorf("dialerFor(%q) succeeded", name)
-		}
-	}
-}
-
 func TestParseTarget(t *testing.T) {
 	for _, tt := range []struct {
 		in             string
