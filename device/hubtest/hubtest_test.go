@@ -275,3 +275,58 @@ func TestUnknownTransport(t *testing.T) {
 		t.Error("NewClient with an unknown transport succeeded")
 	}
 }
+
+// TestPlugAndPlay checks the model ID a device announces and its commands
+// called through the Digital Twins API, on every transport.
+func TestPlugAndPlay(t *testing.T) {
+	const model = "dtmi:com:example:TemperatureController;2"
+	hub := hubtest.New(t, nil)
+	for _, tr := range hubtest.Transports {
+		t.Run(tr.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
+			defer cancel()
+			id, err := hub.AddDevice("pnp-" + tr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, err := id.NewClient(tr, &device.ClientOptions{ModelID: model})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux := device.NewMethodMux()
+			mux.HandleCommandFunc("thermostat1", "getMaxMinReport", func(_ context.Context, req *device.MethodRequest) (*device.MethodResponse, error) {
+				component, command := req.Command()
+				return device.JSONResponse(200, []string{component, command})
+			})
+			mux.HandleCommandFunc("", "reboot", echo)
+			serve(t, client, mux)
+			if err := id.WaitConnected(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got, err := id.ModelID(ctx)
+			if err != nil || got != model {
+				t.Errorf("ModelID = %q, %v; want %q", got, err, model)
+			}
+			tests := []struct {
+				component, command string
+				want               *hubtest.Result
+			}{
+				{"thermostat1", "getMaxMinReport", &hubtest.Result{Status: 200, Payload: []byte(`["thermostat1","getMaxMinReport"]`)}},
+				{"", "reboot", &hubtest.Result{Status: 200, Payload: []byte(`{"delay":5}`)}},
+			}
+			for _, tt := range tests {
+				res, err := id.InvokeCommand(ctx, tt.component, tt.command, []byte(`{"delay":5}`), nil)
+				if err != nil {
+					t.Fatalf("%s/%s: %v", tt.component, tt.command, err)
+				}
+				if diff := cmp.Diff(tt.want, res); diff != "" {
+					t.Errorf("%s/%s (-want +got):\n%s", tt.component, tt.command, diff)
+				}
+			}
+			res, err := id.InvokeCommand(ctx, "thermostat9", "getMaxMinReport", nil, nil)
+			if err != nil || res.Status != 501 {
+				t.Errorf("unknown component = %+v, %v; want 501", res, err)
+			}
+		})
+	}
+}

@@ -62,12 +62,8 @@ func (id *Identity) Invoke(ctx context.Context, method string, payload json.RawM
 		call.ConnectTimeoutInSeconds = seconds(opts.ConnectTimeout)
 	}
 	res, err := id.hub.hub.ServiceClient().Invoke(ctx, id.deviceID, id.moduleID, call)
-	var serviceErr *localhub.ServiceError
-	switch {
-	case errors.As(err, &serviceErr):
-		return nil, &Error{HTTPStatus: serviceErr.HTTPStatus, Code: serviceErr.ErrorCode, Name: serviceErr.Name, Message: serviceErr.Message}
-	case err != nil:
-		return nil, fmt.Errorf("hubtest: invoke %s: %w", method, err)
+	if err != nil {
+		return nil, hubError("invoke "+method, err)
 	}
 	return &Result{Status: res.Status, Payload: res.Payload}, nil
 }
