@@ -84,16 +84,22 @@ func runEdgeModule(t *testing.T, env map[string]string, opts *device.ClientOptio
 }
 
 // TestEdgeModuleFromEnvironment connects a module from the environment the
-// hub gives it, and calls it from the service, from another module and
-// from itself; it also calls the device it runs on.
+// hub gives it, and calls it from the service and from another module; it
+// also calls a leaf device of its edge device, and fails to reach what the
+// edge hub does not: its own edge device's identity and an offline module.
 func TestEdgeModuleFromEnvironment(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()
-			hub := startEdgeHub(t, "edge-1", "edge-1/mod-a", "edge-1/mod-b", "edge-1/idle")
+			hub := startEdgeHub(t, "edge-1", "edge-1/mod-a", "edge-1/mod-b", "edge-1/idle", "leaf-1")
+			if err := hub.SetParent("leaf-1", "edge-1"); err != nil {
+				t.Fatal(err)
+			}
 			runEdgeModule(t, edgeEnv(t, hub, "edge-1/mod-a"), edgeOptions(t, hub, tr), echoMux())
+			runDevice(t, hub, "leaf-1", tr, echoMux(), nil)
 			runDevice(t, hub, "edge-1", tr, echoMux(), nil)
 			waitSubscribed(t, hub, "edge-1/mod-a")
+			waitSubscribed(t, hub, "leaf-1")
 			waitSubscribed(t, hub, "edge-1")
 
 			res, err := hub.ServiceClient().Invoke(ctxTimeout(t, 20*time.Second), "edge-1", "mod-a", localhub.MethodCall{MethodName: "echo", Payload: json.RawMessage(`{"from":"service"}`)})
@@ -111,18 +117,23 @@ func TestEdgeModuleFromEnvironment(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer inv.Close()
-			for _, target := range []struct{ device, module string }{{"edge-1", "mod-a"}, {"edge-1", ""}} {
+			for _, target := range []struct{ device, module string }{{"edge-1", "mod-a"}, {"leaf-1", ""}} {
 				res, err := inv.Invoke(ctxTimeout(t, 20*time.Second), target.device, target.module,
 					device.MethodCall{Name: "echo", Payload: json.RawMessage(`[1,"two"]`), ResponseTimeout: 10 * time.Second})
 				if err != nil || res.Status != 200 || compactJSON(res.Payload) != `[1,"two"]` {
 					t.Errorf("mod-b -> %s/%s: %+v, %v", target.device, target.module, res, err)
 				}
 			}
-			// An offline target: the hub's error code comes through.
-			_, err = inv.Invoke(ctxTimeout(t, 20*time.Second), "edge-1", "idle", device.MethodCall{Name: "echo"})
-			var ie *device.InvokeError
-			if !errors.As(err, &ie) || ie.Code != 404103 || ie.HTTPStatus != 404 {
-				t.Errorf("call to an offline module: %v, want an InvokeError 404103", err)
+			// Targets the edge hub does not reach: an offline module, and
+			// the edge device's own identity, which no client connects to
+			// the edge hub as (here it is online, but on the hub itself).
+			// The edge hub answers 404 with a message and no error code.
+			for _, target := range []struct{ device, module string }{{"edge-1", "idle"}, {"edge-1", ""}} {
+				_, err = inv.Invoke(ctxTimeout(t, 20*time.Second), target.device, target.module, device.MethodCall{Name: "echo"})
+				var ie *device.InvokeError
+				if !errors.As(err, &ie) || ie.HTTPStatus != 404 || ie.Code != 0 || !strings.Contains(ie.Message, "not found") {
+					t.Errorf("call to %s/%s: %v, want an InvokeError with HTTP 404 and the edge hub's message", target.device, target.module, err)
+				}
 			}
 			// A method the target does not serve: its status, not an error.
 			res2, err := inv.Invoke(ctxTimeout(t, 20*time.Second), "edge-1", "mod-a", device.MethodCall{Name: "nope"})

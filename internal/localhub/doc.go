@@ -30,8 +30,12 @@
 // trust bundle, EdgeEnvironment gives the IOTEDGE_ variables of a module
 // (WriteConnectionFiles writes them to <device>_<module>.env), and the REST
 // API serves module-to-module calls: a module's own token with a matching
-// x-ms-edge-moduleId header, as IoT Edge hub serves them. Without the
-// header, module tokens are refused as IoT Hub's service API refuses them.
+// x-ms-edge-moduleId header, as IoT Edge hub serves them. Like the edge
+// hub, such a call reaches only the modules of the caller's device and the
+// leaf devices whose parent that device is (SetParent); any other target
+// fails 404 after the connect timeout, and errors take the edge hub's form,
+// {"message": …} without an IoT Hub error code. Without the header, module
+// tokens are refused as IoT Hub's service API refuses them.
 //
 // # Connection limits
 //

@@ -415,6 +415,11 @@ func (h *Hub) AddX509Device(deviceID string) (tls.Certificate, error) {
 	return kp.tlsCertificate(), nil
 }
 
+// SetParent makes the device leafID a leaf device of the IoT Edge device
+// parentID (IoT Hub's device scope): the modules of parentID may then call
+// its methods through the edge hub, which reaches no other device.
+func (h *Hub) SetParent(leafID, parentID string) error { return h.reg.setParent(leafID, parentID) }
+
 // ConnectionString returns the connection string of "dev" or "dev/mod";
 // for an X.509 device it is "HostName=…;DeviceId=…;x509=true".
 func (h *Hub) ConnectionString(identity string) (string, error) {

@@ -55,6 +55,9 @@ func (h *Hub) loadOrCreate(dir string) error {
 			return fmt.Errorf("localhub: %s: %w", stateFileName, err)
 		}
 		h.reg.identities[id.name()] = id
+		if p.Parent != "" && p.ModuleID == "" {
+			h.reg.parents[p.DeviceID] = p.Parent
+		}
 	}
 	h.reg.onChange = func() {
 		if err := h.save(); err != nil {
@@ -95,7 +98,7 @@ func (h *Hub) snapshot() *persistedState {
 	for _, id := range h.reg.all() {
 		st.Identities = append(st.Identities, persistedIdentity{
 			DeviceID: id.deviceID, ModuleID: id.moduleID, Key: id.key, Thumbprint: id.thumbprint,
-			CertPEM: string(id.certPEM), KeyPEM: string(id.keyPEM),
+			CertPEM: string(id.certPEM), KeyPEM: string(id.keyPEM), Parent: h.reg.parent(id.deviceIDIfDevice()),
 		})
 	}
 	return st

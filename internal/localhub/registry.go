@@ -38,6 +38,14 @@ type identity struct {
 	certPEM, keyPEM    []byte // an X.509 device's certificate, kept to hand it out again
 }
 
+// deviceIDIfDevice is the device id of a device, "" for a module.
+func (id *identity) deviceIDIfDevice() string {
+	if id.moduleID != "" {
+		return ""
+	}
+	return id.deviceID
+}
+
 // name is "dev" or "dev/mod", the form used throughout the hub.
 func (id *identity) name() string { return identityName(id.deviceID, id.moduleID) }
 
@@ -71,10 +79,44 @@ type registry struct {
 	mu         sync.Mutex
 	serviceKey string
 	identities map[string]*identity
+	parents    map[string]string // leaf device id -> its IoT Edge device's id
 }
 
 func newRegistry(hostName, serviceKey string) *registry {
-	return &registry{hostName: hostName, serviceKey: serviceKey, identities: map[string]*identity{}}
+	return &registry{hostName: hostName, serviceKey: serviceKey, identities: map[string]*identity{}, parents: map[string]string{}}
+}
+
+// setParent makes the device leafID a leaf (downstream) device of the IoT
+// Edge device parentID, as IoT Hub's device scope does: it then connects
+// through that device's edge hub, whose modules may call its methods.
+func (r *registry) setParent(leafID, parentID string) error {
+	r.mu.Lock()
+	switch {
+	case r.identities[leafID] == nil:
+		r.mu.Unlock()
+		return fmt.Errorf("%w: leaf device %q", ErrUnknownIdentity, leafID)
+	case r.identities[parentID] == nil:
+		r.mu.Unlock()
+		return fmt.Errorf("%w: parent device %q", ErrUnknownIdentity, parentID)
+	case leafID == parentID:
+		r.mu.Unlock()
+		return fmt.Errorf("localhub: device %q cannot be its own parent", leafID)
+	}
+	changed := r.parents[leafID] != parentID
+	r.parents[leafID] = parentID
+	r.mu.Unlock()
+	if changed {
+		r.changed()
+	}
+	return nil
+}
+
+// parent returns the IoT Edge device a leaf device connects through, or
+// "" for a device that connects to the hub itself.
+func (r *registry) parent(deviceID string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.parents[deviceID]
 }
 
 // newKey returns a random 32-byte key in base64, as the hub generates them.

@@ -89,24 +89,18 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	}
 	identity := identityName(deviceID, moduleID)
 	log := h.log.With("identity", identity)
-	if rerr := h.authorizeInvoke(r, deviceID, moduleID, log); rerr != nil {
+	if len(r.Header.Values(edgeModuleIDHeader)) > 0 {
+		h.serveEdgeInvoke(w, r, deviceID, moduleID, log)
+		return
+	}
+	if rerr := h.authorizeServiceInvoke(r, deviceID, moduleID, log); rerr != nil {
 		refuse(w, r, rerr)
 		return
 	}
-	// Only now is the body read, under a deadline; on a connection that has
-	// not authenticated yet the guard keeps it within its bound.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(h.limits.body))
-	raw, rerr := readBody(w, r)
-	if rerr != nil {
-		refuse(w, r, rerr)
+	raw, ok := h.readAuthenticatedBody(w, r)
+	if !ok {
 		return
 	}
-	// The peer has authenticated and sent its request: the connection is
-	// no longer bounded by the guard, and no read deadline may cut the
-	// call while it waits for the device.
-	requestGuard(r).lift()
-	_ = rc.SetReadDeadline(time.Time{})
 	req, rerr := decodeInvokeBody(raw)
 	if rerr != nil {
 		rerr.write(w)
@@ -141,6 +135,23 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+}
+
+// readAuthenticatedBody reads the body of an authorized request under a
+// deadline, then frees the connection from the guard that bounds
+// unauthenticated peers: no read deadline may cut the call while it waits
+// for the device. On failure it has answered and returns false.
+func (h *Hub) readAuthenticatedBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(h.limits.body))
+	raw, rerr := readBody(w, r)
+	if rerr != nil {
+		refuse(w, r, rerr)
+		return nil, false
+	}
+	requestGuard(r).lift()
+	_ = rc.SetReadDeadline(time.Time{})
+	return raw, true
 }
 
 // readBody reads at most maxRequestBody bytes of the body.

@@ -141,17 +141,10 @@ func (h *Hub) serveCommand(w http.ResponseWriter, r *http.Request, p digitalTwin
 		refuse(w, r, rerr)
 		return
 	}
-	// As for /methods: read the body under a deadline, then free the
-	// connection from the unauthenticated bounds while the call waits.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(h.limits.body))
-	body, rerr := readBody(w, r)
-	if rerr != nil {
-		refuse(w, r, rerr)
+	body, ok := h.readAuthenticatedBody(w, r)
+	if !ok {
 		return
 	}
-	requestGuard(r).lift()
-	_ = rc.SetReadDeadline(time.Time{})
 	switch {
 	case len(body) > maxMethodPayload:
 		errMessageTooLarge(fmt.Sprintf("The payload is %d bytes, more than the %d allowed.", len(body), maxMethodPayload)).write(w)

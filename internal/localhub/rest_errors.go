@@ -16,6 +16,7 @@ type restError struct {
 	name    string // the iothub-errorcode header, such as "DeviceNotOnline"
 	message string
 	info    map[string]string
+	edge    bool // the IoT Edge hub's form: the status and {"message": …} only
 }
 
 // IoT Hub error codes the REST API answers with (azure-iot-sdk-csharp
@@ -110,6 +111,10 @@ type errorBody struct {
 
 // write sends the error with its iothub-errorcode header and two-level body.
 func (e *restError) write(w http.ResponseWriter) {
+	if e.edge {
+		writeEdgeError(w, e.status, e.message)
+		return
+	}
 	info := e.info
 	if info == nil {
 		info = map[string]string{}

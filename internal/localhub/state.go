@@ -33,6 +33,7 @@ type persistedIdentity struct {
 	Thumbprint string `json:"thumbprint,omitempty"`
 	CertPEM    string `json:"certPem,omitempty"`
 	KeyPEM     string `json:"keyPem,omitempty"`
+	Parent     string `json:"parent,omitempty"` // a leaf device's IoT Edge device
 }
 
 // loadState reads state.json from dir; it returns nil and no error when
