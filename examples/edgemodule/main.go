@@ -8,10 +8,11 @@
 // With -call it is a client instead: it invokes one method on a device or
 // module through the edge hub, as a module-to-module call, prints
 // {"status":N,"payload":…} and exits. As with IoT Edge, the edge hub
-// reaches only the modules of its own device and its leaf devices: any
-// other target fails with 404 once the call's connect timeout has passed.
+// reaches only the modules of its own device and its leaf devices (the
+// local hub's -leaf-devices): any other target fails with 404 once the
+// call's connect timeout has passed.
 //
-//	go run ./examples/localhub -devices edge-1,edge-1/mod-a,edge-1/mod-b
+//	go run ./examples/localhub -devices edge-1,edge-1/mod-a,edge-1/mod-b -leaf-devices sensor-1=edge-1
 //	set -a; . localhub-data/edge-1_mod-a.env; set +a
 //	go run ./examples/edgemodule                    # serves as edge-1/mod-a over MQTT
 //	set -a; . localhub-data/edge-1_mod-b.env; set +a

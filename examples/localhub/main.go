@@ -35,7 +35,13 @@ func main() {
 	httpsPort := flag.Int("https-port", 443, "HTTPS port for the REST API and WebSockets (0 picks a free port)")
 	devices := flag.String("devices", "device-1", "comma-separated identities to register; dev/mod registers a module")
 	dir := flag.String("dir", "./localhub-data", "directory for ca.pem, service.txt, <identity>.txt and the hub's keys")
+	leaves := flag.String("leaf-devices", "", "comma-separated leaf=edge pairs: leaf, registered if new, connects through the IoT Edge device edge, whose modules may call it")
 	flag.Parse()
+	leafPairs, err := parseLeafDevices(*leaves)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -47,7 +53,7 @@ func main() {
 		AMQPPort:   *amqpPort,
 		HTTPSPort:  *httpsPort,
 		Dir:        *dir,
-		Devices:    splitList(*devices),
+		Devices:    append(splitList(*devices), leafPairs.identities()...),
 		Logger:     logger,
 	})
 	if err != nil {
@@ -55,6 +61,12 @@ func main() {
 		os.Exit(1)
 	}
 	defer hub.Close()
+	for _, p := range leafPairs {
+		if err := hub.SetParent(p.leaf, p.edge); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 
 	caFile := "(not written: -dir is empty)"
 	if *dir != "" {
@@ -76,6 +88,34 @@ func main() {
 	fmt.Printf("Press Ctrl+C to stop.\n")
 	<-ctx.Done()
 	fmt.Println("Stopping.")
+}
+
+// leafPair is one -leaf-devices entry.
+type leafPair struct{ leaf, edge string }
+
+type leafPairs []leafPair
+
+// identities are the devices the pairs name, for registration.
+func (ps leafPairs) identities() []string {
+	var ids []string
+	for _, p := range ps {
+		ids = append(ids, p.leaf, p.edge)
+	}
+	return ids
+}
+
+// parseLeafDevices reads -leaf-devices: leaf=edge pairs, separated by
+// commas. A device id with "=" or "," in it cannot be given here.
+func parseLeafDevices(s string) (leafPairs, error) {
+	var pairs leafPairs
+	for _, entry := range splitList(s) {
+		leaf, edge, ok := strings.Cut(entry, "=")
+		if !ok || leaf == "" || edge == "" || strings.Contains(leaf, "/") || strings.Contains(edge, "/") {
+			return nil, fmt.Errorf("-leaf-devices: %q is not leaf=edge with two device ids", entry)
+		}
+		pairs = append(pairs, leafPair{leaf: leaf, edge: edge})
+	}
+	return pairs, nil
 }
 
 // splitList splits a comma-separated flag, dropping empty entries.

@@ -90,3 +90,24 @@ func TestTokenSubcommand(t *testing.T) {
 		t.Errorf("token without the hub's files = %d, %q", code, errOut.String())
 	}
 }
+
+func TestParseLeafDevices(t *testing.T) {
+	for _, tt := range []struct {
+		in      string
+		want    leafPairs
+		wantErr bool
+	}{
+		{"", nil, false},
+		{"leaf-1=edge-1", leafPairs{{"leaf-1", "edge-1"}}, false},
+		{"leaf-1=edge-1, leaf-2=edge-1,", leafPairs{{"leaf-1", "edge-1"}, {"leaf-2", "edge-1"}}, false},
+		{"leaf-1", nil, true},
+		{"=edge-1", nil, true},
+		{"leaf-1=", nil, true},
+		{"leaf-1=edge-1/mod", nil, true},
+	} {
+		got, err := parseLeafDevices(tt.in)
+		if (err != nil) != tt.wantErr || !cmp.Equal(tt.want, got, cmp.AllowUnexported(leafPair{})) {
+			t.Errorf("parseLeafDevices(%q) = %v, %v; want %v (error %v)", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
