@@ -97,13 +97,8 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 		refuse(w, r, rerr)
 		return
 	}
-	raw, ok := h.readAuthenticatedBody(w, r)
+	req, ok := h.readInvokeRequest(w, r)
 	if !ok {
-		return
-	}
-	req, rerr := decodeInvokeBody(raw)
-	if rerr != nil {
-		rerr.write(w)
 		return
 	}
 	if _, ok := h.reg.lookup(deviceID); !ok {
@@ -135,6 +130,21 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+}
+
+// readInvokeRequest reads and decodes the body of an authorized method
+// invocation. On failure it has answered and returns false.
+func (h *Hub) readInvokeRequest(w http.ResponseWriter, r *http.Request) (invokeRequest, bool) {
+	raw, ok := h.readAuthenticatedBody(w, r)
+	if !ok {
+		return invokeRequest{}, false
+	}
+	req, rerr := decodeInvokeBody(raw)
+	if rerr != nil {
+		rerr.write(w)
+		return invokeRequest{}, false
+	}
+	return req, true
 }
 
 // readAuthenticatedBody reads the body of an authorized request under a

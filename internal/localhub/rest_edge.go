@@ -57,13 +57,8 @@ func (h *Hub) serveEdgeInvoke(w http.ResponseWriter, r *http.Request, deviceID, 
 		refuse(w, r, rerr)
 		return
 	}
-	raw, ok := h.readAuthenticatedBody(w, r)
+	req, ok := h.readInvokeRequest(w, r)
 	if !ok {
-		return
-	}
-	req, rerr := decodeInvokeBody(raw)
-	if rerr != nil {
-		rerr.write(w)
 		return
 	}
 	target := identityName(deviceID, moduleID)
