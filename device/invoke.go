@@ -57,8 +57,11 @@ type MethodResult struct {
 type InvokeError struct {
 	// HTTPStatus is the HTTP status of the hub's answer.
 	HTTPStatus int
-	// Code is the hub's numeric error code, such as 404103 (the target is
-	// not online), or 0 when the answer gave none.
+	// Code is IoT Hub's numeric error code, such as 404103 (the target is
+	// not online), or 0 when the answer gave none. The IoT Edge hub gives
+	// none: its errors are an HTTP status and a message, 404 for a target
+	// not connected to it within the connect timeout and 504 for one that
+	// did not answer in time.
 	Code int
 	// Name is the code's name from the iothub-errorcode header, such as
 	// "DeviceNotOnline", if the hub sent it.
@@ -97,6 +100,10 @@ type MethodInvokerOptions struct {
 // with the service API's body, the module's own SAS token and the header
 // x-ms-edge-moduleId: {device}/{module} naming the caller. It is safe for
 // concurrent use; Close releases its idle connections.
+//
+// The edge hub reaches only the clients connected to it: the modules of
+// its own device and its leaf devices. A call to any other identity fails
+// with 404 once its connect timeout has passed.
 type MethodInvoker struct {
 	target   string // "https://gateway:port"
 	host     string // the hub, for the token's resource
