@@ -21,6 +21,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/directmethods/iotdevice/internal/localhub"
@@ -36,6 +38,12 @@ type Options struct {
 	// Logger receives the hub's logs (connections, calls, refusals; never
 	// keys or payloads). Default: none.
 	Logger *slog.Logger
+	// Edge makes the hub also play the IoT Edge runtime for its modules: a
+	// workload API on a unix socket in a temporary directory, which signs
+	// their tokens and hands out the hub's CA as the trust bundle (see
+	// Identity.EdgeEnvironment), and the edge hub's module-to-module calls
+	// (device.MethodInvoker). Default: off.
+	Edge bool
 }
 
 // Hub is a local IoT hub listening on free loopback ports: MQTT and AMQP
@@ -43,7 +51,8 @@ type Options struct {
 // keys are new for every hub and live in memory. It is safe for concurrent
 // use.
 type Hub struct {
-	hub *localhub.Hub
+	hub     *localhub.Hub
+	tempDir string // holds the workload socket with Options.Edge
 }
 
 // New starts a hub for the test and closes it when the test and its
@@ -62,20 +71,39 @@ func New(tb testing.TB, opts *Options) *Hub {
 // must Close it. ctx bounds the start only.
 func Start(ctx context.Context, opts *Options) (*Hub, error) {
 	var o localhub.Options
+	var tempDir string
 	if opts != nil {
 		o.HostName = opts.HostName
 		o.Logger = opts.Logger
+		if opts.Edge {
+			// A short path of its own: a unix socket's path is limited to
+			// about 100 bytes, which a test's TempDir can exceed.
+			dir, err := os.MkdirTemp("", "hubtest")
+			if err != nil {
+				return nil, fmt.Errorf("start the local hub: %w", err)
+			}
+			tempDir, o.WorkloadSocket = dir, filepath.Join(dir, "workload.sock")
+		}
 	}
 	h, err := localhub.Start(ctx, o)
 	if err != nil {
+		if tempDir != "" {
+			os.RemoveAll(tempDir)
+		}
 		return nil, fmt.Errorf("start the local hub: %w", err)
 	}
-	return &Hub{hub: h}, nil
+	return &Hub{hub: h, tempDir: tempDir}, nil
 }
 
 // Close drops every connection, ends the calls in progress and stops the
 // listeners. It waits for the hub's goroutines.
-func (h *Hub) Close() error { return h.hub.Close() }
+func (h *Hub) Close() error {
+	err := h.hub.Close()
+	if h.tempDir != "" {
+		os.RemoveAll(h.tempDir)
+	}
+	return err
+}
 
 // HostName is the hub's name, the HostName of its connection strings.
 func (h *Hub) HostName() string { return h.hub.HostName() }
@@ -91,6 +119,10 @@ func (h *Hub) Port(tr Transport) int {
 	}
 	return h.hub.HTTPSPort()
 }
+
+// HTTPSPort is the port of the REST API and of the WebSocket transports;
+// with Options.Edge, the edge hub's port for device.MethodInvokerOptions.
+func (h *Hub) HTTPSPort() int { return h.hub.HTTPSPort() }
 
 // CertPool returns a pool that trusts the hub's CA, for a tls.Config's
 // RootCAs.
