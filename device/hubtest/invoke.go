@@ -53,19 +53,35 @@ func (e *Error) Error() string {
 // *Error. payload is the method's JSON payload; an empty one sends none. opts may be
 // nil.
 func (id *Identity) Invoke(ctx context.Context, method string, payload json.RawMessage, opts *InvokeOptions) (*Result, error) {
-	if len(payload) > 0 && !json.Valid(payload) {
-		return nil, fmt.Errorf("invoke %s: %w", method, ErrPayloadNotJSON)
+	if err := checkPayload(payload); err != nil {
+		return nil, fmt.Errorf("invoke %s: %w", method, err)
 	}
 	call := localhub.MethodCall{MethodName: method, Payload: payload}
-	if opts != nil {
-		call.ResponseTimeoutInSeconds = seconds(opts.ResponseTimeout)
-		call.ConnectTimeoutInSeconds = seconds(opts.ConnectTimeout)
-	}
+	call.ResponseTimeoutInSeconds, call.ConnectTimeoutInSeconds = opts.inSeconds()
 	res, err := id.hub.hub.ServiceClient().Invoke(ctx, id.deviceID, id.moduleID, call)
 	if err != nil {
 		return nil, hubError("invoke "+method, err)
 	}
 	return &Result{Status: res.Status, Payload: res.Payload}, nil
+}
+
+// checkPayload refuses a payload the service API would: one that is not
+// JSON (an empty one sends none).
+func checkPayload(payload json.RawMessage) error {
+	if len(payload) > 0 && !json.Valid(payload) {
+		return ErrPayloadNotJSON
+	}
+	return nil
+}
+
+// inSeconds returns the response and connect timeouts in whole seconds,
+// rounded up, as the service API takes them; a nil o gives zeros (the
+// hub's defaults).
+func (o *InvokeOptions) inSeconds() (response, connect int) {
+	if o == nil {
+		return 0, 0
+	}
+	return seconds(o.ResponseTimeout), seconds(o.ConnectTimeout)
 }
 
 // seconds rounds d up to whole seconds.

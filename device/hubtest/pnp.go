@@ -31,14 +31,11 @@ func (id *Identity) InvokeCommand(ctx context.Context, component, command string
 	if id.moduleID != "" {
 		return nil, fmt.Errorf("hubtest: invoke command %s: modules have no digital twin API; use Invoke with %q", command, component+"*"+command)
 	}
-	if len(payload) > 0 && !json.Valid(payload) {
-		return nil, fmt.Errorf("invoke command %s: %w", command, ErrPayloadNotJSON)
+	if err := checkPayload(payload); err != nil {
+		return nil, fmt.Errorf("invoke command %s: %w", command, err)
 	}
 	var o localhub.CommandOptions
-	if opts != nil {
-		o.ResponseTimeoutInSeconds = seconds(opts.ResponseTimeout)
-		o.ConnectTimeoutInSeconds = seconds(opts.ConnectTimeout)
-	}
+	o.ResponseTimeoutInSeconds, o.ConnectTimeoutInSeconds = opts.inSeconds()
 	res, err := id.hub.hub.ServiceClient().InvokeCommand(ctx, id.deviceID, component, command, payload, o)
 	if err != nil {
 		return nil, hubError("invoke command "+command, err)

@@ -96,10 +96,14 @@ func (h *Hub) snapshot() *persistedState {
 		ServiceKey: h.reg.serviceKey,
 	}
 	for _, id := range h.reg.all() {
-		st.Identities = append(st.Identities, persistedIdentity{
+		p := persistedIdentity{
 			DeviceID: id.deviceID, ModuleID: id.moduleID, Key: id.key, Thumbprint: id.thumbprint,
-			CertPEM: string(id.certPEM), KeyPEM: string(id.keyPEM), Parent: h.reg.parent(id.deviceIDIfDevice()),
-		})
+			CertPEM: string(id.certPEM), KeyPEM: string(id.keyPEM),
+		}
+		if id.moduleID == "" {
+			p.Parent = h.reg.parent(id.deviceID)
+		}
+		st.Identities = append(st.Identities, p)
 	}
 	return st
 }

@@ -38,14 +38,6 @@ type identity struct {
 	certPEM, keyPEM    []byte // an X.509 device's certificate, kept to hand it out again
 }
 
-// deviceIDIfDevice is the device id of a device, "" for a module.
-func (id *identity) deviceIDIfDevice() string {
-	if id.moduleID != "" {
-		return ""
-	}
-	return id.deviceID
-}
-
 // name is "dev" or "dev/mod", the form used throughout the hub.
 func (id *identity) name() string { return identityName(id.deviceID, id.moduleID) }
 

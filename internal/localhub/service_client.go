@@ -148,15 +148,8 @@ func (c *ServiceClient) Invoke(ctx context.Context, deviceID, moduleID string, c
 	if err != nil {
 		return nil, fmt.Errorf("localhub: encode method call: %w", err)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		response := call.ResponseTimeoutInSeconds
-		if response <= 0 {
-			response = int(defaultResponseTimeout / time.Second)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(response+call.ConnectTimeoutInSeconds+15)*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := boundCall(ctx, call.ResponseTimeoutInSeconds, call.ConnectTimeoutInSeconds)
+	defer cancel()
 	target := "https://" + net.JoinHostPort(c.hostName, c.port) + path + "/methods?api-version=" + serviceAPIVersion
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
@@ -182,6 +175,20 @@ func (c *ServiceClient) Invoke(ctx context.Context, deviceID, moduleID string, c
 		return nil, fmt.Errorf("localhub: invoke: decode answer: %w", err)
 	}
 	return result, nil
+}
+
+// boundCall bounds a call whose ctx has no deadline by its connect and
+// response timeouts (the hub's default when responseSeconds is 0) plus 15
+// seconds, as the official service SDK does; a ctx with a deadline is
+// kept.
+func boundCall(ctx context.Context, responseSeconds, connectSeconds int) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	if responseSeconds <= 0 {
+		responseSeconds = int(defaultResponseTimeout / time.Second)
+	}
+	return context.WithTimeout(ctx, time.Duration(responseSeconds+connectSeconds+15)*time.Second)
 }
 
 // Token returns a service SAS token for the whole hub, valid for lifetime.

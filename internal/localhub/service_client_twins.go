@@ -92,15 +92,8 @@ func (c *ServiceClient) InvokeCommand(ctx context.Context, deviceID, component, 
 	if opts.ResponseTimeoutInSeconds > 0 {
 		query.Set("responseTimeoutInSeconds", strconv.Itoa(opts.ResponseTimeoutInSeconds))
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		response := opts.ResponseTimeoutInSeconds
-		if response <= 0 {
-			response = int(defaultResponseTimeout / time.Second)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(response+opts.ConnectTimeoutInSeconds+15)*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := boundCall(ctx, opts.ResponseTimeoutInSeconds, opts.ConnectTimeoutInSeconds)
+	defer cancel()
 	target := c.url(path + "/commands/" + url.PathEscape(command) + "?" + query.Encode())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(payload))
 	if err != nil {
