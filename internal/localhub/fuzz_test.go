@@ -1,7 +1,6 @@
 package localhub
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -234,32 +233,6 @@ func FuzzParseMethodsPath(f *testing.F) {
 			if dev2 != dev || mod2 != mod || ok2 != ok {
 				t.Errorf("parseMethodsPath(%q) = %q, %q, %v but with a trailing slash %q, %q, %v", path, dev, mod, ok, dev2, mod2, ok2)
 			}
-		}
-	})
-}
-
-// FuzzReadPacket feeds arbitrary bytes to the packet reader: it returns a
-// packet or an error, never panics, and never reads past the limit.
-func FuzzReadPacket(f *testing.F) {
-	seeds := [][]byte{
-		{0x10, 0x00},
-		{0x30, 0x05, 0x00, 0x01, 'a', 'x', 'y'},
-		{0x32, 0x06, 0x00, 0x01, 'a', 0x00, 0x01, 'x'},
-		{0x82, 0x06, 0x00, 0x01, 0x00, 0x01, '#', 0x01},
-		{0xa2, 0x05, 0x00, 0x01, 0x00, 0x01, '#'},
-		{0x30, 0xff, 0xff, 0xff, 0x7f},
-		{0xc0, 0x00},
-	}
-	var connect bytes.Buffer
-	_ = connectPacket("hub", "dev", "token", false).Write(&connect)
-	seeds = append(seeds, connect.Bytes())
-	for _, s := range seeds {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		p, err := readPacket(bufio.NewReader(bytes.NewReader(data)), 1024)
-		if (p == nil) == (err == nil) {
-			t.Errorf("readPacket(%x) = %v, %v", data, p, err)
 		}
 	})
 }

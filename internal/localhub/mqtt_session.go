@@ -127,7 +127,7 @@ func (s *mqttSession) serve() {
 		if err := s.conn.SetReadDeadline(s.readDeadline()); err != nil {
 			return
 		}
-		p, err := readPacket(br, maxPacketSize)
+		p, err := mqttwire.ReadPacket(br, mqttwire.MaxPacketSize)
 		if err != nil {
 			s.logEnd(err)
 			return
@@ -183,7 +183,7 @@ func (s *mqttSession) readDeadline() time.Time {
 
 // connect reads and answers CONNECT; it reports whether the session may go on.
 func (s *mqttSession) connect(br *bufio.Reader) bool {
-	p, err := readPacket(br, maxPacketSize)
+	p, err := mqttwire.ReadPacket(br, mqttwire.MaxPacketSize)
 	if err != nil {
 		s.log.Debug("mqtt: no CONNECT", "err", err)
 		return false
@@ -285,13 +285,13 @@ func (s *mqttSession) handle(p packets.ControlPacket) error {
 	case *packets.DisconnectPacket:
 		return errClientDisconnected
 	default:
-		return fmt.Errorf("%w: unexpected %T", ErrMalformedPacket, p)
+		return fmt.Errorf("%w: unexpected %T", mqttwire.ErrMalformedPacket, p)
 	}
 }
 
 func (s *mqttSession) handlePublish(p *packets.PublishPacket) error {
 	if p.Qos > 1 {
-		return fmt.Errorf("%w: PUBLISH with QoS %d is not supported", ErrMalformedPacket, p.Qos)
+		return fmt.Errorf("%w: PUBLISH with QoS %d is not supported", mqttwire.ErrMalformedPacket, p.Qos)
 	}
 	status, rid, err := parseMethodResponseTopic(p.TopicName)
 	switch {
@@ -334,7 +334,7 @@ func (s *mqttSession) reject(rid string, err error) {
 
 func (s *mqttSession) handleSubscribe(p *packets.SubscribePacket) error {
 	if len(p.Topics) == 0 {
-		return fmt.Errorf("%w: SUBSCRIBE without topics", ErrMalformedPacket)
+		return fmt.Errorf("%w: SUBSCRIBE without topics", mqttwire.ErrMalformedPacket)
 	}
 	ack := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
 	ack.MessageID = p.MessageID
@@ -342,7 +342,7 @@ func (s *mqttSession) handleSubscribe(p *packets.SubscribePacket) error {
 	for i, filter := range p.Topics {
 		qos := p.Qoss[i]
 		if qos > 2 {
-			return fmt.Errorf("%w: SUBSCRIBE with QoS %d", ErrMalformedPacket, qos)
+			return fmt.Errorf("%w: SUBSCRIBE with QoS %d", mqttwire.ErrMalformedPacket, qos)
 		}
 		granted := min(qos, 1)
 		switch {
@@ -380,7 +380,7 @@ func (s *mqttSession) isOtherHubFilter(filter string) bool {
 
 func (s *mqttSession) handleUnsubscribe(p *packets.UnsubscribePacket) error {
 	if len(p.Topics) == 0 {
-		return fmt.Errorf("%w: UNSUBSCRIBE without topics", ErrMalformedPacket)
+		return fmt.Errorf("%w: UNSUBSCRIBE without topics", mqttwire.ErrMalformedPacket)
 	}
 	ack := packets.NewControlPacket(packets.Unsuback).(*packets.UnsubackPacket)
 	ack.MessageID = p.MessageID

@@ -1,4 +1,4 @@
-package localhub
+package mqttwire
 
 import (
 	"bufio"
@@ -10,24 +10,24 @@ import (
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// maxPacketSize is the largest MQTT packet the hub reads, as IoT Hub
-// limits MQTT messages to 256 KB.
-const maxPacketSize = 256 * 1024
+// MaxPacketSize is the largest MQTT packet either end reads: IoT Hub
+// limits MQTT messages to 256 KB, and a method payload to 128 KB.
+const MaxPacketSize = 256 * 1024
 
 // Codec errors, testable with errors.Is.
 var (
 	// ErrPacketTooLarge reports a packet whose remaining length exceeds
-	// maxPacketSize; its body is never read.
-	ErrPacketTooLarge = errors.New("localhub: mqtt packet too large")
+	// the reader's limit; its body is never read.
+	ErrPacketTooLarge = errors.New("mqtt packet too large")
 	// ErrMalformedPacket reports bytes that are not a valid MQTT 3.1.1 packet.
-	ErrMalformedPacket = errors.New("localhub: malformed mqtt packet")
+	ErrMalformedPacket = errors.New("malformed mqtt packet")
 )
 
-// readPacket reads one MQTT packet. Unlike packets.ReadPacket it checks the
+// ReadPacket reads one MQTT packet. Unlike packets.ReadPacket it checks the
 // remaining length before allocating the body, so a peer cannot make the
-// hub buffer more than limit bytes, and it rejects bodies that do not
+// reader buffer more than limit bytes, and it rejects bodies that do not
 // decode exactly.
-func readPacket(r *bufio.Reader, limit int) (packets.ControlPacket, error) {
+func ReadPacket(r *bufio.Reader, limit int) (packets.ControlPacket, error) {
 	first, err := r.ReadByte()
 	if err != nil {
 		return nil, err
@@ -61,11 +61,17 @@ func readPacket(r *bufio.Reader, limit int) (packets.ControlPacket, error) {
 		return nil, err
 	}
 	rest := bytes.NewReader(body)
-	if err := packet.Unpack(exactReader{rest}); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMalformedPacket, packetName(header.MessageType), err)
+	var src io.Reader = exactReader{rest}
+	if header.MessageType == packets.Suback {
+		// paho reads a SUBACK's return codes up to io.EOF, which
+		// exactReader would refuse; a SUBACK has no other variable field.
+		src = rest
+	}
+	if err := packet.Unpack(src); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformedPacket, PacketName(header.MessageType), err)
 	}
 	if rest.Len() != 0 {
-		return nil, fmt.Errorf("%w: %s: %d trailing bytes", ErrMalformedPacket, packetName(header.MessageType), rest.Len())
+		return nil, fmt.Errorf("%w: %s: %d trailing bytes", ErrMalformedPacket, PacketName(header.MessageType), rest.Len())
 	}
 	return packet, nil
 }
@@ -104,7 +110,7 @@ func checkFlags(packetType, flags byte) error {
 		want = 0x02
 	}
 	if flags != want {
-		return fmt.Errorf("%w: %s with flags %#x", ErrMalformedPacket, packetName(packetType), flags)
+		return fmt.Errorf("%w: %s with flags %#x", ErrMalformedPacket, PacketName(packetType), flags)
 	}
 	return nil
 }
@@ -121,8 +127,8 @@ func (e exactReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// packetName names a packet type for errors, including reserved ones.
-func packetName(packetType byte) string {
+// PacketName names a packet type for errors, including reserved ones.
+func PacketName(packetType byte) string {
 	if name, ok := packets.PacketNames[packetType]; ok {
 		return name
 	}
