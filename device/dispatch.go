@@ -41,7 +41,7 @@ const answerGrace = time.Second
 //     slot is free, it starts a new goroutine to take the receiver role
 //     over and runs the handler itself. So a handler that returns at once
 //     costs one goroutine handoff between the protocol library and the
-//     answer: the adapter's queue, from paho's message callback (or
+//     answer: the adapter's queue, from the MQTT reader goroutine (or
 //     go-amqp's receiver) to the receiver. When no slot is free the
 //     request waits in the pending queue (MaxPendingMethods), or is
 //     answered 503 at once when that is full; the receiver goes on.

@@ -2,6 +2,7 @@ package device
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -186,7 +187,7 @@ func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential
 				// expired under load. The next dial presents a fresh token,
 				// and only its refusal is final.
 				c.log.Warn("in-band token renewal failed; reconnecting with a fresh token", "err", err)
-				return c.handOver(ctx, o, recvErr, cred.expiryTime(), serveEnd{redial: true, err: fmt.Errorf("renew token: %w", err)})
+				return c.handOver(ctx, o, recvErr, false, cred.expiryTime(), serveEnd{redial: true, err: fmt.Errorf("renew token: %w", err)})
 			}
 			tok, err := cred.fresh(ctx, c.cfg.Resource())
 			if err != nil {
@@ -197,8 +198,8 @@ func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential
 				renew.untilExpiry(cred.expiryTime())
 				continue
 			}
-			c.quiesce(ctx, o.conn)
-			return c.handOver(ctx, o, recvErr, cred.expiryTime(), serveEnd{redial: true, renewed: tok})
+			quiesced := c.quiesce(ctx, o.conn)
+			return c.handOver(ctx, o, recvErr, quiesced, cred.expiryTime(), serveEnd{redial: true, renewed: tok})
 		}
 	}
 }
@@ -206,48 +207,69 @@ func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential
 // handOver ends a connection the client leaves on purpose (to renew its
 // token) without losing answers: calls that arrived on it are answered on
 // it, so it stays open until none is left, the token expires (the hub
-// closes the connection then), or the connection fails. It returns end,
-// or a stopped end when ctx ends first: the connection then stays live for
+// closes the connection then), or the connection fails. When the
+// connection was quiesced, the calls include every request it received:
+// the receive loop ends with transport.ErrQuiesced once it has taken them
+// all, and only then can the connection be settled. It returns end, or a
+// stopped end when ctx ends first: the connection then stays live for
 // Run's shutdown.
-func (c *Client) handOver(ctx context.Context, o *origin, recvErr <-chan error, expiry time.Time, end serveEnd) serveEnd {
+func (c *Client) handOver(ctx context.Context, o *origin, recvErr <-chan error, quiesced bool, expiry time.Time, end serveEnd) serveEnd {
 	var expired <-chan time.Time
 	if !expiry.IsZero() {
 		t := time.NewTimer(time.Until(expiry))
 		defer t.Stop()
 		expired = t.C
 	}
-	select {
-	case <-o.settled():
-	case <-expired:
-		c.log.Warn("token expired before the connection's calls were answered; closing it")
-	case err := <-recvErr:
-		o.close() // failed: nothing more comes from it
-		if end.err == nil {
-			end.err = err
+	received := false // the receive loop has ended with ErrQuiesced
+	for {
+		var settled <-chan struct{}
+		if received || !quiesced {
+			settled = o.settled()
 		}
-		return end
-	case <-ctx.Done():
-		return serveEnd{stopped: true}
+		select {
+		case <-settled:
+		case <-expired:
+			c.log.Warn("token expired before the connection's calls were answered; closing it")
+		case err := <-recvErr:
+			if quiesced && errors.Is(err, transport.ErrQuiesced) {
+				received = true
+				continue
+			}
+			o.close() // failed: nothing more comes from it
+			if end.err == nil {
+				end.err = err
+			}
+			return end
+		case <-ctx.Done():
+			return serveEnd{stopped: true}
+		}
+		break
 	}
-	drain(o, recvErr)
+	if received {
+		o.close() // the receive loop has ended already
+	} else {
+		drain(o, recvErr)
+	}
 	return end
 }
 
 // quiesceTimeout bounds Quiesce; the connection is closed anyway after it.
 const quiesceTimeout = 5 * time.Second
 
-// quiesce quiesces conn if it can; a failure only means requests in
-// flight may be lost, as without it.
-func (c *Client) quiesce(ctx context.Context, conn transport.Conn) {
+// quiesce quiesces conn if it can, and reports whether it did; a failure
+// only means requests in flight may be lost, as without it.
+func (c *Client) quiesce(ctx context.Context, conn transport.Conn) bool {
 	q, ok := conn.(transport.Quiescer)
 	if !ok {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, quiesceTimeout)
 	defer cancel()
 	if err := q.Quiesce(ctx); err != nil {
 		c.log.Warn("could not stop requests before reconnecting", "err", err)
+		return false
 	}
+	return true
 }
 
 // refuse answers 503 to every request conn delivers until it is closed.

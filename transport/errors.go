@@ -28,4 +28,8 @@ var (
 	// AMQP; over MQTT it refuses an unknown identity as it does a wrong
 	// key, which is ErrUnauthorized.
 	ErrIdentityNotFound = errors.New("transport: device or module not found or disabled")
+	// ErrQuiesced ends Receive on a Conn whose Quiesce succeeded, once
+	// every request it received has been returned. The connection still
+	// answers; the client answers those requests on it, then closes it.
+	ErrQuiesced = errors.New("transport: connection quiesced")
 )

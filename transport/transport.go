@@ -77,7 +77,9 @@ type TokenRefresher interface {
 // UNSUBACK). The client quiesces a connection before replacing it to renew
 // a token, so that no request is in flight on it when it closes.
 type Quiescer interface {
-	// Quiesce stops new requests; those already received stay readable
-	// through Receive.
+	// Quiesce stops new requests. Once it has returned nil, Receive
+	// returns the requests already received and then an error wrapping
+	// ErrQuiesced; Respond still answers them. A request the hub sends
+	// after all is answered 503 by the adapter.
 	Quiesce(ctx context.Context) error
 }

@@ -134,6 +134,11 @@ func TestTokenRenewalUnderLoad(t *testing.T) {
 			if failed > 0 {
 				t.Errorf("%d of %d calls failed across the renewals, want none", failed, len(results))
 			}
+			// A renewal quiesces the connection and answers every request
+			// it received before closing it: none is dropped.
+			if st := client.Stats(); st.RequestsDropped != 0 {
+				t.Errorf("Stats().RequestsDropped = %d across the renewals, want 0", st.RequestsDropped)
+			}
 			events := states.snapshot()
 			if n := states.count(device.StateDisconnected); n > 0 {
 				t.Errorf("%d disconnections during renewals: %v", n, events)

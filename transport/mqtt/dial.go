@@ -1,18 +1,16 @@
 package mqtt
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
-	"sync"
 	"time"
 
 	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/directmethods/iotdevice/transport"
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -49,165 +47,93 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: get token: %w", err)
 	}
-
-	c := newConn(cfg, &d.opts)
 	network := d.opts.Network
-	open := &opener{ctx: ctx, released: make(chan struct{}), tls: tlsConfig, cfg: cfg, network: network, address: cfg.Address(network.DefaultPort)}
-	c.released = open.released
-
-	opts := paho.NewClientOptions()
-	// paho only names the server in its own logs: open dials it.
-	opts.Servers = []*url.URL{{Scheme: "ssl", Host: open.address}}
-	opts.SetCustomOpenConnectionFn(open.open)
-	opts.SetProtocolVersion(4)
-	opts.SetClientID(cfg.ClientID())
-	opts.SetUsername(mqttwire.Username(cfg))
-	opts.SetPassword(password)
-	opts.SetCleanSession(false)
-	opts.SetKeepAlive(keepAlive(cfg.KeepAlive))
-	opts.SetPingTimeout(d.opts.PingTimeout)
-	// A write that cannot finish within the ping timeout means the link is
-	// gone, as a missing PINGRESP would. Without this bound paho lets a
-	// Publish that raced a connection loss wait 30 s for a writer that has
-	// stopped, holding back its answer and Close.
-	opts.SetWriteTimeout(d.opts.PingTimeout)
-	opts.SetConnectTimeout(connectTimeout(ctx))
-	opts.SetAutoReconnect(false)
-	opts.SetConnectRetry(false)
-	opts.SetResumeSubs(false)
-	opts.SetOrderMatters(true)
-	opts.SetDefaultPublishHandler(c.onMessage) // requests of a persisted session may precede the SUBACK
-	opts.SetConnectionLostHandler(c.onConnectionLost)
-	c.client = paho.NewClient(opts)
-
-	if err := c.connect(ctx, open); err != nil {
-		return nil, fmt.Errorf("%w (endpoint %s)", err, open.address)
+	address := cfg.Address(network.DefaultPort)
+	nc, err := network.Dial(ctx, address, tlsConfig, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt: connect: %w (endpoint %s)", err, address)
 	}
+	br := bufio.NewReaderSize(nc, 4096)
+	if err := handshake(ctx, nc, br, connectPacket(cfg, password)); err != nil {
+		_ = nc.Close()
+		return nil, fmt.Errorf("%w (endpoint %s)", err, address)
+	}
+	c := newConn(nc, cfg, &d.opts)
+	c.start(br)
 	if err := c.subscribe(ctx); err != nil {
-		c.shutdown()
+		c.Close()
 		return nil, err
 	}
-	c.log.Info("mqtt connected", "endpoint", open.address, "network", network.Name)
+	c.log.Info("mqtt connected", "endpoint", address, "network", network.Name)
 	return c, nil
 }
 
-// connect waits for the CONNACK, or for ctx, in which case it aborts the
-// network connection and waits for paho's connect goroutine to end.
-func (c *conn) connect(ctx context.Context, open *opener) error {
-	tok := c.client.Connect()
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		open.abort()
-		<-tok.Done()
-		if tok.Error() == nil {
-			c.shutdown()
-		}
+// connectPacket is the CONNECT of cfg's identity. CleanSession is off, so
+// that the hub keeps the subscription across connections.
+func connectPacket(cfg *transport.Config, password string) *packets.ConnectPacket {
+	p := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
+	p.ProtocolName, p.ProtocolVersion = "MQTT", 4
+	p.ClientIdentifier = cfg.ClientID()
+	p.UsernameFlag, p.Username = true, mqttwire.Username(cfg)
+	if password != "" {
+		p.PasswordFlag, p.Password = true, []byte(password)
+	}
+	p.Keepalive = uint16(keepAlive(cfg.KeepAlive) / time.Second)
+	return p
+}
+
+// handshake sends CONNECT and reads the CONNACK, within ctx or, when ctx
+// has no deadline, defaultConnectTimeout.
+func handshake(ctx context.Context, nc net.Conn, br *bufio.Reader, connect *packets.ConnectPacket) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(defaultConnectTimeout)
+	}
+	_ = nc.SetDeadline(deadline)
+	// Cancelling ctx moves the deadline to the past, which ends a read or
+	// write in progress at once.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	err := exchangeConnect(nc, br, connect)
+	if !stop() {
 		return fmt.Errorf("mqtt: connect: %w", context.Cause(ctx))
 	}
-	if err := tok.Error(); err != nil {
-		if code := tok.(*paho.ConnectToken).ReturnCode(); code != packets.Accepted && code != packets.ErrNetworkError {
-			return connackError(code, err)
-		}
+	if err != nil {
 		if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
 			return fmt.Errorf("mqtt: connect: %w (%w)", ctxErr, err)
 		}
+		return err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return nil
+}
+
+// exchangeConnect writes CONNECT and reads the CONNACK.
+func exchangeConnect(nc net.Conn, br *bufio.Reader, connect *packets.ConnectPacket) error {
+	var b bytes.Buffer
+	if err := connect.Write(&b); err != nil {
 		return fmt.Errorf("mqtt: connect: %w", err)
 	}
-	return nil
-}
-
-// subscribe subscribes to method requests and waits for the SUBACK.
-func (c *conn) subscribe(ctx context.Context) error {
-	tok := c.client.Subscribe(mqttwire.MethodsFilter, 0, c.onMessage)
-	select {
-	case <-tok.Done():
-	case <-ctx.Done():
-		return fmt.Errorf("mqtt: subscribe: %w", context.Cause(ctx))
-	case <-c.inbox.Done():
-		return fmt.Errorf("mqtt: subscribe: %w", c.inbox.Err())
+	if _, err := nc.Write(b.Bytes()); err != nil {
+		return fmt.Errorf("mqtt: connect: %w", err)
 	}
-	if err := tok.Error(); err != nil {
-		return fmt.Errorf("mqtt: subscribe: %w: %w", transport.ErrConnLost, err)
+	p, err := mqttwire.ReadPacket(br, mqttwire.MaxPacketSize)
+	if err != nil {
+		return fmt.Errorf("mqtt: connect: read CONNACK: %w", err)
 	}
-	granted, ok := tok.(*paho.SubscribeToken).Result()[mqttwire.MethodsFilter]
-	if !ok || granted == subackFailure {
-		return fmt.Errorf("mqtt: subscription to %s refused", mqttwire.MethodsFilter)
+	ack, ok := p.(*packets.ConnackPacket)
+	if !ok {
+		return fmt.Errorf("mqtt: connect: %w: %s instead of CONNACK", mqttwire.ErrMalformedPacket, packetKind(p))
+	}
+	if ack.ReturnCode != packets.Accepted {
+		return connackError(ack.ReturnCode)
 	}
 	return nil
 }
-
-// subackFailure is the SUBACK return code of a refused subscription.
-const subackFailure = 0x80
 
 func keepAlive(d time.Duration) time.Duration {
 	if d <= 0 {
 		return defaultKeepAlive
 	}
 	// MQTT counts keep-alive in whole seconds; zero would disable it.
-	return max(d.Round(time.Second), time.Second)
-}
-
-func connectTimeout(ctx context.Context) time.Duration {
-	if deadline, ok := ctx.Deadline(); ok {
-		return max(time.Until(deadline), time.Millisecond)
-	}
-	return defaultConnectTimeout
-}
-
-// opener opens the network connection for paho, honouring the Dial ctx
-// (paho's hook has no ctx parameter, so the opener closes over it).
-type opener struct {
-	ctx     context.Context
-	tls     *tls.Config
-	cfg     *transport.Config
-	network *transport.Network
-	address string
-
-	mu       sync.Mutex
-	aborted  bool
-	conn     net.Conn
-	released chan struct{} // closed when paho closes the connection
-}
-
-// open is paho's OpenConnectionFunc; paho calls it once per Connect, on its
-// connect goroutine.
-func (o *opener) open(*url.URL, paho.ClientOptions) (net.Conn, error) {
-	nc, err := o.network.Dial(o.ctx, o.address, o.tls, o.cfg)
-	if err != nil {
-		return nil, err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.aborted {
-		_ = nc.Close()
-		return nil, fmt.Errorf("mqtt: dial %s: %w", o.address, context.Cause(o.ctx))
-	}
-	o.conn = &trackedConn{Conn: nc, released: o.released}
-	return o.conn, nil
-}
-
-// abort closes the connection opened so far, or the next one to be opened,
-// so that paho's handshake fails at once.
-func (o *opener) abort() {
-	o.mu.Lock()
-	o.aborted = true
-	nc := o.conn
-	o.mu.Unlock()
-	if nc != nil {
-		_ = nc.Close()
-	}
-}
-
-// trackedConn reports through released when paho has closed it.
-type trackedConn struct {
-	net.Conn
-	once     sync.Once
-	released chan struct{}
-}
-
-func (t *trackedConn) Close() error {
-	err := t.Conn.Close()
-	t.once.Do(func() { close(t.released) })
-	return err
+	return min(max(d.Round(time.Second), time.Second), maxKeepAlive)
 }

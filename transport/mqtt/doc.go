@@ -1,6 +1,10 @@
 // Package mqtt carries IoT Hub direct methods over MQTT 3.1.1 on TLS port
-// 8883. Its Dialer implements transport.Dialer on top of
-// github.com/eclipse/paho.mqtt.golang.
+// 8883. Its Dialer implements transport.Dialer: a small MQTT session of
+// its own (CONNECT, one subscription, answers, keep-alive) on the packet
+// codec of github.com/eclipse/paho.mqtt.golang (package packets). paho's
+// client is not used: it links its own WebSocket and HTTP proxy stack
+// whether or not a program uses them, about a megabyte of every ARM
+// binary, and runs message callbacks on its router goroutine.
 //
 // MQTT over WebSockets (wss://{host}:443/$iothub/websocket, subprotocol
 // "mqtt") is in package mqttws, which plugs a WebSocket Network into this
@@ -47,19 +51,27 @@
 //
 // # Behaviour
 //
-// Every write to the network, and paho's wait to queue one, is bounded by
-// Options.PingTimeout: a write that takes longer means the link is gone.
+// Every write to the network is bounded by Options.PingTimeout: a write
+// that takes longer means the link is gone. When nothing has been sent or
+// received for the keep-alive, the adapter sends PINGREQ; no PINGRESP
+// within Options.PingTimeout means the link is gone too. A packet from the
+// hub larger than 256 KB (IoT Hub's MQTT limit), or one that is not valid
+// MQTT 3.1.1, ends the connection with an error wrapping
+// transport.ErrConnLost.
 //
-// The adapter only moves bytes: paho's own reconnect and connect-retry are
-// off, and retry, dispatch, JSON validation and token renewal belong to the
-// client (package device), which dials again when a Conn fails.
+// The adapter only moves bytes: it never reconnects by itself; retry,
+// dispatch, JSON validation and token renewal belong to the client
+// (package device), which dials again when a Conn fails.
 //
 // # Concurrency
 //
 // One goroutine calls Receive; Respond may be called from many goroutines,
-// concurrently with Receive and Close. paho's message callback never
-// blocks: it queues each request (Options.QueueSize) and, when the queue is
-// full, answers 503 at once.
+// concurrently with Receive and Close. Two goroutines own the network
+// connection, one reading and one writing; Close joins them. The reader
+// never blocks on anything but the network: it queues each request
+// (Options.QueueSize) and, when the queue is full, answers 503 at once.
+// Because one goroutine reads the stream in order, every request the hub
+// sent before an UNSUBACK is queued before Quiesce returns.
 //
 // # Errors
 //
@@ -76,6 +88,5 @@
 // Logs go to Config.Logger with the attribute transport=mqtt and the keys
 // device_id, method, request_id, status and err: Info for connection
 // changes, Debug per request, Warn for dropped or refused requests. Tokens
-// and payloads are never logged; paho's package-global loggers are left
-// alone.
+// and payloads are never logged.
 package mqtt

@@ -12,7 +12,11 @@ import (
 // the C SDK does (azure-iot-sdk-c, iothub_client/src/iothubtransport_mqtt_common.c).
 // IoT Hub refuses a wrong key and an identity it does not know with the
 // same code, so the text of those refusals names both.
-func connackError(code byte, cause error) error {
+func connackError(code byte) error {
+	cause := packets.ConnErrors[code]
+	if cause == nil {
+		cause = fmt.Errorf("return code %d", code)
+	}
 	switch code {
 	case packets.ErrRefusedBadUsernameOrPassword, packets.ErrRefusedNotAuthorised, packets.ErrRefusedIDRejected:
 		return fmt.Errorf("mqtt: connection refused (code %d: a wrong key or token, or a device or module that is not registered): %w: %w", code, transport.ErrUnauthorized, cause)

@@ -22,12 +22,11 @@ const (
 	// defaultConnectTimeout bounds the MQTT handshake when ctx has no
 	// deadline.
 	defaultConnectTimeout = 30 * time.Second
-	// disconnectQuiesce is how long Close waits for the DISCONNECT packet
-	// to be written, in milliseconds.
-	disconnectQuiesce = 250
-	// releaseTimeout bounds how long Close waits for the network
-	// connection to be released after the disconnect.
-	releaseTimeout = 5 * time.Second
+	// maxKeepAlive is the largest keep-alive MQTT can express: 65,535 s.
+	maxKeepAlive = 65535 * time.Second
+	// disconnectTimeout is how long Close waits for the DISCONNECT packet
+	// to be written before it closes the network connection anyway.
+	disconnectTimeout = 250 * time.Millisecond
 	// tlsPort is the standard port of MQTT over TLS.
 	tlsPort = 8883
 )

@@ -229,6 +229,13 @@ func testTokenRenewal(s *suite) {
 		for range size {
 			s.wantAnswer(s.next(results, "a call answered after Quiesce"))
 		}
+		// The stream ends after them, so the client knows it has them all.
+		ctx, cancel = s.bounded()
+		_, err = conn.Receive(ctx)
+		cancel()
+		if !errors.Is(err, transport.ErrQuiesced) {
+			s.t.Errorf("Receive once the quiesced requests are taken = %v, want transport.ErrQuiesced", err)
+		}
 		s.wantNotDelivered(conn, "after-quiesce", 2)
 	}
 	if err := conn.Close(); err != nil {

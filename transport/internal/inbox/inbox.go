@@ -34,6 +34,9 @@ type Inbox struct {
 
 	stopped  chan struct{} // closed by Stop: nothing is Put after it
 	stopOnce sync.Once
+
+	quiesced    chan struct{} // closed by Quiesce: nothing is Put after it
+	quiesceOnce sync.Once
 }
 
 // New returns an empty Inbox that holds up to size requests. name
@@ -46,12 +49,19 @@ func New(name string, size int) *Inbox {
 		lost:     make(chan struct{}),
 		closed:   make(chan struct{}),
 		stopped:  make(chan struct{}),
+		quiesced: make(chan struct{}),
 	}
 }
 
 // Put queues req without blocking. It reports false when the queue is
-// full: the caller answers busy.Status with busy.Body then.
+// full, or the Inbox quiesced: the caller answers busy.Status with
+// busy.Body then.
 func (b *Inbox) Put(req *transport.MethodRequest) bool {
+	select {
+	case <-b.quiesced:
+		return false
+	default:
+	}
 	select {
 	case b.requests <- req:
 		return true
@@ -71,6 +81,14 @@ func (b *Inbox) Fail(err error) (first bool) {
 	})
 	b.end()
 	return first
+}
+
+// Quiesce ends the stream of requests while the connection stays usable:
+// Receive returns what is queued, then an error wrapping
+// transport.ErrQuiesced, and Put refuses from now on. The goroutine that
+// calls Put calls it, so that no Put races it. It is idempotent.
+func (b *Inbox) Quiesce() {
+	b.quiesceOnce.Do(func() { close(b.quiesced) })
 }
 
 // Close marks the connection closed by its owner: Err reports
@@ -129,6 +147,19 @@ func (b *Inbox) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-b.done:
+	case <-b.quiesced:
+	}
+	select {
+	case <-b.done: // the connection's end wins over its quiescence
+	default:
+		// Quiesced: nothing is Put any more, so the queue holds all that
+		// is left.
+		select {
+		case req := <-b.requests:
+			return req, nil
+		default:
+		}
+		return nil, fmt.Errorf("%s: receive: %w", b.name, transport.ErrQuiesced)
 	}
 	select {
 	case <-b.closed:

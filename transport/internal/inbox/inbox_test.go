@@ -195,3 +195,51 @@ func TestQueuedBeforeCanceled(t *testing.T) {
 		t.Errorf("Receive = %v, %v; want request 1", r, err)
 	}
 }
+
+// TestQuiesceEndsTheStream: after Quiesce, Receive returns what was queued
+// and then ErrQuiesced, Put refuses, and the connection stays usable (Err
+// is nil) until it is closed, whose error then wins.
+func TestQuiesceEndsTheStream(t *testing.T) {
+	b := New("test", 4)
+	b.Put(req("1"))
+	b.Put(req("2"))
+	b.Quiesce()
+	if b.Put(req("3")) {
+		t.Error("Put after Quiesce accepted a request")
+	}
+	ids, err := receiveAll(t, b)
+	if diff := cmp.Diff([]string{"1", "2"}, ids); diff != "" {
+		t.Errorf("received (-want +got):\n%s", diff)
+	}
+	if !errors.Is(err, transport.ErrQuiesced) {
+		t.Errorf("Receive once drained = %v, want ErrQuiesced", err)
+	}
+	if err := b.Err(); err != nil {
+		t.Errorf("Err after Quiesce = %v, want nil: answers still go out", err)
+	}
+	b.Close()
+	b.Stop()
+	if _, err := receiveAll(t, b); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Receive after Close = %v, want net.ErrClosed", err)
+	}
+}
+
+// TestQuiesceWakesAWaitingReceive: a Receive already waiting returns
+// ErrQuiesced when the stream ends.
+func TestQuiesceWakesAWaitingReceive(t *testing.T) {
+	b := New("test", 4)
+	got := make(chan error, 1)
+	go func() { // joined through got
+		_, err := b.Receive(t.Context())
+		got <- err
+	}()
+	b.Quiesce()
+	select {
+	case err := <-got:
+		if !errors.Is(err, transport.ErrQuiesced) {
+			t.Errorf("Receive = %v, want ErrQuiesced", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Receive still waiting after Quiesce")
+	}
+}
