@@ -297,8 +297,8 @@ func TestSubscriptionRefused(t *testing.T) {
 }
 
 // barrier makes sure every request the hub wrote so far has been queued:
-// the PUBACK of a response comes after them on the stream and paho handles
-// incoming packets in order.
+// the PUBACK of a response comes after them on the stream, and the
+// adapter reads packets in order.
 func barrier(t *testing.T, c transport.Conn, s *session) {
 	t.Helper()
 	if err := c.Respond(dialCtx(t), &transport.MethodRequest{RequestID: "barrier"}, 200, nil); err != nil {

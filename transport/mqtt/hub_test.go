@@ -26,6 +26,7 @@ type hubScript struct {
 	subackGate   <-chan struct{} // when set, SUBACK waits until it is closed
 	requestCerts bool            // ask the client for a TLS certificate
 	stall        <-chan struct{} // when set, stop reading after the SUBACK until it is closed
+	noPingresp   bool            // never answer PINGREQ
 }
 
 // fakeHub is a scripted IoT Hub MQTT endpoint built on paho's packets.
@@ -50,7 +51,10 @@ type session struct {
 	subscribes   chan *packets.SubscribePacket
 	unsubscribes chan *packets.UnsubscribePacket
 	publishes    chan *packets.PublishPacket // PUBLISH packets from the client
+	pubacks      chan uint16                 // packet ids of the client's PUBACKs
+	pings        chan struct{}               // one per PINGREQ (dropped when full)
 	subackSent   atomic.Bool
+	disconnected atomic.Bool   // the client sent DISCONNECT
 	done         chan struct{} // closed when the session's reader ends
 	writeMu      sync.Mutex
 }
@@ -132,7 +136,7 @@ func (h *fakeHub) port() int { return h.ln.Addr().(*net.TCPAddr).Port }
 func (h *fakeHub) serve(c net.Conn) {
 	defer c.Close()
 	s := &session{conn: c, subscribes: make(chan *packets.SubscribePacket, 4), unsubscribes: make(chan *packets.UnsubscribePacket, 4),
-		publishes: make(chan *packets.PublishPacket, 64), done: make(chan struct{})}
+		publishes: make(chan *packets.PublishPacket, 64), pubacks: make(chan uint16, 4), pings: make(chan struct{}, 4), done: make(chan struct{})}
 	defer close(s.done)
 	h.mu.Lock()
 	h.live[s] = true
@@ -212,11 +216,21 @@ func (h *fakeHub) serve(c net.Conn) {
 					return
 				}
 			}
+		case *packets.PubackPacket:
+			s.pubacks <- p.MessageID
 		case *packets.PingreqPacket:
+			select {
+			case s.pings <- struct{}{}:
+			default:
+			}
+			if h.script.noPingresp {
+				continue
+			}
 			if s.write(packets.NewControlPacket(packets.Pingresp)) != nil {
 				return
 			}
 		case *packets.DisconnectPacket:
+			s.disconnected.Store(true)
 			return
 		}
 	}
@@ -226,6 +240,16 @@ func (s *session) write(p packets.ControlPacket) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	return p.Write(s.conn)
+}
+
+// writeRaw writes bytes that need not be a valid packet.
+func (s *session) writeRaw(t *testing.T, b []byte) {
+	t.Helper()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if _, err := s.conn.Write(b); err != nil {
+		t.Fatalf("fake hub: write: %v", err)
+	}
 }
 
 // request publishes a method request to the client at QoS 0.
