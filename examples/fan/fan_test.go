@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
-	"github.com/directmethods/iotdevice/device/deviceflag"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport/transporttest"
 	"github.com/google/go-cmp/cmp"
@@ -109,16 +109,58 @@ func TestFanShutdownSwitchesOff(t *testing.T) {
 }
 
 func TestRunNeedsAConnectionString(t *testing.T) {
-	t.Setenv(deviceflag.EnvConnectionString, "")
-	cfg := config{Flags: deviceflag.Flags{Transport: "mqtt"}}
+	err := run(t.Context(), slog.New(slog.DiscardHandler), config{}, noGPIO)
+	if !errors.Is(err, errNoConnectionString) {
+		t.Errorf("run without a connection string = %v, want errNoConnectionString", err)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(name string) string {
+			if name == envConnectionString {
+				return v
+			}
+			return ""
+		}
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     string
+		want    config
+		wantErr bool
+	}{
+		{"defaults", nil, "", config{}, false},
+		{"environment", nil, "cs-env", config{ConnectionString: "cs-env"}, false},
+		{"flag over environment", []string{"-connection-string", "cs-flag"}, "cs-env", config{ConnectionString: "cs-flag"}, false},
+		{"every flag", []string{"-ca", "ca.pem", "-port", "18883", "-v", "-pin", "GPIO18", "-simulate"}, "cs", config{ConnectionString: "cs", CAFile: "ca.pem", Port: 18883, Verbose: true, Pin: "GPIO18", Simulate: true}, false},
+		{"unknown flag", []string{"-transport", "amqp"}, "", config{}, true},
+		{"stray argument", []string{"GPIO18"}, "", config{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseFlags(tt.args, env(tt.env))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseFlags(%q) error = %v, want error %v", tt.args, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("parseFlags(%q) (-want +got):\n%s", tt.args, diff)
+			}
+		})
+	}
+}
+
+func TestRunRefusesABadCAFile(t *testing.T) {
+	cfg := config{ConnectionString: testConnectionString, CAFile: t.TempDir() + "/missing.pem"}
 	err := run(t.Context(), slog.New(slog.DiscardHandler), cfg, noGPIO)
-	if !errors.Is(err, deviceflag.ErrNoConnectionString) {
-		t.Errorf("run without a connection string = %v, want ErrNoConnectionString", err)
+	if err == nil || !strings.Contains(err.Error(), "read CA") {
+		t.Errorf("run with a missing CA file = %v, want a read CA error", err)
 	}
 }
 
 func TestRunRefusesAMissingPin(t *testing.T) {
-	cfg := config{Flags: deviceflag.Flags{ConnectionString: testConnectionString, Transport: "mqtt"}, Pin: "GPIO18"}
+	cfg := config{ConnectionString: testConnectionString, Pin: "GPIO18"}
 	err := run(t.Context(), slog.New(slog.DiscardHandler), cfg, noGPIO)
 	if !errors.Is(err, errNoGPIO) {
 		t.Errorf("run with -pin on a machine without GPIO = %v, want errNoGPIO", err)
