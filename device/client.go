@@ -196,6 +196,13 @@ func (c *Client) graceContext() (context.Context, context.CancelFunc) {
 // during Run or after.
 func (c *Client) Stats() Stats { return c.counters.stats() }
 
+// Config returns a copy of the settings the client gives its transport on
+// each connection: the identity, the gateway, the credential, the TLS
+// configuration, the proxy and the user agent. Code that talks to the hub
+// on the identity's behalf, such as package edge's method invoker, starts
+// from it. Modifying the copy does not affect the client.
+func (c *Client) Config() transport.Config { return c.cfg }
+
 // setLive makes o the live connection (nil: none).
 func (c *Client) setLive(o *origin) {
 	c.mu.Lock()

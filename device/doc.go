@@ -15,9 +15,9 @@
 // transport of package transport/transporttest, with no network.
 //
 // An IoT Edge module gets its client from the environment the runtime
-// sets (NewModuleClientFromEnvironment): its tokens are signed by the
-// runtime's workload API (package workload) and the edge hub is trusted
-// through the runtime's trust bundle. A MethodInvoker makes
+// sets with package edge (edge.NewModuleClient): its tokens are signed by
+// the runtime's workload API (package workload) and the edge hub is
+// trusted through the runtime's trust bundle. edge.MethodInvoker makes
 // module-to-module calls through the edge hub.
 //
 // # Behaviour

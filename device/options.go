@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"time"
 
@@ -34,9 +33,13 @@ type ClientOptions struct {
 	// NewClient and NewModuleClient refuse it: their credential says how
 	// the identity authenticates (sas.NewCertificateCredential).
 	ClientCertificate *tls.Certificate
-	// Proxy chooses an HTTP proxy for WebSocket transports. Default:
-	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY).
-	Proxy func(*http.Request) (*url.URL, error)
+	// Proxy returns the HTTP proxy for a WebSocket connection to target
+	// (an https URL), or nil to connect directly. Default: the
+	// environment's HTTPS_PROXY and NO_PROXY, as http.ProxyFromEnvironment
+	// reads them. For a fixed proxy u:
+	//
+	//	Proxy: func(*url.URL) (*url.URL, error) { return u, nil }
+	Proxy func(target *url.URL) (*url.URL, error)
 
 	// KeepAlive is the protocol keep-alive interval; a dead connection is
 	// noticed within about twice this. Default: 30 s.
@@ -46,7 +49,7 @@ type ClientOptions struct {
 	DialTimeout time.Duration
 	// TokenLifetime is how long the tokens signed from a connection
 	// string's SharedAccessKey (NewClientFromConnectionString) or by the
-	// IoT Edge workload API (NewModuleClientFromEnvironment) live; they
+	// IoT Edge workload API (edge.NewModuleClient) live; they
 	// are renewed at about 80 % of it. Default: 1 h. NewClient and
 	// NewModuleClient refuse it: their credential sets its own lifetime
 	// (sas.NewKeyCredential).

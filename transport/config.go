@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -42,9 +41,12 @@ type Config struct {
 	// announces on each connection; empty announces none. The client has
 	// validated it.
 	ModelID string
-	// Proxy picks an HTTP proxy for WebSocket transports; nil means
-	// http.ProxyFromEnvironment (HTTPS_PROXY, NO_PROXY).
-	Proxy func(*http.Request) (*url.URL, error)
+	// Proxy returns the HTTP proxy for a WebSocket connection to target
+	// (an https URL), or nil to connect directly; nil means the
+	// environment's HTTPS_PROXY and NO_PROXY, as http.ProxyFromEnvironment
+	// reads them. It takes the URL rather than an *http.Request so that
+	// programs without WebSockets do not link net/http.
+	Proxy func(target *url.URL) (*url.URL, error)
 	// Logger receives the adapter's logs; never nil once the client built
 	// the Config. It already carries the identity (device_id, module_id):
 	// adapters add only their own attributes, such as "transport".

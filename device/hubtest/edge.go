@@ -5,8 +5,8 @@ import (
 )
 
 // EdgeEnvironment returns the IOTEDGE_ variables the IoT Edge runtime
-// would give this module, for device.NewModuleClientFromLookup (or the
-// process environment and device.NewModuleClientFromEnvironment). The
+// would give this module, for edge.NewModuleClientFromLookup (or the
+// process environment and edge.NewModuleClient). The
 // workload URI names the hub's workload API, and the IoT hub and gateway
 // host names are the hub's, reached on its ports: set ClientOptions.Port
 // (Hub.Port) as for any client of the hub. It needs a hub started with

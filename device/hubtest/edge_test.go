@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/edge"
 	"github.com/directmethods/iotdevice/device/hubtest"
 	"github.com/google/go-cmp/cmp"
 )
@@ -33,7 +34,7 @@ func TestEdgeModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edge, err := hub.AddDevice("edge-1")
+	edgeDevice, err := hub.AddDevice("edge-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestEdgeModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := leaf.SetParent(edge); err != nil {
+	if err := leaf.SetParent(edgeDevice); err != nil {
 		t.Fatal(err)
 	}
 	stranger, err := hub.AddDevice("stranger")
@@ -64,7 +65,7 @@ func TestEdgeModules(t *testing.T) {
 	}
 	// No TLSConfig: the workload API's trust bundle is the only way the
 	// module can trust the hub.
-	moduleA, err := device.NewModuleClientFromLookup(ctx, lookupIn(envA), &device.ClientOptions{Port: hub.Port(hubtest.MQTT)})
+	moduleA, err := edge.NewModuleClientFromLookup(ctx, lookupIn(envA), &device.ClientOptions{Port: hub.Port(hubtest.MQTT)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,27 +80,27 @@ func TestEdgeModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	moduleB, err := device.NewModuleClientFromLookup(ctx, lookupIn(envB), &device.ClientOptions{Port: hub.Port(hubtest.MQTT)})
+	moduleB, err := edge.NewModuleClientFromLookup(ctx, lookupIn(envB), &device.ClientOptions{Port: hub.Port(hubtest.MQTT)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer moduleB.Close()
-	invoker, err := device.NewMethodInvoker(moduleB, &device.MethodInvokerOptions{Port: hub.HTTPSPort()})
+	invoker, err := edge.NewMethodInvoker(moduleB, &edge.MethodInvokerOptions{Port: hub.HTTPSPort()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer invoker.Close()
 	for _, target := range []struct{ device, module string }{{"edge-1", "mod-a"}, {"leaf-1", ""}} {
-		res, err := invoker.Invoke(ctx, target.device, target.module, device.MethodCall{Name: "echo", Payload: []byte(`{"n":1}`)})
+		res, err := invoker.Invoke(ctx, target.device, target.module, edge.MethodCall{Name: "echo", Payload: []byte(`{"n":1}`)})
 		if err != nil {
 			t.Fatalf("%s/%s: %v", target.device, target.module, err)
 		}
-		if diff := cmp.Diff(&device.MethodResult{Status: 200, Payload: []byte(`{"n":1}`)}, res); diff != "" {
+		if diff := cmp.Diff(&edge.MethodResult{Status: 200, Payload: []byte(`{"n":1}`)}, res); diff != "" {
 			t.Errorf("%s/%s (-want +got):\n%s", target.device, target.module, diff)
 		}
 	}
-	_, err = invoker.Invoke(ctx, "stranger", "", device.MethodCall{Name: "echo"})
-	var ie *device.InvokeError
+	_, err = invoker.Invoke(ctx, "stranger", "", edge.MethodCall{Name: "echo"})
+	var ie *edge.InvokeError
 	if !errors.As(err, &ie) || ie.HTTPStatus != 404 {
 		t.Errorf("call outside the edge = %v, want the edge hub's 404", err)
 	}
@@ -143,8 +144,8 @@ func ExampleIdentity_EdgeEnvironment() {
 		log.Fatal(err)
 	}
 	lookup := func(name string) (string, bool) { v, ok := env[name]; return v, ok }
-	// In the module's main: device.NewModuleClientFromEnvironment(ctx, nil).
-	client, err := device.NewModuleClientFromLookup(ctx, lookup, &device.ClientOptions{Port: hub.Port(hubtest.MQTT)})
+	// In the module's main: edge.NewModuleClient(ctx, nil).
+	client, err := edge.NewModuleClientFromLookup(ctx, lookup, &device.ClientOptions{Port: hub.Port(hubtest.MQTT)})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -165,18 +166,18 @@ func ExampleIdentity_EdgeEnvironment() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	callerClient, err := device.NewModuleClientFromLookup(ctx, func(name string) (string, bool) { v, ok := callerEnv[name]; return v, ok },
+	callerClient, err := edge.NewModuleClientFromLookup(ctx, func(name string) (string, bool) { v, ok := callerEnv[name]; return v, ok },
 		&device.ClientOptions{Port: hub.Port(hubtest.MQTT)})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer callerClient.Close()
-	invoker, err := device.NewMethodInvoker(callerClient, &device.MethodInvokerOptions{Port: hub.HTTPSPort()})
+	invoker, err := edge.NewMethodInvoker(callerClient, &edge.MethodInvokerOptions{Port: hub.HTTPSPort()})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer invoker.Close()
-	res, err := invoker.Invoke(ctx, "gateway-1", "filter", device.MethodCall{
+	res, err := invoker.Invoke(ctx, "gateway-1", "filter", edge.MethodCall{
 		Name: "setThreshold", Payload: []byte(`{"celsius":30}`), ConnectTimeout: 30 * time.Second,
 	})
 	if err != nil {

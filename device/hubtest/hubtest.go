@@ -42,7 +42,7 @@ type Options struct {
 	// workload API on a unix socket in a temporary directory, which signs
 	// their tokens and hands out the hub's CA as the trust bundle (see
 	// Identity.EdgeEnvironment), and the edge hub's module-to-module calls
-	// (device.MethodInvoker). Default: off.
+	// (edge.MethodInvoker). Default: off.
 	Edge bool
 }
 

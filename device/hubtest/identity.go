@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net/http"
 	"net/url"
 
 	"github.com/directmethods/iotdevice/device"
@@ -139,4 +138,4 @@ func (id *Identity) name() string {
 
 // noProxy connects directly: the hub is on loopback, and a test must not
 // depend on the environment's HTTPS_PROXY.
-func noProxy(*http.Request) (*url.URL, error) { return nil, nil }
+func noProxy(*url.URL) (*url.URL, error) { return nil, nil }

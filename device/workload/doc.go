@@ -12,7 +12,7 @@
 //	     {"keyId":"primary","algo":"HMACSHA256","data":"<base64>"} → {"digest":"<base64>"}
 //	GET  /trust-bundle?api-version={v} → {"certificate":"<PEM>"}
 //
-// Package device builds on it (device.NewModuleClientFromEnvironment); use
+// Package edge builds on it (edge.NewModuleClient); use
 // it directly only to sign or fetch something else.
 //
 // # Errors

@@ -38,6 +38,7 @@ import (
 
 	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/device/deviceflag"
+	"github.com/directmethods/iotdevice/device/edge"
 	"github.com/directmethods/iotdevice/transport"
 )
 
@@ -86,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 // serve runs the module until ctx ends (a clean stop) or the client fails
 // for good.
 func serve(ctx context.Context, lookup func(string) (string, bool), logger *slog.Logger, dialer transport.Dialer, port int) error {
-	client, err := device.NewModuleClientFromLookup(ctx, lookup, &device.ClientOptions{
+	client, err := edge.NewModuleClientFromLookup(ctx, lookup, &device.ClientOptions{
 		Transport: dialer,
 		Port:      port,
 		Logger:    logger,
@@ -118,16 +119,16 @@ func callOnce(ctx context.Context, stdout io.Writer, lookup func(string) (string
 		}
 		raw = json.RawMessage(payload)
 	}
-	client, err := device.NewModuleClientFromLookup(ctx, lookup, &device.ClientOptions{Logger: logger})
+	client, err := edge.NewModuleClientFromLookup(ctx, lookup, &device.ClientOptions{Logger: logger})
 	if err != nil {
 		return err
 	}
-	invoker, err := device.NewMethodInvoker(client, &device.MethodInvokerOptions{Port: port})
+	invoker, err := edge.NewMethodInvoker(client, &edge.MethodInvokerOptions{Port: port})
 	if err != nil {
 		return err
 	}
 	defer invoker.Close()
-	res, err := invoker.Invoke(ctx, deviceID, moduleID, device.MethodCall{Name: method, Payload: raw})
+	res, err := invoker.Invoke(ctx, deviceID, moduleID, edge.MethodCall{Name: method, Payload: raw})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/edge"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -168,7 +169,7 @@ func TestCallFailsWithTheHubsError(t *testing.T) {
 	f := startFakeEdge(t, 404, `{"Message":"{\"errorCode\":404103,\"message\":\"Timed out waiting for device to connect.\"}","ExceptionMessage":""}`)
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"-call", "edge-1", "-port", f.env["port"]}, &stdout, &stderr, f.lookup)
-	var ie *device.InvokeError
+	var ie *edge.InvokeError
 	if !errors.As(err, &ie) || ie.Code != 404103 {
 		t.Fatalf("run error %v, want an InvokeError 404103", err)
 	}

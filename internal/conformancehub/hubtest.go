@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"sync/atomic"
 	"testing"
@@ -63,7 +62,7 @@ func Harness(t *testing.T, newDialer func(queueSize int) transport.Dialer, port 
 				Credential:      cred,
 				TLSConfig:       &tls.Config{RootCAs: hub.CertPool(), ServerName: parsed.HostName},
 				KeepAlive:       30 * time.Second,
-				Proxy:           func(*http.Request) (*url.URL, error) { return nil, nil }, // loopback, whatever the environment says
+				Proxy:           func(*url.URL) (*url.URL, error) { return nil, nil }, // loopback, whatever the environment says
 				Logger:          slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 			},
 			QueueSize: queueSize,

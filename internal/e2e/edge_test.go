@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/edge"
 	"github.com/directmethods/iotdevice/device/workload"
 	"github.com/directmethods/iotdevice/internal/localhub"
 	"github.com/directmethods/iotdevice/sas"
@@ -68,7 +69,7 @@ func edgeOptions(t *testing.T, hub *localhub.Hub, transport string) *device.Clie
 // of the test.
 func runEdgeModule(t *testing.T, env map[string]string, opts *device.ClientOptions, h device.MethodHandler) *device.Client {
 	t.Helper()
-	client, err := device.NewModuleClientFromLookup(t.Context(), lookupIn(env), opts)
+	client, err := edge.NewModuleClientFromLookup(t.Context(), lookupIn(env), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,18 +109,18 @@ func TestEdgeModuleFromEnvironment(t *testing.T) {
 			}
 
 			// mod-b calls without running: the invoker needs only its identity.
-			modB, err := device.NewModuleClientFromLookup(t.Context(), lookupIn(edgeEnv(t, hub, "edge-1/mod-b")), edgeOptions(t, hub, tr))
+			modB, err := edge.NewModuleClientFromLookup(t.Context(), lookupIn(edgeEnv(t, hub, "edge-1/mod-b")), edgeOptions(t, hub, tr))
 			if err != nil {
 				t.Fatal(err)
 			}
-			inv, err := device.NewMethodInvoker(modB, &device.MethodInvokerOptions{Port: hub.HTTPSPort()})
+			inv, err := edge.NewMethodInvoker(modB, &edge.MethodInvokerOptions{Port: hub.HTTPSPort()})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer inv.Close()
 			for _, target := range []struct{ device, module string }{{"edge-1", "mod-a"}, {"leaf-1", ""}} {
 				res, err := inv.Invoke(ctxTimeout(t, 20*time.Second), target.device, target.module,
-					device.MethodCall{Name: "echo", Payload: json.RawMessage(`[1,"two"]`), ResponseTimeout: 10 * time.Second})
+					edge.MethodCall{Name: "echo", Payload: json.RawMessage(`[1,"two"]`), ResponseTimeout: 10 * time.Second})
 				if err != nil || res.Status != 200 || compactJSON(res.Payload) != `[1,"two"]` {
 					t.Errorf("mod-b -> %s/%s: %+v, %v", target.device, target.module, res, err)
 				}
@@ -129,14 +130,14 @@ func TestEdgeModuleFromEnvironment(t *testing.T) {
 			// the edge hub as (here it is online, but on the hub itself).
 			// The edge hub answers 404 with a message and no error code.
 			for _, target := range []struct{ device, module string }{{"edge-1", "idle"}, {"edge-1", ""}} {
-				_, err = inv.Invoke(ctxTimeout(t, 20*time.Second), target.device, target.module, device.MethodCall{Name: "echo"})
-				var ie *device.InvokeError
+				_, err = inv.Invoke(ctxTimeout(t, 20*time.Second), target.device, target.module, edge.MethodCall{Name: "echo"})
+				var ie *edge.InvokeError
 				if !errors.As(err, &ie) || ie.HTTPStatus != 404 || ie.Code != 0 || !strings.Contains(ie.Message, "not found") {
 					t.Errorf("call to %s/%s: %v, want an InvokeError with HTTP 404 and the edge hub's message", target.device, target.module, err)
 				}
 			}
 			// A method the target does not serve: its status, not an error.
-			res2, err := inv.Invoke(ctxTimeout(t, 20*time.Second), "edge-1", "mod-a", device.MethodCall{Name: "nope"})
+			res2, err := inv.Invoke(ctxTimeout(t, 20*time.Second), "edge-1", "mod-a", edge.MethodCall{Name: "nope"})
 			if err != nil || res2.Status != 501 {
 				t.Errorf("unknown method: %+v, %v; want status 501", res2, err)
 			}
@@ -290,7 +291,7 @@ func TestEdgeRefusedSignatureIsFatal(t *testing.T) {
 					dials.Add(1)
 				}
 			}
-			client, err := device.NewModuleClientFromLookup(t.Context(), lookupIn(env), opts)
+			client, err := edge.NewModuleClientFromLookup(t.Context(), lookupIn(env), opts)
 			if err != nil {
 				t.Fatal(err)
 			}

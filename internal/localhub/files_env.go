@@ -23,7 +23,7 @@ func EnvFileName(identity string) string {
 // EdgeEnvironment returns the IOTEDGE_ variables the IoT Edge runtime
 // would set for module identity ("dev/mod"), with this hub as both the IoT
 // hub and the gateway and its workload API signing the module's tokens.
-// device.NewModuleClientFromLookup reads them directly.
+// edge.NewModuleClientFromLookup reads them directly.
 func (h *Hub) EdgeEnvironment(identity string) (map[string]string, error) {
 	if h.workload == nil {
 		return nil, ErrNoWorkload

@@ -142,7 +142,11 @@ func NewNetwork(name, subprotocol string) *transport.Network {
 			if cfg.UserAgent != "" {
 				header = http.Header{"User-Agent": {cfg.UserAgent}}
 			}
-			return Dial(ctx, address, Options{Subprotocol: subprotocol, TLSConfig: tlsConfig, Proxy: cfg.Proxy, Header: header})
+			var proxy func(*http.Request) (*url.URL, error)
+			if p := cfg.Proxy; p != nil {
+				proxy = func(r *http.Request) (*url.URL, error) { return p(r.URL) }
+			}
+			return Dial(ctx, address, Options{Subprotocol: subprotocol, TLSConfig: tlsConfig, Proxy: proxy, Header: header})
 		},
 	}
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/directmethods/iotdevice/internal/leakcheck"
+	"github.com/directmethods/iotdevice/transport"
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -262,5 +264,53 @@ func TestDialCancelled(t *testing.T) {
 		}
 	case <-deadline.C:
 		t.Fatal("Dial did not return after ctx was cancelled")
+	}
+}
+
+// TestNetworkDial: the Network of a transport upgrades with the Config's
+// user agent and the subprotocol, and asks Config.Proxy about the upgrade's
+// https URL.
+func TestNetworkDial(t *testing.T) {
+	type upgrade struct{ UserAgent, Subprotocol string }
+	upgrades := make(chan upgrade, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upgrades <- upgrade{r.Header.Get("User-Agent"), r.Header.Get("Sec-WebSocket-Protocol")}
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"mqtt"}})
+		if err != nil {
+			return
+		}
+		_, _, _ = c.Read(r.Context()) // until the client closes
+		_ = c.CloseNow()
+	}))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+
+	var proxied []string
+	cfg := &transport.Config{
+		UserAgent: "iotdevice-test/1",
+		Proxy: func(target *url.URL) (*url.URL, error) {
+			proxied = append(proxied, target.String())
+			return nil, nil
+		},
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	c, err := NewNetwork("websocket", "mqtt").Dial(ctx, address(srv), trusting(srv), cfg)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	select {
+	case got := <-upgrades:
+		if diff := cmp.Diff(upgrade{"iotdevice-test/1", "mqtt"}, got); diff != "" {
+			t.Errorf("upgrade request (-want +got):\n%s", diff)
+		}
+	default:
+		t.Fatal("the server saw no upgrade")
+	}
+	if diff := cmp.Diff([]string{"https://" + address(srv) + Path}, proxied); diff != "" {
+		t.Errorf("targets given to Config.Proxy (-want +got):\n%s", diff)
 	}
 }

@@ -55,7 +55,7 @@ func TestSubprotocolRefused(t *testing.T) {
 		DeviceID:        "dev-1",
 		Credential:      cred,
 		TLSConfig:       &tls.Config{RootCAs: roots},
-		Proxy:           func(*http.Request) (*url.URL, error) { return nil, nil },
+		Proxy:           func(*url.URL) (*url.URL, error) { return nil, nil },
 	}
 	c, err := amqpws.NewDialer(nil).Dial(testContext(t), cfg)
 	if err == nil {

@@ -81,7 +81,7 @@ func ExampleNewDialer_httpProxy() {
 
 	client, err := device.NewClientFromConnectionString(dev.ConnectionString(), &device.ClientOptions{
 		Transport: mqttws.NewDialer(nil),
-		Proxy:     http.ProxyURL(proxyURL),
+		Proxy:     func(*url.URL) (*url.URL, error) { return proxyURL, nil },
 		Port:      hub.Port(hubtest.MQTTWebSocket),
 		TLSConfig: &tls.Config{RootCAs: hub.CertPool()},
 	})

@@ -1,4 +1,4 @@
-package device
+package edge
 
 import (
 	"context"
@@ -11,12 +11,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/device/workload"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 )
 
-// NewModuleClientFromEnvironment returns a client for the IoT Edge module
+// NewModuleClient returns a client for the IoT Edge module
 // this process runs as, from the variables the IoT Edge runtime sets:
 //
 //   - IOTEDGE_WORKLOADURI (unix:///… or http://…), IOTEDGE_DEVICEID,
@@ -28,7 +29,7 @@ import (
 //     the one every runtime serves.
 //
 // Tokens are signed by the workload API with the module's key, which the
-// module never sees; they live ClientOptions.TokenLifetime (default 1 h)
+// module never sees; they live device.ClientOptions.TokenLifetime (default 1 h)
 // and are renewed at about 80 % of it. A refusal of the signature (an HTTP
 // 4xx) stops Run with CodeUnauthorized, and the *workload.Error in its
 // chain names the call; a runtime that cannot be reached is retried like
@@ -44,15 +45,15 @@ import (
 // gateway, and EdgeModuleCACertificateFile, the PEM file of the CA to
 // trust. When EdgeHubConnectionString is set, the IOTEDGE_ variables are
 // not read.
-func NewModuleClientFromEnvironment(ctx context.Context, opts *ClientOptions) (*Client, error) {
+func NewModuleClient(ctx context.Context, opts *device.ClientOptions) (*device.Client, error) {
 	return NewModuleClientFromLookup(ctx, os.LookupEnv, opts)
 }
 
-// NewModuleClientFromLookup is NewModuleClientFromEnvironment reading the
+// NewModuleClientFromLookup is NewModuleClient reading the
 // variables through lookup (os.LookupEnv's signature) instead of the
 // process's environment: for tests, and for programs that keep the
 // variables elsewhere.
-func NewModuleClientFromLookup(ctx context.Context, lookup func(name string) (string, bool), opts *ClientOptions) (*Client, error) {
+func NewModuleClientFromLookup(ctx context.Context, lookup func(name string) (string, bool), opts *device.ClientOptions) (*device.Client, error) {
 	env, err := readEdgeEnvironment(lookup)
 	if err != nil {
 		return nil, err
@@ -65,17 +66,17 @@ func NewModuleClientFromLookup(ctx context.Context, lookup func(name string) (st
 
 // newEdgeModuleClient builds a client whose tokens the workload API signs
 // and whose TLS roots include its trust bundle.
-func newEdgeModuleClient(ctx context.Context, env *edgeEnvironment, opts *ClientOptions) (*Client, error) {
+func newEdgeModuleClient(ctx context.Context, env *edgeEnvironment, opts *device.ClientOptions) (*device.Client, error) {
 	if opts != nil && opts.ClientCertificate != nil {
-		return nil, fmt.Errorf("%w: ClientCertificate does not apply to an IoT Edge module, whose tokens the workload API signs", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: ClientCertificate does not apply to an IoT Edge module, whose tokens the workload API signs", device.ErrInvalidConfig)
 	}
 	wl, err := workload.NewClient(env.workloadURI, env.apiVersion)
 	if err != nil {
-		return nil, fmt.Errorf("%w: IOTEDGE_WORKLOADURI: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: IOTEDGE_WORKLOADURI: %w", device.ErrInvalidConfig, err)
 	}
 	bundle, err := wl.TrustBundle(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("device: fetch the IoT Edge trust bundle: %w", err)
+		return nil, fmt.Errorf("edge: fetch the IoT Edge trust bundle: %w", err)
 	}
 	o, err := withExtraRoots(opts, bundle, "the workload API's trust bundle")
 	if err != nil {
@@ -86,31 +87,34 @@ func newEdgeModuleClient(ctx context.Context, env *edgeEnvironment, opts *Client
 		lifetime = opts.TokenLifetime
 	}
 	if lifetime < 0 {
-		return nil, fmt.Errorf("%w: TokenLifetime is negative", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: TokenLifetime is negative", device.ErrInvalidConfig)
 	}
 	if lifetime == 0 {
 		lifetime = sas.DefaultTokenLifetime
 	}
 	o.TokenLifetime = 0 // consumed by the credential
 	cred := workloadCredential(wl, env.moduleID, env.generationID, lifetime)
-	return newClient(env.hubHostName, env.deviceID, env.moduleID, cred, env.gatewayHostName, &o)
+	if o.GatewayHostName == "" {
+		o.GatewayHostName = env.gatewayHostName // may be empty: the hub itself
+	}
+	return device.NewModuleClient(env.hubHostName, env.deviceID, env.moduleID, cred, &o)
 }
 
 // newSimulatedModuleClient builds a client from the IoT Edge simulator's
 // connection string, trusting its CA file.
-func newSimulatedModuleClient(env *edgeEnvironment, opts *ClientOptions) (*Client, error) {
+func newSimulatedModuleClient(env *edgeEnvironment, opts *device.ClientOptions) (*device.Client, error) {
 	cs, err := sas.ParseConnectionString(env.connectionString)
 	if err != nil {
-		return nil, fmt.Errorf("%w: EdgeHubConnectionString: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: EdgeHubConnectionString: %w", device.ErrInvalidConfig, err)
 	}
 	if cs.ModuleID == "" {
-		return nil, fmt.Errorf("%w: EdgeHubConnectionString names no ModuleId", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: EdgeHubConnectionString names no ModuleId", device.ErrInvalidConfig)
 	}
 	o := opts
 	if env.caFile != "" {
 		pem, err := os.ReadFile(env.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: EdgeModuleCACertificateFile: %w", ErrInvalidConfig, err)
+			return nil, fmt.Errorf("%w: EdgeModuleCACertificateFile: %w", device.ErrInvalidConfig, err)
 		}
 		c, err := withExtraRoots(opts, pem, "EdgeModuleCACertificateFile")
 		if err != nil {
@@ -118,13 +122,13 @@ func newSimulatedModuleClient(env *edgeEnvironment, opts *ClientOptions) (*Clien
 		}
 		o = &c
 	}
-	return NewClientFromConnectionString(env.connectionString, o)
+	return device.NewClientFromConnectionString(env.connectionString, o)
 }
 
 // withExtraRoots returns a copy of opts whose TLSConfig trusts the PEM
 // certificates too, on top of its RootCAs or, without them, the system's.
-func withExtraRoots(opts *ClientOptions, pem []byte, what string) (ClientOptions, error) {
-	var o ClientOptions
+func withExtraRoots(opts *device.ClientOptions, pem []byte, what string) (device.ClientOptions, error) {
+	var o device.ClientOptions
 	if opts != nil {
 		o = *opts
 	}
@@ -143,7 +147,7 @@ func withExtraRoots(opts *ClientOptions, pem []byte, what string) (ClientOptions
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return o, fmt.Errorf("%w: %s holds no PEM certificate", ErrInvalidConfig, what)
+		return o, fmt.Errorf("%w: %s holds no PEM certificate", device.ErrInvalidConfig, what)
 	}
 	cfg.RootCAs = pool
 	o.TLSConfig = cfg

@@ -1,4 +1,4 @@
-package device
+package edge
 
 import (
 	"bytes"
@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/sas"
 )
 
 // edgeInvokeAPIVersion is the api-version of module-to-module calls, the
@@ -24,6 +27,14 @@ const edgeInvokeAPIVersion = "2021-04-12"
 // official SDKs' method clients send it (azure-iot-sdk-node
 // device/core/src/device_method/method_client.ts).
 const edgeModuleIDHeader = "x-ms-edge-moduleId"
+
+// tlsHandshakeTimeout bounds the TLS handshake with the gateway, as
+// ClientOptions.DialTimeout's default bounds the client's.
+const tlsHandshakeTimeout = 30 * time.Second
+
+// tokenRenewAt is the fraction of a token's lifetime after which the
+// invoker asks the credential for a new one, as the client does.
+const tokenRenewAt = 0.8
 
 // maxInvokeAnswer bounds the answer read: a method payload is at most
 // 128 KB, and the envelope is small.
@@ -71,7 +82,7 @@ type InvokeError struct {
 }
 
 func (e *InvokeError) Error() string {
-	s := "device: invoke method: HTTP " + strconv.Itoa(e.HTTPStatus)
+	s := "edge: invoke method: HTTP " + strconv.Itoa(e.HTTPStatus)
 	if e.Code != 0 {
 		s += " " + strconv.Itoa(e.Code)
 	}
@@ -105,13 +116,13 @@ type MethodInvokerOptions struct {
 // its own device and its leaf devices. A call to any other identity fails
 // with 404 once its connect timeout has passed.
 type MethodInvoker struct {
-	target   string // "https://gateway:port"
-	host     string // the hub, for the token's resource
-	caller   string // "{device}/{module}"
-	resource string
-	client   *Client
-	http     *http.Client
-	idle     *http.Transport
+	target    string // "https://gateway:port"
+	caller    string // "{device}/{module}"
+	resource  string
+	cred      sas.Credential
+	userAgent string
+	http      *http.Client
+	idle      *http.Transport
 
 	mu    sync.Mutex
 	token string // the current token, reused until renewAt of its lifetime
@@ -120,48 +131,48 @@ type MethodInvoker struct {
 
 // NewMethodInvoker returns an invoker that calls as c's module, through
 // c's gateway, with c's credential and TLS configuration. c must be a
-// module client with a gateway (NewModuleClientFromEnvironment, or a
+// module client with a gateway (NewModuleClient, or a
 // module connection string with GatewayHostName) and a token credential.
 // c need not be running.
-func NewMethodInvoker(c *Client, opts *MethodInvokerOptions) (*MethodInvoker, error) {
-	cfg := c.cfg
+func NewMethodInvoker(c *device.Client, opts *MethodInvokerOptions) (*MethodInvoker, error) {
+	cfg := c.Config()
 	switch {
 	case cfg.ModuleID == "":
-		return nil, fmt.Errorf("%w: a method invoker calls as a module; the client is a device's", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: a method invoker calls as a module; the client is a device's", device.ErrInvalidConfig)
 	case cfg.GatewayHostName == "":
-		return nil, fmt.Errorf("%w: a method invoker calls through an IoT Edge gateway; the client has none", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: a method invoker calls through an IoT Edge gateway; the client has none", device.ErrInvalidConfig)
 	case cfg.Credential.ClientCertificate() != nil:
-		return nil, fmt.Errorf("%w: a method invoker authenticates with SAS tokens; the client's credential is a certificate", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: a method invoker authenticates with SAS tokens; the client's credential is a certificate", device.ErrInvalidConfig)
 	}
 	port := 443
 	if opts != nil && opts.Port != 0 {
 		port = opts.Port
 	}
 	if port < 1 || port > 65535 {
-		return nil, fmt.Errorf("%w: Port %d is out of range", ErrInvalidConfig, port)
+		return nil, fmt.Errorf("%w: Port %d is out of range", device.ErrInvalidConfig, port)
 	}
 	tlsConfig, err := cfg.ClientTLS()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %w", device.ErrInvalidConfig, err)
 	}
-	proxy := cfg.Proxy
-	if proxy == nil {
-		proxy = http.ProxyFromEnvironment
+	proxy := http.ProxyFromEnvironment
+	if p := cfg.Proxy; p != nil {
+		proxy = func(r *http.Request) (*url.URL, error) { return p(r.URL) }
 	}
 	tr := &http.Transport{
 		Proxy:               proxy,
 		TLSClientConfig:     tlsConfig,
-		TLSHandshakeTimeout: c.opts.DialTimeout,
+		TLSHandshakeTimeout: tlsHandshakeTimeout,
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return &MethodInvoker{
-		target:   "https://" + net.JoinHostPort(cfg.GatewayHostName, strconv.Itoa(port)),
-		host:     cfg.HostName,
-		caller:   cfg.DeviceID + "/" + cfg.ModuleID,
-		resource: cfg.Resource(),
-		client:   c,
-		http:     &http.Client{Transport: tr},
-		idle:     tr,
+		target:    "https://" + net.JoinHostPort(cfg.GatewayHostName, strconv.Itoa(port)),
+		caller:    cfg.DeviceID + "/" + cfg.ModuleID,
+		resource:  cfg.Resource(),
+		cred:      cfg.Credential,
+		userAgent: cfg.UserAgent,
+		http:      &http.Client{Transport: tr},
+		idle:      tr,
 	}, nil
 }
 
@@ -177,7 +188,7 @@ func (m *MethodInvoker) Invoke(ctx context.Context, deviceID, moduleID string, c
 		return nil, err
 	}
 	if deviceID == "" {
-		return nil, fmt.Errorf("%w: empty device id", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: empty device id", device.ErrInvalidConfig)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		response := call.ResponseTimeout
@@ -190,7 +201,7 @@ func (m *MethodInvoker) Invoke(ctx context.Context, deviceID, moduleID string, c
 	}
 	token, err := m.currentToken(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("device: invoke method: get token: %w", err)
+		return nil, fmt.Errorf("edge: invoke method: get token: %w", err)
 	}
 	path := "/twins/" + url.PathEscape(deviceID)
 	if moduleID != "" {
@@ -198,20 +209,20 @@ func (m *MethodInvoker) Invoke(ctx context.Context, deviceID, moduleID string, c
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.target+path+"/methods?api-version="+edgeInvokeAPIVersion, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("device: invoke method: %w", err)
+		return nil, fmt.Errorf("edge: invoke method: %w", err)
 	}
 	req.Header.Set("Authorization", token)
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set(edgeModuleIDHeader, m.caller)
-	req.Header.Set("User-Agent", m.client.opts.UserAgent)
+	req.Header.Set("User-Agent", m.userAgent)
 	resp, err := m.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("device: invoke method: %w", err)
+		return nil, fmt.Errorf("edge: invoke method: %w", err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxInvokeAnswer))
 	if err != nil {
-		return nil, fmt.Errorf("device: invoke method: read the answer: %w", err)
+		return nil, fmt.Errorf("edge: invoke method: read the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, parseInvokeError(resp.StatusCode, resp.Header.Get("iothub-errorcode"), answer)
@@ -221,7 +232,7 @@ func (m *MethodInvoker) Invoke(ctx context.Context, deviceID, moduleID string, c
 		Payload json.RawMessage `json:"payload"`
 	}
 	if err := json.Unmarshal(answer, &r); err != nil || r.Status == nil {
-		return nil, fmt.Errorf("device: invoke method: the answer is not {\"status\":…,\"payload\":…}")
+		return nil, fmt.Errorf("edge: invoke method: the answer is not {\"status\":…,\"payload\":…}")
 	}
 	return &MethodResult{Status: *r.Status, Payload: r.Payload}, nil
 }
@@ -243,7 +254,7 @@ func (m *MethodInvoker) currentToken(ctx context.Context) (string, error) {
 	}
 	m.mu.Unlock()
 	issued := time.Now()
-	token, expiry, err := m.client.cfg.Credential.Token(ctx, m.resource)
+	token, expiry, err := m.cred.Token(ctx, m.resource)
 	if err != nil {
 		return "", err
 	}
@@ -251,7 +262,7 @@ func (m *MethodInvoker) currentToken(ctx context.Context) (string, error) {
 		return "", errors.New("the credential gave no token")
 	}
 	m.mu.Lock()
-	m.token, m.renew = token, issued.Add(time.Duration(renewAt*float64(expiry.Sub(issued))))
+	m.token, m.renew = token, issued.Add(time.Duration(tokenRenewAt*float64(expiry.Sub(issued))))
 	m.mu.Unlock()
 	return token, nil
 }
@@ -259,13 +270,13 @@ func (m *MethodInvoker) currentToken(ctx context.Context) (string, error) {
 // invokeBody encodes the service API's body of call.
 func invokeBody(call MethodCall) ([]byte, error) {
 	if call.Name == "" {
-		return nil, fmt.Errorf("%w: empty method name", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: empty method name", device.ErrInvalidConfig)
 	}
 	if call.ResponseTimeout < 0 || call.ConnectTimeout < 0 {
-		return nil, fmt.Errorf("%w: negative method timeout", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: negative method timeout", device.ErrInvalidConfig)
 	}
 	if len(call.Payload) > 0 && !json.Valid(call.Payload) {
-		return nil, fmt.Errorf("%w: the payload is not JSON", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: the payload is not JSON", device.ErrInvalidConfig)
 	}
 	b := struct {
 		MethodName      string          `json:"methodName"`

@@ -1,9 +1,11 @@
-package device
+package edge
 
 import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+
+	"github.com/directmethods/iotdevice/device"
 )
 
 // Names of the variables the IoT Edge runtime sets for a module (Azure
@@ -62,10 +64,10 @@ func readEdgeEnvironment(lookup func(string) (string, bool)) (*edgeEnvironment, 
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: not an IoT Edge module environment: %s not set (nor %s)", ErrInvalidConfig, strings.Join(missing, ", "), envConnectionString)
+		return nil, fmt.Errorf("%w: not an IoT Edge module environment: %s not set (nor %s)", device.ErrInvalidConfig, strings.Join(missing, ", "), envConnectionString)
 	}
 	if scheme != "sasToken" {
-		return nil, fmt.Errorf("%w: %s is %q; only sasToken is supported", ErrInvalidConfig, envAuthScheme, clipValue(scheme))
+		return nil, fmt.Errorf("%w: %s is %q; only sasToken is supported", device.ErrInvalidConfig, envAuthScheme, clipValue(scheme))
 	}
 	if env.apiVersion == "" {
 		env.apiVersion = defaultWorkloadAPIVersion

@@ -1,4 +1,4 @@
-package device
+package edge
 
 import (
 	"crypto/hmac"
@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/device/workload"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
@@ -93,8 +94,8 @@ func TestReadEdgeEnvironment(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrInvalidConfig) {
-				t.Fatalf("error %v, want ErrInvalidConfig", err)
+			if !errors.Is(err, device.ErrInvalidConfig) {
+				t.Fatalf("error %v, want device.ErrInvalidConfig", err)
 			}
 			for _, s := range tt.errText {
 				if !strings.Contains(err.Error(), s) {
@@ -167,15 +168,15 @@ func testCAPEM(t *testing.T) []byte {
 
 func TestWorkloadCredentialSignsModuleTokens(t *testing.T) {
 	f, uri := startFakeWorkload(t)
-	c, err := NewModuleClientFromLookup(t.Context(), lookupIn(edgeEnv(uri)), &ClientOptions{TokenLifetime: 10 * time.Minute})
+	c, err := NewModuleClientFromLookup(t.Context(), lookupIn(edgeEnv(uri)), &device.ClientOptions{TokenLifetime: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.cfg.HostName != "hub.example" || c.cfg.GatewayHostName != "127.0.0.1" || c.cfg.DeviceID != "edge-1" || c.cfg.ModuleID != "mod-a" {
-		t.Errorf("config %+v", c.cfg)
+	if c.Config().HostName != "hub.example" || c.Config().GatewayHostName != "127.0.0.1" || c.Config().DeviceID != "edge-1" || c.Config().ModuleID != "mod-a" {
+		t.Errorf("config %+v", c.Config())
 	}
 	before := time.Now()
-	tok, expiry, err := c.cfg.Credential.Token(t.Context(), c.cfg.Resource())
+	tok, expiry, err := c.Config().Credential.Token(t.Context(), resourceOf(c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestWorkloadCredentialSignsModuleTokens(t *testing.T) {
 		t.Errorf("token lives %v, want TokenLifetime", life)
 	}
 	// The trust bundle is among the roots.
-	if c.cfg.TLSConfig == nil || c.cfg.TLSConfig.RootCAs == nil {
+	if c.Config().TLSConfig == nil || c.Config().TLSConfig.RootCAs == nil {
 		t.Fatal("no RootCAs")
 	}
 	block, _ := pem.Decode(f.caPEM)
@@ -201,11 +202,14 @@ func TestWorkloadCredentialSignsModuleTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: c.cfg.TLSConfig.RootCAs, DNSName: "example.com"}); err != nil {
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: c.Config().TLSConfig.RootCAs, DNSName: "example.com"}); err != nil {
 		t.Errorf("the trust bundle's certificate is not trusted: %v", err)
 	}
 }
 
+// TestWorkloadSignErrorsClassified: a signature the runtime refuses (4xx)
+// wraps transport.ErrUnauthorized, which stops the client with
+// CodeUnauthorized; a failing runtime (5xx) does not, so it is retried.
 func TestWorkloadSignErrorsClassified(t *testing.T) {
 	f, uri := startFakeWorkload(t)
 	c, err := NewModuleClientFromLookup(t.Context(), lookupIn(edgeEnv(uri)), nil)
@@ -213,26 +217,23 @@ func TestWorkloadSignErrorsClassified(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
-		status int
-		want   retryClass
-	}{{http.StatusNotFound, fatal}, {http.StatusBadRequest, fatal}, {http.StatusInternalServerError, retriable}} {
+		status       int
+		unauthorized bool
+	}{{http.StatusNotFound, true}, {http.StatusBadRequest, true}, {http.StatusInternalServerError, false}} {
 		f.status.Store(int32(tt.status))
-		_, _, err := c.cfg.Credential.Token(t.Context(), c.cfg.Resource())
+		_, _, err := c.Config().Credential.Token(t.Context(), resourceOf(c))
 		var we *workload.Error
 		if !errors.As(err, &we) || we.Call != workload.CallSign || we.StatusCode != tt.status {
 			t.Errorf("status %d: error %v, want a sign *workload.Error with that status", tt.status, err)
 		}
-		if got := classify(err); got != tt.want {
-			t.Errorf("status %d: classify = %v, want %v", tt.status, got, tt.want)
-		}
-		if tt.want == fatal {
-			if e := fatalError(err); e.Code != CodeUnauthorized || !errors.Is(e, transport.ErrUnauthorized) {
-				t.Errorf("status %d: fatal error %v, want CodeUnauthorized", tt.status, e)
-			}
+		if got := errors.Is(err, transport.ErrUnauthorized); got != tt.unauthorized {
+			t.Errorf("status %d: errors.Is(err, transport.ErrUnauthorized) = %v, want %v", tt.status, got, tt.unauthorized)
 		}
 	}
 }
 
+// TestWorkloadUnreachableIsRetriable: a runtime that cannot be reached is
+// a network failure, which the client retries.
 func TestWorkloadUnreachableIsRetriable(t *testing.T) {
 	dir, err := os.MkdirTemp("", "wl")
 	if err != nil {
@@ -249,8 +250,8 @@ func TestWorkloadUnreachableIsRetriable(t *testing.T) {
 	if !errors.As(err, &we) || we.StatusCode != 0 {
 		t.Fatalf("error %v, want a *workload.Error without status", err)
 	}
-	if got := classify(err); got != retriable {
-		t.Errorf("classify = %v, want retriable", got)
+	if errors.Is(err, transport.ErrUnauthorized) {
+		t.Errorf("error %v wraps transport.ErrUnauthorized, want it retried", err)
 	}
 }
 
@@ -274,8 +275,8 @@ func TestNewModuleClientFromLookupErrors(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		env       map[string]string
-		opts      *ClientOptions
-		invalid   bool   // wraps ErrInvalidConfig
+		opts      *device.ClientOptions
+		invalid   bool   // wraps device.ErrInvalidConfig
 		wlCall    string // wraps a *workload.Error of this call
 		errorText string
 	}{
@@ -284,8 +285,8 @@ func TestNewModuleClientFromLookupErrors(t *testing.T) {
 		{"no runtime", edge("IOTEDGE_WORKLOADURI", gone), nil, false, workload.CallTrustBundle, "trust bundle"},
 		{"bad device id", edge("IOTEDGE_DEVICEID", "a/b"), nil, true, "", "device id"},
 		{"bad gateway", edge("IOTEDGE_GATEWAYHOSTNAME", "gate way"), nil, true, "", "gateway"},
-		{"client certificate", edgeEnv(uri), &ClientOptions{ClientCertificate: &tls.Certificate{}}, true, "", "ClientCertificate"},
-		{"negative lifetime", edgeEnv(uri), &ClientOptions{TokenLifetime: -time.Second}, true, "", "TokenLifetime"},
+		{"client certificate", edgeEnv(uri), &device.ClientOptions{ClientCertificate: &tls.Certificate{}}, true, "", "ClientCertificate"},
+		{"negative lifetime", edgeEnv(uri), &device.ClientOptions{TokenLifetime: -time.Second}, true, "", "TokenLifetime"},
 		{"simulator without module", map[string]string{"EdgeHubConnectionString": "HostName=h;DeviceId=d;SharedAccessKey=a2V5"}, nil, true, "", "ModuleId"},
 		{"simulator CA missing", map[string]string{"EdgeHubConnectionString": "HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=a2V5", "EdgeModuleCACertificateFile": filepath.Join(dir, "none.pem")}, nil, true, "", "EdgeModuleCACertificateFile"},
 		{"simulator CA not PEM", map[string]string{"EdgeHubConnectionString": "HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=a2V5", "EdgeModuleCACertificateFile": notPEM}, nil, true, "", "EdgeModuleCACertificateFile"},
@@ -296,8 +297,8 @@ func TestNewModuleClientFromLookupErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("built %v, want an error", c)
 			}
-			if errors.Is(err, ErrInvalidConfig) != tt.invalid {
-				t.Errorf("error %v: wraps ErrInvalidConfig = %v, want %v", err, !tt.invalid, tt.invalid)
+			if errors.Is(err, device.ErrInvalidConfig) != tt.invalid {
+				t.Errorf("error %v: wraps device.ErrInvalidConfig = %v, want %v", err, !tt.invalid, tt.invalid)
 			}
 			if tt.wlCall != "" {
 				var we *workload.Error
@@ -318,11 +319,11 @@ func TestNewModuleClientFromLookupErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.cfg.GatewayHostName != "gw.example" || c.cfg.ModuleID != "mod-a" || c.cfg.TLSConfig == nil || c.cfg.TLSConfig.RootCAs == nil {
-			t.Errorf("config %+v", c.cfg)
+		if c.Config().GatewayHostName != "gw.example" || c.Config().ModuleID != "mod-a" || c.Config().TLSConfig == nil || c.Config().TLSConfig.RootCAs == nil {
+			t.Errorf("config %+v", c.Config())
 		}
-		if _, ok := c.cfg.Credential.(*sas.KeyCredential); !ok {
-			t.Errorf("credential %T, want the connection string's key", c.cfg.Credential)
+		if _, ok := c.Config().Credential.(*sas.KeyCredential); !ok {
+			t.Errorf("credential %T, want the connection string's key", c.Config().Credential)
 		}
 	})
 }
@@ -339,8 +340,8 @@ func FuzzReadEdgeEnvironment(f *testing.F) {
 		}
 		got, err := readEdgeEnvironment(lookupIn(env))
 		if err != nil {
-			if !errors.Is(err, ErrInvalidConfig) {
-				t.Fatalf("error %v does not wrap ErrInvalidConfig", err)
+			if !errors.Is(err, device.ErrInvalidConfig) {
+				t.Fatalf("error %v does not wrap device.ErrInvalidConfig", err)
 			}
 			for _, secret := range []string{cs} {
 				if len(secret) > 8 && strings.Contains(err.Error(), secret) {
@@ -356,4 +357,10 @@ func FuzzReadEdgeEnvironment(f *testing.F) {
 			t.Fatalf("accepted an incomplete environment: %+v", *got)
 		}
 	})
+}
+
+// resourceOf is the token resource of c's identity.
+func resourceOf(c *device.Client) string {
+	cfg := c.Config()
+	return cfg.Resource()
 }

@@ -1,4 +1,4 @@
-package device
+package edge
 
 import (
 	"crypto/tls"
@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/internal/testcert"
 	"github.com/directmethods/iotdevice/sas"
@@ -28,7 +29,7 @@ type seenRequest struct {
 // startFakeEdgeHub serves answer on TLS for 127.0.0.1 and records the
 // requests; it returns a module client of edge-1/mod-a that uses it as
 // its gateway.
-func startFakeEdgeHub(t *testing.T, answer func(w http.ResponseWriter)) (*Client, int, chan seenRequest) {
+func startFakeEdgeHub(t *testing.T, answer func(w http.ResponseWriter)) (*device.Client, int, chan seenRequest) {
 	t.Helper()
 	cert, pool, err := testcert.Server()
 	if err != nil {
@@ -55,7 +56,7 @@ func startFakeEdgeHub(t *testing.T, answer func(w http.ResponseWriter)) (*Client
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewModuleClient("hub.example", "edge-1", "mod-a", cred, &ClientOptions{GatewayHostName: "127.0.0.1", TLSConfig: &tls.Config{RootCAs: pool}})
+	c, err := device.NewModuleClient("hub.example", "edge-1", "mod-a", cred, &device.ClientOptions{GatewayHostName: "127.0.0.1", TLSConfig: &tls.Config{RootCAs: pool}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,16 +146,16 @@ func TestMethodInvokerRefusesBadUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	device, _ := NewClient("hub.example", "edge-1", cred, &ClientOptions{GatewayHostName: "gw"})
-	noGateway, _ := NewModuleClient("hub.example", "edge-1", "mod-a", cred, nil)
-	module, _ := NewModuleClient("hub.example", "edge-1", "mod-a", cred, &ClientOptions{GatewayHostName: "gw"})
+	deviceClient, _ := device.NewClient("hub.example", "edge-1", cred, &device.ClientOptions{GatewayHostName: "gw"})
+	noGateway, _ := device.NewModuleClient("hub.example", "edge-1", "mod-a", cred, nil)
+	module, _ := device.NewModuleClient("hub.example", "edge-1", "mod-a", cred, &device.ClientOptions{GatewayHostName: "gw"})
 	for name, build := range map[string]func() (*MethodInvoker, error){
-		"device client": func() (*MethodInvoker, error) { return NewMethodInvoker(device, nil) },
+		"device client": func() (*MethodInvoker, error) { return NewMethodInvoker(deviceClient, nil) },
 		"no gateway":    func() (*MethodInvoker, error) { return NewMethodInvoker(noGateway, nil) },
 		"bad port":      func() (*MethodInvoker, error) { return NewMethodInvoker(module, &MethodInvokerOptions{Port: 70000}) },
 	} {
-		if _, err := build(); !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%s: error %v, want ErrInvalidConfig", name, err)
+		if _, err := build(); !errors.Is(err, device.ErrInvalidConfig) {
+			t.Errorf("%s: error %v, want device.ErrInvalidConfig", name, err)
 		}
 	}
 	inv, err := NewMethodInvoker(module, nil)
@@ -166,12 +167,12 @@ func TestMethodInvokerRefusesBadUse(t *testing.T) {
 		"negative timeout": {Name: "m", ResponseTimeout: -1},
 		"payload not JSON": {Name: "m", Payload: json.RawMessage("{")},
 	} {
-		if _, err := inv.Invoke(t.Context(), "edge-1", "", call); !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%s: error %v, want ErrInvalidConfig", name, err)
+		if _, err := inv.Invoke(t.Context(), "edge-1", "", call); !errors.Is(err, device.ErrInvalidConfig) {
+			t.Errorf("%s: error %v, want device.ErrInvalidConfig", name, err)
 		}
 	}
-	if _, err := inv.Invoke(t.Context(), "", "", MethodCall{Name: "m"}); !errors.Is(err, ErrInvalidConfig) {
-		t.Errorf("empty device: error %v, want ErrInvalidConfig", err)
+	if _, err := inv.Invoke(t.Context(), "", "", MethodCall{Name: "m"}); !errors.Is(err, device.ErrInvalidConfig) {
+		t.Errorf("empty device: error %v, want device.ErrInvalidConfig", err)
 	}
 }
 
