@@ -126,8 +126,8 @@ func TestEdgeEnvironmentNeedsEdgeAndModule(t *testing.T) {
 }
 
 // An IoT Edge module tested offline: it starts from the environment the
-// IoT Edge runtime would give it, and another module calls it through the
-// edge hub.
+// IoT Edge runtime would give it, and the cloud calls it. (Package edge's
+// example has another module call it through the edge hub.)
 func ExampleIdentity_EdgeEnvironment() {
 	ctx := context.Background()
 	hub, err := hubtest.Start(ctx, &hubtest.Options{Edge: true})
@@ -157,29 +157,8 @@ func ExampleIdentity_EdgeEnvironment() {
 	go func() { done <- client.Run(ctx, mux) }()
 	defer func() { client.Close(); <-done }()
 
-	// Another module of the same device calls it.
-	caller, err := hub.AddModule("gateway-1", "controller")
-	if err != nil {
-		log.Fatal(err)
-	}
-	callerEnv, err := caller.EdgeEnvironment()
-	if err != nil {
-		log.Fatal(err)
-	}
-	callerClient, err := edge.NewModuleClientFromLookup(ctx, func(name string) (string, bool) { v, ok := callerEnv[name]; return v, ok },
-		&device.ClientOptions{Port: hub.Port(hubtest.MQTT)})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer callerClient.Close()
-	invoker, err := edge.NewMethodInvoker(callerClient, &edge.MethodInvokerOptions{Port: hub.HTTPSPort()})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer invoker.Close()
-	res, err := invoker.Invoke(ctx, "gateway-1", "filter", edge.MethodCall{
-		Name: "setThreshold", Payload: []byte(`{"celsius":30}`), ConnectTimeout: 30 * time.Second,
-	})
+	// The cloud calls it, as it would any module.
+	res, err := filter.Invoke(ctx, "setThreshold", []byte(`{"celsius":30}`), &hubtest.InvokeOptions{ConnectTimeout: 30 * time.Second})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func (h *Hub) Port(tr Transport) int {
 }
 
 // HTTPSPort is the port of the REST API and of the WebSocket transports;
-// with Options.Edge, the edge hub's port for device.MethodInvokerOptions.
+// with Options.Edge, the edge hub's port for edge.MethodInvokerOptions.
 func (h *Hub) HTTPSPort() int { return h.hub.HTTPSPort() }
 
 // CertPool returns a pool that trusts the hub's CA, for a tls.Config's
