@@ -132,9 +132,9 @@ func (b *Inbox) Err() error {
 }
 
 // Receive returns the next request. It blocks until one is queued, ctx
-// is done (returning ctx's error), or the connection has ended: then it
-// returns the requests still queued, one per call, and after them an
-// error wrapping Err.
+// is done (returning ctx's error), or the connection has ended or
+// quiesced: then it returns the requests still queued, one per call, and
+// after them an error wrapping Err, or transport.ErrQuiesced.
 func (b *Inbox) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 	select {
 	case req := <-b.requests:
@@ -149,33 +149,29 @@ func (b *Inbox) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 	case <-b.done:
 	case <-b.quiesced:
 	}
+	var end error
 	select {
 	case <-b.done: // the connection's end wins over its quiescence
-	default:
-		// Quiesced: nothing is Put any more, so the queue holds all that
-		// is left.
 		select {
-		case req := <-b.requests:
-			return req, nil
+		case <-b.closed:
+			// The protocol library may still hand over requests while the
+			// owner closes the connection: wait until it has stopped.
+			select {
+			case <-b.stopped:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		default:
 		}
-		return nil, fmt.Errorf("%s: receive: %w", b.name, transport.ErrQuiesced)
-	}
-	select {
-	case <-b.closed:
-		// The protocol library may still hand over requests while the
-		// owner closes the connection: wait until it has stopped.
-		select {
-		case <-b.stopped:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		end = b.Err()
 	default:
+		// Quiesced: nothing is Put any more.
+		end = transport.ErrQuiesced
 	}
 	select {
 	case req := <-b.requests:
 		return req, nil
 	default:
 	}
-	return nil, fmt.Errorf("%s: receive: %w", b.name, b.Err())
+	return nil, fmt.Errorf("%s: receive: %w", b.name, end)
 }
