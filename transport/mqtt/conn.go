@@ -175,34 +175,12 @@ const subackFailure = 0x80
 // returns the acknowledgement the hub sends for that identifier.
 func (c *conn) exchange(ctx context.Context, p packets.ControlPacket, id *uint16) (packets.ControlPacket, error) {
 	ack := make(chan packets.ControlPacket, 1)
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return nil, net.ErrClosed
+	if err := c.awaitAck(id, ack); err != nil {
+		return nil, err
 	}
-	free := false
-	for range 1 << 16 {
-		c.nextID++
-		if c.nextID == 0 {
-			c.nextID = 1
-		}
-		if _, used := c.acks[c.nextID]; !used {
-			free = true
-			break
-		}
+	if err := c.enqueue(outgoing{packet: p}); err != nil {
+		return nil, err
 	}
-	if !free {
-		c.mu.Unlock()
-		return nil, errTooManyInFlight
-	}
-	*id = c.nextID
-	// The entry stays until the acknowledgement arrives, even if ctx ends
-	// first, so the identifier is not reused while the hub may still
-	// acknowledge it; the connection's end discards them all.
-	c.acks[*id] = ack
-	c.queue = append(c.queue, outgoing{packet: p})
-	c.mu.Unlock()
-	c.signal()
 	select {
 	case a := <-ack:
 		return a, nil
@@ -211,6 +189,31 @@ func (c *conn) exchange(ctx context.Context, p packets.ControlPacket, id *uint16
 	case <-c.inbox.Done():
 		return nil, c.inbox.Err()
 	}
+}
+
+// awaitAck sets *id to a free packet identifier and registers ack to
+// receive its acknowledgement. The entry stays until the acknowledgement
+// arrives, even if the exchange gives up first, so the identifier is not
+// reused while the hub may still acknowledge it; the connection's end
+// discards them all.
+func (c *conn) awaitAck(id *uint16, ack chan<- packets.ControlPacket) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return net.ErrClosed
+	}
+	for range 1 << 16 {
+		c.nextID++
+		if c.nextID == 0 {
+			c.nextID = 1
+		}
+		if _, used := c.acks[c.nextID]; !used {
+			*id = c.nextID
+			c.acks[*id] = ack
+			return nil
+		}
+	}
+	return errTooManyInFlight
 }
 
 // write queues p and waits until it has been written to the network.
