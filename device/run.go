@@ -221,15 +221,18 @@ func (c *Client) handOver(ctx context.Context, o *origin, recvErr <-chan error, 
 		expired = t.C
 	}
 	received := false // the receive loop has ended with ErrQuiesced
+wait:
 	for {
-		var settled <-chan struct{}
+		var settled <-chan struct{} // nil, never ready, until every request is taken
 		if received || !quiesced {
 			settled = o.settled()
 		}
 		select {
 		case <-settled:
+			break wait
 		case <-expired:
 			c.log.Warn("token expired before the connection's calls were answered; closing it")
+			break wait
 		case err := <-recvErr:
 			if quiesced && errors.Is(err, transport.ErrQuiesced) {
 				received = true
@@ -243,7 +246,6 @@ func (c *Client) handOver(ctx context.Context, o *origin, recvErr <-chan error, 
 		case <-ctx.Done():
 			return serveEnd{stopped: true}
 		}
-		break
 	}
 	if received {
 		o.close() // the receive loop has ended already
