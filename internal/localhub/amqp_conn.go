@@ -209,17 +209,12 @@ func (h *Hub) startAMQP(conn net.Conn) bool {
 	}
 	go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
 		defer h.untrack(c)
-		ctx, cancel := context.WithTimeout(h.ctx, h.connectTimeout)
-		err := tlsConn.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+		peerCert, ok := h.handshake(tlsConn, time.Now().Add(h.connectTimeout))
+		if !ok {
 			_ = c.engine.Close()
 			return
 		}
-		if certs := tlsConn.ConnectionState().PeerCertificates; len(certs) > 0 {
-			c.peerCert = certs[0].Raw
-		}
+		c.peerCert = peerCert
 		c.serve()
 	}()
 	return true
