@@ -155,18 +155,7 @@ func TestEdgeModuleCallsNeedTheirHeader(t *testing.T) {
 			hub := startEdgeHub(t, "edge-1/mod-a", "edge-1/mod-b")
 			runEdgeModule(t, edgeEnv(t, hub, "edge-1/mod-a"), edgeOptions(t, hub, tr), echoMux())
 			waitSubscribed(t, hub, "edge-1/mod-a")
-			cs, err := hub.ConnectionString("edge-1/mod-b")
-			if err != nil {
-				t.Fatal(err)
-			}
-			parsed, err := sas.ParseConnectionString(cs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			key, err := sas.DecodeKey(parsed.SharedAccessKey)
-			if err != nil {
-				t.Fatal(err)
-			}
+			key := identityKey(t, hub, "edge-1/mod-b")
 			token := sas.Sign(key, sas.Resource(hub.HostName(), "edge-1", "mod-b"), "", time.Now().Add(time.Hour))
 			client := &http.Client{Transport: &http.Transport{TLSClientConfig: deviceOptions(t, hub, tr).TLSConfig}}
 			defer client.CloseIdleConnections()
