@@ -12,13 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/directmethods/iotdevice/internal/sastoken"
+	"github.com/directmethods/iotdevice/internal/secrettest"
 )
 
 var (
@@ -304,7 +304,7 @@ func TestCredentialsDoNotPrintSecrets(t *testing.T) {
 			out := fmt.Sprintf(format, v)
 			assertNoSecret(t, fmt.Sprintf("Sprintf(%q, %T)", format, v), out, secrets...)
 			for _, b := range [][]byte{testKeyBytes(t), sigBytes, d} {
-				if showsBytes(out, b) {
+				if secrettest.ShowsBytes(out, b) {
 					t.Errorf("Sprintf(%q, %T) = %s, shows a secret's bytes", format, v, out)
 				}
 			}
@@ -312,7 +312,7 @@ func TestCredentialsDoNotPrintSecrets(t *testing.T) {
 		out := logged(v)
 		assertNoSecret(t, fmt.Sprintf("log of %T", v), out, secrets...)
 		for _, b := range [][]byte{testKeyBytes(t), sigBytes, d} {
-			if showsBytes(out, b) {
+			if secrettest.ShowsBytes(out, b) {
 				t.Errorf("log of %T = %s, shows a secret's bytes", v, out)
 			}
 		}
@@ -334,19 +334,4 @@ func TestZeroCredentials(t *testing.T) {
 	if got := fmt.Sprint(tc, &tc); got != "sas.TokenCredential{} sas.TokenCredential{}" {
 		t.Errorf("zero TokenCredential prints %q", got)
 	}
-}
-
-// showsBytes reports whether out shows secret, a byte slice, as fmt would
-// print it in decimal or hexadecimal.
-func showsBytes(out string, secret []byte) bool {
-	head := secret[:4]
-	var dec, hex []string
-	for _, b := range head {
-		dec = append(dec, strconv.Itoa(int(b)))
-		hex = append(hex, fmt.Sprintf("0x%x", b))
-	}
-	return strings.Contains(out, strings.Join(dec, " ")) ||
-		strings.Contains(out, strings.Join(hex, ", ")) ||
-		strings.Contains(out, fmt.Sprintf("%x", head)) ||
-		strings.Contains(out, string(head))
 }

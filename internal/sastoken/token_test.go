@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/secrettest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -327,7 +328,7 @@ func TestTokenDoesNotPrintSignature(t *testing.T) {
 	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
 		for _, v := range []any{parsed, *parsed} {
 			out := fmt.Sprintf(format, v)
-			if strings.Contains(out, sig) || strings.Contains(out, "itkQGIHQUM") || showsBytes(out, raw) {
+			if strings.Contains(out, sig) || strings.Contains(out, "itkQGIHQUM") || secrettest.ShowsBytes(out, raw) {
 				t.Errorf("Sprintf(%q, %T) = %s, shows the signature", format, v, out)
 			}
 		}
@@ -342,19 +343,4 @@ func TestZeroTokenDoesNotVerify(t *testing.T) {
 	if err := zero.Verify(testKeyBytes(t), time.Now()); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("zero Token: Verify = %v, want ErrBadSignature", err)
 	}
-}
-
-// showsBytes reports whether out shows secret, a byte slice, as fmt would
-// print it in decimal or hexadecimal.
-func showsBytes(out string, secret []byte) bool {
-	head := secret[:4]
-	var dec, hex []string
-	for _, b := range head {
-		dec = append(dec, strconv.Itoa(int(b)))
-		hex = append(hex, fmt.Sprintf("0x%x", b))
-	}
-	return strings.Contains(out, strings.Join(dec, " ")) ||
-		strings.Contains(out, strings.Join(hex, ", ")) ||
-		strings.Contains(out, fmt.Sprintf("%x", head)) ||
-		strings.Contains(out, string(head))
 }
