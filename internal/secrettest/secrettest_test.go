@@ -15,7 +15,7 @@ func TestShowsBytes(t *testing.T) {
 		{"%v", fmt.Sprintf("%v", secret), true},
 		{"%#v", fmt.Sprintf("%#v", secret), true},
 		{"%x", fmt.Sprintf("%x", secret), true},
-		{"%s", fmt.Sprintf("%s", secret), true},
+		{"raw", string(secret), true},
 		{"redacted", "key=<redacted>", false},
 	}
 	for _, tt := range tests {
