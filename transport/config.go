@@ -51,6 +51,15 @@ type Config struct {
 	// the Config. It already carries the identity (device_id, module_id):
 	// adapters add only their own attributes, such as "transport".
 	Logger *slog.Logger
+	// AnswerLost, when set, is told of each answer that Respond sent (it
+	// returned nil) but the hub did not confirm: the connection ended
+	// before the acknowledgement came, the hub refused or released the
+	// answer, or more answers awaited acknowledgement than the adapter
+	// tracks. err says which. It is called at most once per answer, from
+	// one of the adapter's goroutines, never with a lock held, and must not
+	// block. Adapters that send answers at most once never call it: they
+	// cannot tell.
+	AnswerLost func(req *MethodRequest, status int, err error)
 }
 
 // Endpoint returns the host to connect to: the gateway if set, else the hub.

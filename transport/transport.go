@@ -39,9 +39,23 @@ type Conn interface {
 	// a client replacing a connection loses nothing the hub delivered.
 	Receive(ctx context.Context) (*MethodRequest, error)
 
-	// Respond sends the response to req, which this Conn or an earlier one
-	// of the same client returned. payload is the JSON body, already
-	// validated by the client.
+	// Respond sends the response to req, which this Conn's Receive
+	// returned: an answer goes only on the connection its request arrived
+	// on, since IoT Hub numbers requests per connection. payload is the
+	// JSON body, already validated by the client.
+	//
+	// Respond returns once the answer is written to the network (or handed
+	// to the protocol library's link), not once the hub has acknowledged
+	// it: a hub slow to acknowledge never holds the caller. An adapter that
+	// asks for acknowledgements (MQTT QoS 1, unsettled AMQP transfers)
+	// awaits them apart, with a bound on how many it tracks, and reports
+	// each answer the hub did not confirm through Config.AnswerLost.
+	//
+	// ctx bounds the wait before the answer goes out: an answer that could
+	// not be sent before ctx ends is not sent at all, since its caller has
+	// given up, and Respond returns ctx's error. A link that gives the
+	// answer no room to go out until then (no AMQP credit) is treated as
+	// failed.
 	Respond(ctx context.Context, req *MethodRequest, status int, payload []byte) error
 
 	// Close ends the connection. It is idempotent and returns once the
