@@ -53,7 +53,7 @@ func newConn(cfg *transport.Config, opts Options, client *goamqp.Conn) *conn {
 		opts:     opts,
 		log:      logger.With("transport", logName(opts.Network)), // the client's logger names the identity
 		client:   client,
-		inbox:    inbox.New("amqp", opts.QueueSize),
+		inbox:    inbox.New("amqp", opts.QueueSize, 0),
 		busy:     make(chan *transport.MethodRequest, busyQueueSize),
 		lifetime: lifetime,
 		stop:     stop,

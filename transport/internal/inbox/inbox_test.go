@@ -3,6 +3,7 @@ package inbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -44,7 +45,7 @@ func receiveAll(t *testing.T, b *Inbox) ([]string, error) {
 }
 
 func TestPutAnswersFullQueue(t *testing.T) {
-	b := New("test", 2)
+	b := New("test", 2, 0)
 	var got []bool
 	for _, id := range []string{"1", "2", "3"} {
 		got = append(got, b.Put(req(id)))
@@ -77,7 +78,7 @@ func TestDrainThenEnd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := New("test", 4)
+			b := New("test", 4, 0)
 			if err := b.Err(); err != nil {
 				t.Fatalf("Err before the end = %v", err)
 			}
@@ -107,7 +108,7 @@ func TestDrainThenEnd(t *testing.T) {
 }
 
 func TestErrorNamesTheAdapter(t *testing.T) {
-	b := New("mqtt", 1)
+	b := New("mqtt", 1, 0)
 	b.Fail(errLost)
 	_, err := b.Receive(t.Context())
 	if want := "mqtt: receive: test: connection lost"; err == nil || err.Error() != want {
@@ -116,7 +117,7 @@ func TestErrorNamesTheAdapter(t *testing.T) {
 }
 
 func TestFirstFailureWins(t *testing.T) {
-	b := New("test", 1)
+	b := New("test", 1, 0)
 	second := errors.New("test: second failure")
 	if !b.Fail(errLost) {
 		t.Error("first Fail reported false")
@@ -133,7 +134,7 @@ func TestFirstFailureWins(t *testing.T) {
 // the owner closes the connection comes out of Receive, even for a
 // receiver that was already waiting when Close started.
 func TestCloseWaitsForStop(t *testing.T) {
-	b := New("test", 4)
+	b := New("test", 4, 0)
 	type result struct {
 		ids []string
 		err error
@@ -174,7 +175,7 @@ func TestReceiveHonoursContext(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := New("test", 1)
+			b := New("test", 1, 0)
 			tt.prep(b)
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
@@ -187,7 +188,7 @@ func TestReceiveHonoursContext(t *testing.T) {
 
 // TestQueuedBeforeCanceled: a queued request wins over a done context.
 func TestQueuedBeforeCanceled(t *testing.T) {
-	b := New("test", 1)
+	b := New("test", 1, 0)
 	b.Put(req("1"))
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -200,7 +201,7 @@ func TestQueuedBeforeCanceled(t *testing.T) {
 // and then ErrQuiesced, Put refuses, and the connection stays usable (Err
 // is nil) until it is closed, whose error then wins.
 func TestQuiesceEndsTheStream(t *testing.T) {
-	b := New("test", 4)
+	b := New("test", 4, 0)
 	b.Put(req("1"))
 	b.Put(req("2"))
 	b.Quiesce()
@@ -227,7 +228,7 @@ func TestQuiesceEndsTheStream(t *testing.T) {
 // TestQuiesceWakesAWaitingReceive: a Receive already waiting returns
 // ErrQuiesced when the stream ends.
 func TestQuiesceWakesAWaitingReceive(t *testing.T) {
-	b := New("test", 4)
+	b := New("test", 4, 0)
 	got := make(chan error, 1)
 	go func() { // joined through got
 		_, err := b.Receive(t.Context())
@@ -241,5 +242,54 @@ func TestQuiesceWakesAWaitingReceive(t *testing.T) {
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("Receive still waiting after Quiesce")
+	}
+}
+
+// TestPutBoundsBytes: the queue holds at most maxBytes of payload, but
+// always takes one request when it is empty, whatever its size; Receive
+// makes room again.
+func TestPutBoundsBytes(t *testing.T) {
+	sized := func(id string, n int) *transport.MethodRequest {
+		return &transport.MethodRequest{Name: "m", RequestID: id, Payload: make([]byte, n)}
+	}
+	b := New("test", 100, 10)
+	var got []bool
+	for _, r := range []*transport.MethodRequest{sized("big", 30), sized("small", 1)} {
+		got = append(got, b.Put(r))
+	}
+	if diff := cmp.Diff([]bool{true, false}, got); diff != "" {
+		t.Errorf("Put into an empty queue, then past the bound (-want +got):\n%s", diff)
+	}
+	if r, err := b.Receive(t.Context()); err != nil || r.RequestID != "big" {
+		t.Fatalf("Receive = %v, %v; want the big request", r, err)
+	}
+	got = got[:0]
+	for _, n := range []int{4, 6, 1} {
+		got = append(got, b.Put(sized(fmt.Sprint(n), n)))
+	}
+	if diff := cmp.Diff([]bool{true, true, false}, got); diff != "" {
+		t.Errorf("Put up to 10 bytes, then one more (-want +got):\n%s", diff)
+	}
+}
+
+// TestQueueReusesItsRoom: a long run of Put and Receive keeps the queue's
+// backing array at the size of its deepest backlog.
+func TestQueueReusesItsRoom(t *testing.T) {
+	b := New("test", 8, 0)
+	for i := range 1000 {
+		for j := range 3 {
+			if !b.Put(req(fmt.Sprint(i, j))) {
+				t.Fatalf("Put %d/%d refused", i, j)
+			}
+		}
+		for j := range 3 {
+			r, err := b.Receive(t.Context())
+			if err != nil || r.RequestID != fmt.Sprint(i, j) {
+				t.Fatalf("Receive = %v, %v; want %s", r, err, fmt.Sprint(i, j))
+			}
+		}
+	}
+	if c := cap(b.queue); c > 8 {
+		t.Errorf("queue capacity grew to %d", c)
 	}
 }
