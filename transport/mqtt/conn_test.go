@@ -103,6 +103,9 @@ func TestDialConnectPacket(t *testing.T) {
 		{name: "module", moduleID: "mod-a", wantUser: testHub + "/device-1/mod-a/?api-version=2021-04-12", wantID: "device-1/mod-a", wantKeep: 30},
 		{name: "module with user agent", moduleID: "mod-a", userAgent: "ua", keepAlive: 2 * time.Minute, wantKeep: 120,
 			wantUser: testHub + "/device-1/mod-a/?api-version=2021-04-12&DeviceClientType=ua", wantID: "device-1/mod-a"},
+		// IoT Hub waits at most 1767 s, 1.5 times 1178 s.
+		{name: "keep-alive above the hub's", keepAlive: time.Hour, wantKeep: 1178,
+			wantUser: testHub + "/device-1/?api-version=2021-04-12", wantID: "device-1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,7 +133,7 @@ func TestDialConnectPacket(t *testing.T) {
 			}
 			got := connectFields{s.connect.ProtocolName, s.connect.ProtocolVersion, s.connect.ClientIdentifier, s.connect.Username,
 				s.connect.UsernameFlag, s.connect.PasswordFlag, s.connect.CleanSession, s.connect.Keepalive, s.connect.WillFlag}
-			want := connectFields{"MQTT", 4, tt.wantID, tt.wantUser, true, true, false, tt.wantKeep, false}
+			want := connectFields{"MQTT", 4, tt.wantID, tt.wantUser, true, true, true, tt.wantKeep, false}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("CONNECT (-want +got):\n%s", diff)
 			}
@@ -297,14 +300,15 @@ func TestSubscriptionRefused(t *testing.T) {
 }
 
 // barrier makes sure every request the hub wrote so far has been queued:
-// the PUBACK of a response comes after them on the stream, and the
-// adapter reads packets in order.
-func barrier(t *testing.T, c transport.Conn, s *session) {
+// it publishes one more request, at QoS 1, and waits for its PUBACK, which
+// the adapter sends once it has read it, and so the requests before it.
+// Receive returns the barrier request after them, with request id
+// "barrier".
+func barrier(t *testing.T, s *session) {
 	t.Helper()
-	if err := c.Respond(dialCtx(t), &transport.MethodRequest{RequestID: "barrier"}, 200, nil); err != nil {
-		t.Fatalf("Respond: %v", err)
+	s.publish(t, "$iothub/methods/POST/barrier/?$rid=barrier", 1, 4242, false, nil)
+	for id := receive(t, s.pubacks, "the barrier's PUBACK"); id != 4242; id = receive(t, s.pubacks, "the barrier's PUBACK") {
 	}
-	receive(t, s.publishes, "barrier response")
 }
 
 func TestMalformedTopicsDropped(t *testing.T) {
@@ -512,16 +516,13 @@ func TestDialCancelledWhileWaitingForSuback(t *testing.T) {
 func TestConnLostDrainsBufferedRequests(t *testing.T) {
 	c, s := dialed(t, nil)
 	s.request(t, "$iothub/methods/POST/m/?$rid=9", nil)
-	barrier(t, c, s)
+	barrier(t, s)
 	s.conn.Close()
-	req, err := c.Receive(dialCtx(t))
-	if err != nil {
-		t.Fatalf("Receive: %v", err)
+	ids, err := receiveEnd(t, c)
+	if diff := cmp.Diff([]string{"9", "barrier"}, ids); diff != "" {
+		t.Errorf("requests drained (-want +got):\n%s", diff)
 	}
-	if req.RequestID != "9" {
-		t.Errorf("RequestID = %q, want 9", req.RequestID)
-	}
-	if _, err := c.Receive(dialCtx(t)); !errors.Is(err, transport.ErrConnLost) {
+	if !errors.Is(err, transport.ErrConnLost) {
 		t.Errorf("Receive once drained = %v, want ErrConnLost", err)
 	}
 }

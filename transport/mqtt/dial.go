@@ -17,14 +17,15 @@ import (
 // Dialer connects identities to IoT Hub over MQTT 3.1.1. It keeps no
 // per-connection state and is safe for concurrent use.
 type Dialer struct {
-	opts Options
+	opts           Options
+	connectTimeout time.Duration // bounds a Dial whose ctx has no deadline; a test hook
 }
 
 var _ transport.Dialer = (*Dialer)(nil)
 
 // NewDialer returns a Dialer; nil opts means the defaults.
 func NewDialer(opts *Options) *Dialer {
-	return &Dialer{opts: opts.withDefaults()}
+	return &Dialer{opts: opts.withDefaults(), connectTimeout: defaultConnectTimeout}
 }
 
 // Dial opens the network connection (Options.Network, TLS by default),
@@ -35,6 +36,11 @@ func NewDialer(opts *Options) *Dialer {
 func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Conn, error) {
 	if cfg == nil {
 		return nil, errors.New("mqtt: nil config")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.connectTimeout)
+		defer cancel()
 	}
 	if err := d.opts.Network.Validate(); err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)
@@ -68,11 +74,24 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 	return c, nil
 }
 
-// connectPacket is the CONNECT of cfg's identity. CleanSession is off, so
-// that the hub keeps the subscription across connections.
+// connectPacket is the CONNECT of cfg's identity.
+//
+// It asks for a clean session. The C and C# SDKs keep the session
+// (CleanSession 0: azure-iot-sdk-c, iothubtransport_mqtt_common.c, sets
+// useCleanSession false; the C# IotHubClientMqttSettings.CleanSession
+// defaults to false) so that cloud-to-device messages queued while a
+// device was away arrive on its next connection. A device that only serves
+// methods gains nothing from it: requests are QoS 0, never kept for an
+// absent device, and Dial subscribes again every time. A kept session
+// would also bring the subscriptions an earlier client of the same
+// identity left behind, such as cloud-to-device messages at QoS 1, which
+// this session would have to leave unacknowledged. A clean session
+// discards them, and the hub keeps its queued messages for a client that
+// asks for them.
 func connectPacket(cfg *transport.Config, password string) *packets.ConnectPacket {
 	p := packets.NewControlPacket(packets.Connect).(*packets.ConnectPacket)
 	p.ProtocolName, p.ProtocolVersion = "MQTT", 4
+	p.CleanSession = true
 	p.ClientIdentifier = cfg.ClientID()
 	p.UsernameFlag, p.Username = true, mqttwire.Username(cfg)
 	if password != "" {
@@ -82,13 +101,10 @@ func connectPacket(cfg *transport.Config, password string) *packets.ConnectPacke
 	return p
 }
 
-// handshake sends CONNECT and reads the CONNACK, within ctx or, when ctx
-// has no deadline, defaultConnectTimeout.
+// handshake sends CONNECT and reads the CONNACK within ctx, which has a
+// deadline.
 func handshake(ctx context.Context, nc net.Conn, br *bufio.Reader, connect *packets.ConnectPacket) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(defaultConnectTimeout)
-	}
+	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
 	// Cancelling ctx moves the deadline to the past, which ends a read or
 	// write in progress at once.

@@ -27,6 +27,12 @@ type hubScript struct {
 	requestCerts bool            // ask the client for a TLS certificate
 	stall        <-chan struct{} // when set, stop reading after the SUBACK until it is closed
 	noPingresp   bool            // never answer PINGREQ
+	noPuback     bool            // never acknowledge the client's PUBLISH packets
+	readRate     int             // when set, read at most this many bytes a second after the CONNACK, as a slow link does
+	// onPacket, when set, sees every packet from the client after CONNECT
+	// first; when it reports true, the hub does nothing more with it. It
+	// runs on the session's reader.
+	onPacket func(s *session, p packets.ControlPacket) (handled bool)
 }
 
 // fakeHub is a scripted IoT Hub MQTT endpoint built on paho's packets.
@@ -136,7 +142,7 @@ func (h *fakeHub) port() int { return h.ln.Addr().(*net.TCPAddr).Port }
 func (h *fakeHub) serve(c net.Conn) {
 	defer c.Close()
 	s := &session{conn: c, subscribes: make(chan *packets.SubscribePacket, 4), unsubscribes: make(chan *packets.UnsubscribePacket, 4),
-		publishes: make(chan *packets.PublishPacket, 64), pubacks: make(chan uint16, 4), pings: make(chan struct{}, 4), done: make(chan struct{})}
+		publishes: make(chan *packets.PublishPacket, 64), pubacks: make(chan uint16, 64), pings: make(chan struct{}, 4), done: make(chan struct{})}
 	defer close(s.done)
 	h.mu.Lock()
 	h.live[s] = true
@@ -172,10 +178,17 @@ func (h *fakeHub) serve(c net.Conn) {
 	if err := s.write(ack); err != nil || ack.ReturnCode != packets.Accepted {
 		return
 	}
+	var src io.Reader = c
+	if h.script.readRate > 0 {
+		src = &slowReader{r: c, rate: h.script.readRate}
+	}
 	for {
-		p, err := packets.ReadPacket(c)
+		p, err := packets.ReadPacket(src)
 		if err != nil {
 			return
+		}
+		if h.script.onPacket != nil && h.script.onPacket(s, p) {
+			continue
 		}
 		switch p := p.(type) {
 		case *packets.SubscribePacket:
@@ -209,7 +222,7 @@ func (h *fakeHub) serve(c net.Conn) {
 			}
 		case *packets.PublishPacket:
 			s.publishes <- p
-			if p.Qos == 1 {
+			if p.Qos == 1 && !h.script.noPuback {
 				pa := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
 				pa.MessageID = p.MessageID
 				if s.write(pa) != nil {
@@ -261,6 +274,54 @@ func (s *session) request(t *testing.T, topic string, payload []byte) {
 	if err := s.write(p); err != nil && !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("fake hub: publish: %v", err)
 	}
+}
+
+// publish sends the client a PUBLISH with the given QoS, packet id and DUP
+// flag.
+func (s *session) publish(t *testing.T, topic string, qos byte, id uint16, dup bool, payload []byte) {
+	t.Helper()
+	p := packets.NewControlPacket(packets.Publish).(*packets.PublishPacket)
+	p.TopicName, p.Qos, p.MessageID, p.Dup, p.Payload = topic, qos, id, dup, payload
+	if err := s.write(p); err != nil {
+		t.Fatalf("fake hub: publish: %v", err)
+	}
+}
+
+// ack sends the client an acknowledgement of the given type for id.
+func (s *session) ack(t *testing.T, kind byte, id uint16) {
+	t.Helper()
+	var p packets.ControlPacket
+	switch kind {
+	case packets.Puback:
+		a := packets.NewControlPacket(packets.Puback).(*packets.PubackPacket)
+		a.MessageID = id
+		p = a
+	case packets.Suback:
+		a := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
+		a.MessageID, a.ReturnCodes = id, []byte{0}
+		p = a
+	case packets.Unsuback:
+		a := packets.NewControlPacket(packets.Unsuback).(*packets.UnsubackPacket)
+		a.MessageID = id
+		p = a
+	}
+	if err := s.write(p); err != nil {
+		t.Fatalf("fake hub: %s: %v", packets.PacketNames[kind], err)
+	}
+}
+
+// slowReader reads at most rate bytes a second, as the far end of a slow
+// link does: its sleeps are the fault the tests inject.
+type slowReader struct {
+	r    io.Reader
+	rate int
+}
+
+func (s *slowReader) Read(b []byte) (int, error) {
+	chunk := max(s.rate/20, 1) // 50 ms worth at a time
+	n, err := s.r.Read(b[:min(len(b), chunk)])
+	time.Sleep(time.Duration(n) * time.Second / time.Duration(s.rate))
+	return n, err
 }
 
 // receive waits for a value from ch, failing the test after waitTimeout.

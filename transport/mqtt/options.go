@@ -11,19 +11,27 @@ import (
 
 // Defaults for Options.
 const (
-	// DefaultPingTimeout is how long to wait for a PINGRESP. With a 30 s
-	// keep-alive, a dead link is noticed in under a minute.
-	DefaultPingTimeout = 15 * time.Second
 	// DefaultQueueSize is how many requests wait between the network and
 	// Receive before new ones are answered 503.
 	DefaultQueueSize = 256
+	// DefaultQueueBytes is how many payload bytes those requests may hold
+	// together: 32 requests of the largest payload IoT Hub carries (128 KB).
+	DefaultQueueBytes = 4 << 20
 	// defaultKeepAlive applies when the Config leaves KeepAlive at zero.
 	defaultKeepAlive = 30 * time.Second
-	// defaultConnectTimeout bounds the MQTT handshake when ctx has no
-	// deadline.
+	// defaultConnectTimeout bounds the handshake and the subscription when
+	// ctx has no deadline.
 	defaultConnectTimeout = 30 * time.Second
-	// maxKeepAlive is the largest keep-alive MQTT can express: 65,535 s.
-	maxKeepAlive = 65535 * time.Second
+	// maxKeepAlive is the longest keep-alive sent. IoT Hub closes a
+	// connection that stays silent for 1.5 times the keep-alive, but never
+	// waits longer than 1767 s whatever the device asks ("Communicate with
+	// an IoT hub using the MQTT protocol", learn.microsoft.com, section
+	// "Default keep-alive timeout"). With a keep-alive of at most 1767/1.5
+	// seconds the device pings before the hub gives up on it.
+	maxKeepAlive = 1178 * time.Second
+	// maxAckGrace bounds how long Close waits for the PUBACKs of answers
+	// already sent, so that a deliberate close does not count them lost.
+	maxAckGrace = time.Second
 	// disconnectTimeout is how long Close waits for the DISCONNECT packet
 	// to be written before it closes the network connection anyway.
 	disconnectTimeout = 250 * time.Millisecond
@@ -38,20 +46,28 @@ type Options struct {
 	// lives apart so that programs which only speak MQTT over TLS do not
 	// link an HTTP client and a WebSocket library.
 	Network *transport.Network
-	// PingTimeout is how long to wait for a PINGRESP before the connection
-	// is declared lost; it also bounds each write to the network (an
-	// answer of 128 KB needs a link of at least 9 KB/s at the default).
-	// Default DefaultPingTimeout (15 s).
+	// PingTimeout is how long a PINGREQ may wait for its PINGRESP, from
+	// the moment it is written, before the connection is declared lost. It
+	// also bounds every write: each 16 KB of a packet must be taken by the
+	// network within it, so a slow link carries large answers as long as it
+	// keeps moving. Default: the keep-alive (30 s unless the Config says
+	// otherwise), so that a link that stalls for less than the keep-alive
+	// costs nothing, and a dead one is noticed within twice the keep-alive.
 	PingTimeout time.Duration
 	// QueueSize is how many received requests are buffered for Receive;
 	// when it is full, new requests are answered 503 at once. Default
 	// DefaultQueueSize (256).
 	QueueSize int
+	// QueueBytes bounds the payload bytes of the buffered requests in the
+	// same way (one request is always taken when the queue is empty).
+	// Default DefaultQueueBytes (4 MiB).
+	QueueBytes int
 	// AnswerAtMostOnce publishes answers at QoS 0, as the C and Node SDKs
-	// do: one packet less per call and no acknowledgement to wait for, but
-	// Respond cannot tell whether an answer reached the hub. By default
-	// answers go at QoS 1: Respond returns once the hub acknowledged the
-	// answer, and fails if the connection breaks first. Either way an
+	// do: one packet less per call and no acknowledgement, so nobody can
+	// tell whether an answer reached the hub. By default answers go at
+	// QoS 1: Respond returns once the answer is written, and its PUBACK is
+	// awaited apart; an answer not acknowledged before the connection ends
+	// is reported through transport.Config.AnswerLost. Either way an
 	// answer goes only on the connection of its request (IoT Hub numbers
 	// request ids per connection), so one lost with its connection is not
 	// sent again, and its caller gets 504101.
@@ -74,11 +90,11 @@ func (o *Options) withDefaults() Options {
 	if out.Network == nil {
 		out.Network = tlsNetwork
 	}
-	if out.PingTimeout <= 0 {
-		out.PingTimeout = DefaultPingTimeout
-	}
 	if out.QueueSize <= 0 {
 		out.QueueSize = DefaultQueueSize
+	}
+	if out.QueueBytes <= 0 {
+		out.QueueBytes = DefaultQueueBytes
 	}
 	return out
 }

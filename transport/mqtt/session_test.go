@@ -41,6 +41,7 @@ func TestGarbageFromTheHub(t *testing.T) {
 		want error
 	}{
 		{"remaining length over 256 KB", []byte{0x30, 0x80, 0x80, 0x80, 0x01}, mqttwire.ErrPacketTooLarge},
+		{"remaining length of 200 MB", []byte{0x30, 0x80, 0x80, 0x80, 0x64}, mqttwire.ErrPacketTooLarge},
 		{"remaining length of five bytes", []byte{0x30, 0xff, 0xff, 0xff, 0xff, 0x01}, mqttwire.ErrMalformedPacket},
 		{"reserved packet type", []byte{0xf0, 0x00}, mqttwire.ErrMalformedPacket},
 		{"PUBLISH at QoS 2", []byte{0x34, 0x05, 0x00, 0x01, 't', 0x00, 0x01}, mqttwire.ErrMalformedPacket},

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,16 +13,24 @@ import (
 
 // TestRespondDoesNotHangOnAStalledConnection: when the hub stops reading,
 // the answers stuck behind the full network buffer fail within about the
-// ping timeout with transport.ErrConnLost, so the client can send them
-// again on its next connection; neither Respond nor Close stays blocked
-// inside paho for its 30-second publish timeout.
+// ping timeout with transport.ErrConnLost, at either QoS; neither Respond
+// nor Close stays blocked.
 func TestRespondDoesNotHangOnAStalledConnection(t *testing.T) {
+	for _, atMostOnce := range []bool{false, true} {
+		t.Run(fmt.Sprintf("AnswerAtMostOnce=%v", atMostOnce), func(t *testing.T) {
+			t.Parallel()
+			testStalledConnection(t, &Options{PingTimeout: 500 * time.Millisecond, AnswerAtMostOnce: atMostOnce})
+		})
+	}
+}
+
+func testStalledConnection(t *testing.T, opts *Options) {
 	stall := make(chan struct{})
 	h := startHub(t, hubScript{stall: stall})
 	t.Cleanup(func() { close(stall) }) // runs before the hub's Close
 	cfg := testConfig(t, h.port(), newCountingCredential(t))
 	cfg.KeepAlive = time.Second
-	c, err := NewDialer(&Options{PingTimeout: 500 * time.Millisecond}).Dial(dialCtx(t), cfg)
+	c, err := NewDialer(opts).Dial(dialCtx(t), cfg)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
