@@ -129,7 +129,7 @@ func newClient(host, deviceID, moduleID string, cred sas.Credential, gateway str
 		log = log.With("module_id", moduleID)
 	}
 	o.Logger = log
-	return &Client{
+	c := &Client{
 		cfg: transport.Config{
 			HostName: host, GatewayHostName: gateway, Port: o.Port,
 			DeviceID: deviceID, ModuleID: moduleID, Credential: cred,
@@ -139,7 +139,9 @@ func newClient(host, deviceID, moduleID string, cred sas.Credential, gateway str
 		opts: o,
 		log:  log,
 		done: make(chan struct{}),
-	}, nil
+	}
+	c.cfg.AnswerLost = c.answerLost
+	return c, nil
 }
 
 // Shutdown stops the client gracefully, as http.Server.Shutdown does: it
@@ -218,18 +220,27 @@ func (c *Client) liveOrigin() *origin {
 }
 
 // respond sends an answer on the connection its request arrived on, and
-// never on another (see origin). An answer that cannot go there is
-// dropped, logged and counted in Stats.AnswersLost. ctx ends when the
-// shutdown gives up on answers; the connection bounds the rest of the
-// wait for the hub's acknowledgement (it fails or is closed).
+// never on another (see origin). An answer that cannot go there, or not
+// before ctx ends (its deadline, or the shutdown giving up on answers), is
+// dropped, logged and counted in Stats.AnswersLost. The hub's
+// acknowledgement is awaited apart, by the transport (see answerLost).
 func (c *Client) respond(ctx context.Context, cl *call, status int, body []byte) {
 	if err := cl.origin.respond(ctx, cl.req, status, body); err != nil {
 		c.counters.answersLost.Add(1)
-		c.log.Warn("method answer lost with its connection; the caller gets a timeout from the hub",
+		c.log.Warn("method answer not sent; the caller gets a timeout from the hub",
 			"method", cl.req.Name, "request_id", cl.req.RequestID, "status", status, "err", err)
 		return
 	}
 	if c.log.Enabled(ctx, slog.LevelDebug) { // spare the arguments' allocations otherwise
 		c.log.Debug("method answered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status)
 	}
+}
+
+// answerLost counts and logs an answer that went out but that the hub did
+// not confirm (transport.Config.AnswerLost). It runs on a transport's
+// goroutine and does not block.
+func (c *Client) answerLost(req *transport.MethodRequest, status int, err error) {
+	c.counters.answersLost.Add(1)
+	c.log.Warn("method answer not confirmed by the hub; the caller may get a timeout",
+		"method", req.Name, "request_id", req.RequestID, "status", status, "err", err)
 }

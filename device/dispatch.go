@@ -27,8 +27,9 @@ const (
 // shutdown (see Client.refuse).
 const respondTimeout = 30 * time.Second
 
-// answerGrace is how long answers may still take once the shutdown grace
-// period is over.
+// answerGrace is how long an answer may still take to go out once its
+// handler's deadline has passed, and how long answers may still take once
+// the shutdown grace period is over.
 const answerGrace = time.Second
 
 // dispatcher runs handlers for the requests connections deliver, at most
@@ -341,11 +342,18 @@ func (d *dispatcher) overrun(c *call) {
 	d.answer(c, status, body)
 }
 
-// answer sends c's answer, bounded by the end of the shutdown, and ends
-// c. The transport bounds the rest: a connection that fails or is closed
-// ends the wait for an acknowledgement.
+// answer sends c's answer and ends c. The answer must go out by its
+// handler's deadline (or now, for a call no handler ran) plus
+// answerGrace, and before the shutdown gives up on answers: one that
+// cannot is stale, and the transport drops it rather than send it late.
 func (d *dispatcher) answer(c *call, status int, body []byte) {
-	d.respond(d.answers, c, status, body)
+	deadline := c.deadline
+	if deadline.IsZero() {
+		deadline = time.Now()
+	}
+	ctx, cancel := context.WithDeadline(d.answers, deadline.Add(answerGrace))
+	d.respond(ctx, c, status, body)
+	cancel()
 	c.origin.done()
 	d.calls.Done()
 }

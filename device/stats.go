@@ -8,11 +8,13 @@ import (
 // Stats counts what a client could not deliver, for monitoring. Each
 // event is also logged at Warn with the method name and request id.
 type Stats struct {
-	// AnswersLost counts answers that did not reach the hub: their
-	// connection ended or failed before the hub acknowledged them, or
-	// delivery ran out of time. An answer is only ever sent on the
-	// connection its request arrived on, so it is never sent again on the
-	// next one; the caller gets 504101 (GatewayTimeout) from the hub.
+	// AnswersLost counts answers that did not reach the hub, or that the
+	// hub did not confirm: their connection ended or failed before they
+	// went out or before the hub acknowledged them, they could not go out
+	// by their deadline (their handler's deadline plus a second), or the
+	// hub refused them. An answer is only ever sent on the connection its
+	// request arrived on, so it is never sent again on the next one; the
+	// caller gets 504101 (GatewayTimeout) from the hub.
 	AnswersLost uint64
 	// RequestsDropped counts requests whose connection ended before their
 	// handler could start. Their handlers never run, since no answer could
