@@ -1,14 +1,12 @@
 package mqtt
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/mqttsession"
 	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/eclipse/paho.mqtt.golang/packets"
@@ -59,13 +57,16 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 	if err != nil {
 		return nil, fmt.Errorf("mqtt: connect: %w (endpoint %s)", err, address)
 	}
-	br := bufio.NewReaderSize(nc, 4096)
-	if err := handshake(ctx, nc, br, connectPacket(cfg, password)); err != nil {
+	br, err := mqttsession.Connect(ctx, nc, connectPacket(cfg, password))
+	if err != nil {
 		_ = nc.Close()
+		var refused *mqttsession.ConnackError
+		if errors.As(err, &refused) {
+			err = connackError(refused)
+		}
 		return nil, fmt.Errorf("%w (endpoint %s)", err, address)
 	}
-	c := newConn(nc, cfg, &d.opts)
-	c.start(br)
+	c := startConn(nc, br, cfg, &d.opts)
 	if err := c.subscribe(ctx); err != nil {
 		c.Close()
 		return nil, err
@@ -99,51 +100,6 @@ func connectPacket(cfg *transport.Config, password string) *packets.ConnectPacke
 	}
 	p.Keepalive = uint16(keepAlive(cfg.KeepAlive) / time.Second)
 	return p
-}
-
-// handshake sends CONNECT and reads the CONNACK within ctx, which has a
-// deadline.
-func handshake(ctx context.Context, nc net.Conn, br *bufio.Reader, connect *packets.ConnectPacket) error {
-	deadline, _ := ctx.Deadline()
-	_ = nc.SetDeadline(deadline)
-	// Cancelling ctx moves the deadline to the past, which ends a read or
-	// write in progress at once.
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	err := exchangeConnect(nc, br, connect)
-	if !stop() {
-		return fmt.Errorf("mqtt: connect: %w", context.Cause(ctx))
-	}
-	if err != nil {
-		if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
-			return fmt.Errorf("mqtt: connect: %w (%w)", ctxErr, err)
-		}
-		return err
-	}
-	_ = nc.SetDeadline(time.Time{})
-	return nil
-}
-
-// exchangeConnect writes CONNECT and reads the CONNACK.
-func exchangeConnect(nc net.Conn, br *bufio.Reader, connect *packets.ConnectPacket) error {
-	var b bytes.Buffer
-	if err := connect.Write(&b); err != nil {
-		return fmt.Errorf("mqtt: connect: %w", err)
-	}
-	if _, err := nc.Write(b.Bytes()); err != nil {
-		return fmt.Errorf("mqtt: connect: %w", err)
-	}
-	p, err := mqttwire.ReadPacket(br, mqttwire.MaxPacketSize)
-	if err != nil {
-		return fmt.Errorf("mqtt: connect: read CONNACK: %w", err)
-	}
-	ack, ok := p.(*packets.ConnackPacket)
-	if !ok {
-		return fmt.Errorf("mqtt: connect: %w: %s instead of CONNACK", mqttwire.ErrMalformedPacket, packetKind(p))
-	}
-	if ack.ReturnCode != packets.Accepted {
-		return connackError(ack.ReturnCode)
-	}
-	return nil
 }
 
 func keepAlive(d time.Duration) time.Duration {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/mqttsession"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 	"github.com/google/go-cmp/cmp"
@@ -172,10 +173,10 @@ func TestAcknowledgementsAreCheckedByType(t *testing.T) {
 // TestMissingPubacksDoNotHoldAnswers: against a hub that never
 // acknowledges, every Respond returns once its answer is written, the
 // connection stays up while its pings are answered, and the answers
-// awaiting a PUBACK are bounded: beyond maxUnacknowledged the oldest are
+// awaiting a PUBACK are bounded: beyond mqttsession.MaxUnacknowledged the oldest are
 // given up, the rest when the connection closes, each reported once.
 func TestMissingPubacksDoNotHoldAnswers(t *testing.T) {
-	const answers = maxUnacknowledged + 200
+	const answers = mqttsession.MaxUnacknowledged + 200
 	c, s, lost := dialScripted(t, hubScript{noPuback: true}, nil, func(cfg *transport.Config) { cfg.KeepAlive = time.Second })
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -190,14 +191,14 @@ func TestMissingPubacksDoNotHoldAnswers(t *testing.T) {
 		}
 	}
 	ids, errs := lost.get()
-	if len(ids) != answers-maxUnacknowledged {
-		t.Fatalf("%d answers given up while the connection lives, want %d", len(ids), answers-maxUnacknowledged)
+	if len(ids) != answers-mqttsession.MaxUnacknowledged {
+		t.Fatalf("%d answers given up while the connection lives, want %d", len(ids), answers-mqttsession.MaxUnacknowledged)
 	}
 	for i, id := range ids {
 		if id != fmt.Sprint(i) {
 			t.Fatalf("answer %s given up as the %dth, want the oldest first", id, i)
 		}
-		if !errors.Is(errs[i], errTooManyUnacknowledged) {
+		if !errors.Is(errs[i], mqttsession.ErrTooManyUnacknowledged) {
 			t.Fatalf("given up because %v", errs[i])
 		}
 	}

@@ -1,4 +1,4 @@
-package mqtt
+package mqttsession
 
 import (
 	"bufio"
@@ -39,6 +39,8 @@ type writer struct {
 	queue   []*queued // waiting to be written, in order
 	writing bool      // a goroutine is writing
 	err     error     // the first failure; every write fails from then on
+
+	queuedHook func() // a test hook: told that a write waits its turn
 }
 
 // queued is a packet waiting to be written. done, when not nil, is told
@@ -78,6 +80,9 @@ func (w *writer) write(ctx context.Context, p packets.ControlPacket) error {
 	q.done = make(chan error, 1)
 	w.queue = append(w.queue, q)
 	w.mu.Unlock()
+	if w.queuedHook != nil {
+		w.queuedHook()
+	}
 	select {
 	case err := <-q.done:
 		return w.outcome(q, err)
