@@ -142,3 +142,126 @@ func TestSlowUplink(t *testing.T) {
 		})
 	}
 }
+
+// TestStallShorterThanKeepAlive stalls the link in both directions for
+// 3 s, less than the client's 4 s keep-alive, while calls flow: one
+// continuous caller, a call whose handler answers into the stall, and a
+// call every half second during it. The stall holds every byte (no answer
+// to a call made during it arrives before it ends), then every call is
+// answered, with no disconnection and nothing lost.
+func TestStallShorterThanKeepAlive(t *testing.T) {
+	const (
+		keepAlive = 4 * time.Second
+		stall     = 3 * time.Second
+		patient   = 30 // seconds the hub waits for each answer
+	)
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			hub := startHub(t, "dev-1")
+			proxy := startProxy(t, hub, tr)
+			states := newStateLog()
+			requests := newRequestLog()
+			entered, release := make(chan struct{}, 1), make(chan struct{})
+			var releaseOnce sync.Once
+			defer releaseOnce.Do(func() { close(release) }) // before the client closes (cleanups run after defers)
+			mux := device.NewMethodMux()
+			mux.Handle("echo", requests.echoHandler())
+			mux.HandleFunc("hold", func(ctx context.Context, r *device.MethodRequest) (*device.MethodResponse, error) {
+				entered <- struct{}{}
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return &device.MethodResponse{Status: 200, Payload: r.Payload}, nil
+			})
+			d := runDevice(t, hub, "dev-1", tr, mux, viaProxy(proxy, states.tweak, func(o *device.ClientOptions) {
+				o.KeepAlive = keepAlive
+			}))
+			states.waitFor(t, device.StateConnected, 1, 20*time.Second)
+			waitSubscribed(t, hub, "dev-1")
+			svc := hub.ServiceClient()
+			ctx := ctxTimeout(t, 2*time.Minute)
+			begin := time.Now()
+			around := startInvokerWaiting(t, svc, "dev-1", "around", 0, patient)
+			around.waitSuccesses(t, begin, 3, 20*time.Second)
+
+			type call struct {
+				method, payload string
+				err             error
+				done            time.Time
+			}
+			var (
+				mu      sync.Mutex
+				results []*call
+				wg      sync.WaitGroup
+			)
+			invoke := func(method, payload string) {
+				c := &call{method: method, payload: payload}
+				mu.Lock()
+				results = append(results, c)
+				mu.Unlock()
+				wg.Go(func() { // owned by the test: ends with its call, joined below
+					res, err := svc.Invoke(ctx, "dev-1", "", localhub.MethodCall{MethodName: method,
+						Payload: json.RawMessage(payload), ResponseTimeoutInSeconds: patient})
+					if err == nil && (res.Status != 200 || compactJSON(res.Payload) != payload) {
+						err = fmt.Errorf("answer %d %s, want 200 %s", res.Status, res.Payload, payload)
+					}
+					mu.Lock()
+					c.err, c.done = err, time.Now()
+					mu.Unlock()
+				})
+			}
+
+			// A call in flight: its handler runs when the link stalls and
+			// answers into the stall.
+			invoke("hold", `"in flight"`)
+			select {
+			case <-entered:
+			case <-ctxTimeout(t, 20*time.Second).Done():
+				t.Fatal("the held call never reached its handler")
+			}
+			stalled := time.Now()
+			proxy.Stall(faultproxy.Both, stall)
+			ended := stalled.Add(stall) // the stall ends no earlier
+			releaseOnce.Do(func() { close(release) })
+			// Calls made during the stall, one every half second: the
+			// pace is the scenario, not a wait for something.
+			tick := time.NewTicker(stall / 6)
+			for n := 0; ; n++ {
+				invoke("echo", fmt.Sprintf(`{"during_stall":%d}`, n))
+				if time.Until(ended) < stall/6 {
+					break
+				}
+				<-tick.C
+			}
+			tick.Stop()
+			wg.Wait()
+			around.waitSuccesses(t, ended, 3, 20*time.Second)
+			around.stop()
+
+			var recovery time.Duration
+			for _, c := range results {
+				switch {
+				case c.err != nil:
+					t.Errorf("%s %s: %v", c.method, c.payload, c.err)
+				case c.done.Before(ended):
+					t.Errorf("%s %s answered %v into a %v stall: the stall did not hold it", c.method, c.payload, c.done.Sub(stalled), stall)
+				default:
+					recovery = max(recovery, c.done.Sub(ended))
+				}
+			}
+			for i, r := range around.snapshot() {
+				if r.err != nil {
+					t.Errorf("continuous call %d at %+.3fs: %v", i, r.at.Sub(stalled).Seconds(), r.err)
+				}
+			}
+			if _, repeated := requests.total(); len(repeated) > 0 {
+				t.Errorf("requests handled twice: %v", repeated)
+			}
+			checkStayedConnected(t, states, d, stalled)
+			t.Logf("figure: stall transport=%s keepalive_s=%.0f stall_s=%.0f calls_during_stall=%d last_answer_after_stall_ms=%d",
+				tr, keepAlive.Seconds(), stall.Seconds(), len(results)-1, recovery.Milliseconds())
+		})
+	}
+}
