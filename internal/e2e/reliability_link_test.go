@@ -54,18 +54,18 @@ type answer struct {
 	Err    string
 }
 
-func newAnswer(call int, res *localhub.MethodResult, err error) answer {
-	if err != nil {
-		return answer{Call: call, Err: err.Error()}
-	}
-	sum := sha256.Sum256([]byte(compactJSON(res.Payload)))
-	return answer{Call: call, Status: res.Status, Bytes: len(compactJSON(res.Payload)), SHA256: hex.EncodeToString(sum[:8])}
+// answerOf is the answer with status and payload to call n.
+func answerOf(n, status int, payload []byte) answer {
+	sum := sha256.Sum256(payload)
+	return answer{Call: n, Status: status, Bytes: len(payload), SHA256: hex.EncodeToString(sum[:8])}
 }
 
-// wantAnswer is the answer call n must get: 200 and the payload p.
-func wantAnswer(n int, p []byte) answer {
-	sum := sha256.Sum256(p)
-	return answer{Call: n, Status: 200, Bytes: len(p), SHA256: hex.EncodeToString(sum[:8])}
+// newAnswer is what call n got from the hub.
+func newAnswer(n int, res *localhub.MethodResult, err error) answer {
+	if err != nil {
+		return answer{Call: n, Err: err.Error()}
+	}
+	return answerOf(n, res.Status, []byte(compactJSON(res.Payload)))
 }
 
 // timeline renders state changes as offsets from since, for messages.
@@ -121,7 +121,7 @@ func TestSlowUplink(t *testing.T) {
 			var wg sync.WaitGroup
 			begin := time.Now()
 			for n := range calls {
-				want[n] = wantAnswer(n, report(n, answerSize))
+				want[n] = answerOf(n, 200, report(n, answerSize))
 				wg.Go(func() { // owned by the test: ends with its call, joined below
 					res, err := svc.Invoke(ctx, "dev-1", "", localhub.MethodCall{MethodName: "report",
 						Payload: json.RawMessage(fmt.Sprintf(`{"call":%d}`, n)), ResponseTimeoutInSeconds: 90})
