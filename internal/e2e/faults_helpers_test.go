@@ -235,9 +235,15 @@ type invoker struct {
 	tick    chan struct{} // closed and replaced after each call
 }
 
-// startInvoker starts calling; stop (also run at cleanup) ends and joins
-// it.
+// startInvoker starts calling, each call with invokerResponseTimeout;
+// stop (also run at cleanup) ends and joins it.
 func startInvoker(t *testing.T, svc *localhub.ServiceClient, deviceID, name string, connectTimeout int) *invoker {
+	return startInvokerWaiting(t, svc, deviceID, name, connectTimeout, invokerResponseTimeout)
+}
+
+// startInvokerWaiting is startInvoker with the hub's wait for each answer,
+// in seconds.
+func startInvokerWaiting(t *testing.T, svc *localhub.ServiceClient, deviceID, name string, connectTimeout, responseTimeout int) *invoker {
 	inv := &invoker{stopped: make(chan struct{}), done: make(chan struct{}), tick: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { // owned by the invoker: ends after stop, joined by stop
@@ -251,8 +257,8 @@ func startInvoker(t *testing.T, svc *localhub.ServiceClient, deviceID, name stri
 			}
 			payload := fmt.Sprintf(`{"invoker":%q,"n":%d}`, name, i)
 			begin := time.Now()
-			callCtx, cancelCall := context.WithTimeout(ctx, time.Duration(connectTimeout+20)*time.Second)
-			res, err := svc.Invoke(callCtx, deviceID, "", localhub.MethodCall{MethodName: "echo", Payload: json.RawMessage(payload), ConnectTimeoutInSeconds: connectTimeout, ResponseTimeoutInSeconds: invokerResponseTimeout})
+			callCtx, cancelCall := context.WithTimeout(ctx, time.Duration(connectTimeout+responseTimeout+15)*time.Second)
+			res, err := svc.Invoke(callCtx, deviceID, "", localhub.MethodCall{MethodName: "echo", Payload: json.RawMessage(payload), ConnectTimeoutInSeconds: connectTimeout, ResponseTimeoutInSeconds: responseTimeout})
 			cancelCall()
 			if err == nil && (res.Status != 200 || compactJSON(res.Payload) != payload) {
 				err = fmt.Errorf("answer %d %s, want 200 %s", res.Status, res.Payload, payload)

@@ -50,15 +50,17 @@ type Proxy struct {
 	closed      bool
 	pairs       map[*pair]struct{}
 	blackHole   Direction
-	latency     time.Duration
-	cutDir      Direction // armed cut for new connections, 0 when none
+	latency     [2]time.Duration // one-way delay per direction (dirIndex)
+	bandwidth   [2]int           // bytes per second per direction, 0 for unlimited
+	stallUntil  [2]time.Time     // when a stall ends, per direction; zero when none
+	cutDir      Direction        // armed cut for new connections, 0 when none
 	cutBytes    int
 	refuseUntil time.Time
 	refuseAll   bool
 	changed     chan struct{} // closed and replaced when the fault settings change
 	accepted    int
 	refused     int
-	held        [2]int // chunks a black hole holds now, per direction (dirIndex)
+	held        [2]int // segments a black hole or a stall holds now, per direction
 }
 
 // New starts a proxy on a free loopback port that forwards to target
@@ -123,10 +125,12 @@ func (p *Proxy) BlackHole(dir Direction) {
 	p.update(func() { p.blackHole |= dir })
 }
 
-// Restore ends black holes and disarms pending cuts; held bytes flow on.
+// Restore ends black holes and stalls and disarms pending cuts; held
+// bytes flow on, in order. Bandwidth and latency stay as they were set.
 func (p *Proxy) Restore() {
 	p.update(func() {
 		p.blackHole = 0
+		p.stallUntil = [2]time.Time{}
 		p.cutDir, p.cutBytes = 0, 0
 		for pr := range p.pairs {
 			pr.cut = [2]int{-1, -1}
@@ -134,10 +138,74 @@ func (p *Proxy) Restore() {
 	})
 }
 
-// SetLatency delays every chunk of bytes by d in each direction, on live
-// and new connections; zero removes the delay.
-func (p *Proxy) SetLatency(d time.Duration) {
-	p.update(func() { p.latency = max(d, 0) })
+// SetLatency delays every byte by d in each direction, on live and new
+// connections, so that a round trip takes twice d; zero removes the
+// delay. It is SetOneWayLatency(Both, d).
+func (p *Proxy) SetLatency(d time.Duration) { p.SetOneWayLatency(Both, d) }
+
+// SetOneWayLatency delays every byte by d in dir (each direction of Both),
+// on live and new connections: the propagation delay of a link, which
+// adds to the time the bandwidth takes to send the bytes. A round trip
+// takes the sum of both directions' latencies. Zero removes the delay;
+// bytes already in flight are delivered by the new setting, never out of
+// order.
+func (p *Proxy) SetOneWayLatency(dir Direction, d time.Duration) {
+	p.update(func() {
+		for _, i := range dirIndexes(dir) {
+			p.latency[i] = max(d, 0)
+		}
+	})
+}
+
+// SetBandwidth limits dir (each direction of Both) to bytesPerSecond, on
+// live and new connections, as a link of that rate: bytes are sent in
+// chunks of at most 4 KB, each taking its size over the rate to
+// serialise, one after the other; the latency runs after that. Bytes the
+// link cannot send yet are held in order, up to MaxHeld per connection and
+// direction; beyond it the proxy stops reading, so the sender's writes
+// block once its socket buffers fill. Zero (or less) means unlimited. A
+// new rate applies to the chunk being sent.
+func (p *Proxy) SetBandwidth(dir Direction, bytesPerSecond int) {
+	p.update(func() {
+		for _, i := range dirIndexes(dir) {
+			p.bandwidth[i] = max(bytesPerSecond, 0)
+		}
+	})
+}
+
+// Stall stops forwarding in dir (each direction of Both) for d, on live
+// and new connections, without closing anything: a black hole that ends
+// by itself. Bytes and end-of-stream are held (up to MaxHeld per
+// connection and direction, then the proxy stops reading) and flow on in
+// order when d has passed or at Restore; the link then sends them at its
+// bandwidth, from the end of the stall. A Stall replaces the end of a
+// stall in progress in the same direction; d <= 0 ends it now.
+func (p *Proxy) Stall(dir Direction, d time.Duration) {
+	var until time.Time
+	if d > 0 {
+		until = time.Now().Add(d)
+	}
+	p.update(func() {
+		for _, i := range dirIndexes(dir) {
+			p.stallUntil[i] = until
+		}
+	})
+}
+
+// Held returns how many bytes the proxy holds now in dir (both
+// directions for Both), over its live connections: bytes read from one
+// peer and not yet written to the other, because of the link's bandwidth
+// or latency, a black hole, a stall, or a peer that reads slowly.
+func (p *Proxy) Held(dir Direction) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for pr := range p.pairs {
+		for _, i := range dirIndexes(dir) {
+			n += pr.links[i].heldBytes()
+		}
+	}
+	return n
 }
 
 // CutAfter ends the stream in dir (each direction of Both) of each live
@@ -188,8 +256,8 @@ func (p *Proxy) Refused() int {
 	return p.refused
 }
 
-// WaitHeld waits until a black hole in dir holds bytes (or the end of
-// stream) that a peer sent:
+// WaitHeld waits until a black hole or a stall in dir holds bytes (or the
+// end of stream) that a peer sent:
 // proof that the peer has written something that did not arrive. It
 // fails when ctx ends first.
 func (p *Proxy) WaitHeld(ctx context.Context, dir Direction) error {
@@ -277,6 +345,7 @@ func (p *Proxy) serve(client net.Conn) {
 		return
 	}
 	pr := &pair{proxy: p, client: client, server: server, done: make(chan struct{}), cut: [2]int{-1, -1}}
+	pr.links = [2]*link{newLink(pr, ToTarget, client, server), newLink(pr, ToClient, server, client)}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -289,10 +358,12 @@ func (p *Proxy) serve(client net.Conn) {
 	p.pairs[pr] = struct{}{}
 	p.mu.Unlock()
 
-	var pumps sync.WaitGroup
-	pumps.Go(func() { pr.pump(ToClient, server, client) }) // owned by serve: ends when the pair closes, joined below
-	pr.pump(ToTarget, client, server)
-	pumps.Wait()
+	var readers, writers sync.WaitGroup
+	for _, l := range pr.links {
+		readers.Go(l.read)  // owned by serve: ends when its source ends or the pair closes, joined below
+		writers.Go(l.write) // owned by serve: ends when the pair closes or its stream is cut, joined below
+	}
+	writers.Wait()
 	pr.close(false) // after cuts in both directions
-
+	readers.Wait()
 }
