@@ -37,6 +37,9 @@ const (
 	// guardReadSize is the first size of the guard's read buffer; it
 	// grows to a frame's size as frames need, so at most maxFrameSize.
 	guardReadSize = 4 << 10
+	// maxGuardedLinks bounds the links the guard follows; the adapter
+	// attaches four.
+	maxGuardedLinks = 64
 )
 
 // Descriptor codes the guard looks for (AMQP 1.0 sections 3.2.2, 3.2.3,
@@ -97,10 +100,17 @@ type guardHooks struct {
 	refused func(err error)
 }
 
-// deliveryKey names the link of a transfer: the hub's channel and handle.
+// deliveryKey names a link as the hub's frames do: by the hub's channel
+// and handle.
 type deliveryKey struct {
 	channel uint16
 	handle  uint32
+}
+
+// guardedLink is what the guard knows of an attached link.
+type guardedLink struct {
+	name        string
+	hubReceives bool // the hub's role is receiver: go-amqp sends on it
 }
 
 // frameGuard sits between the network connection (Options.Network's,
@@ -127,8 +137,8 @@ type deliveryKey struct {
 //     decoder stores such keys in a Go map and panics; and the
 //     annotations of a modified outcome with keys other than symbol and
 //     ulong;
-//   - a flow for a link without link-credit (go-amqp's sender
-//     dereferences it), a disposition whose range reaches delivery id
+//   - a flow without link-credit for a link go-amqp sends on (its
+//     sender dereferences it), a disposition whose range reaches delivery id
 //     4294967295 or spans more than maxDispositionRange ids, and a
 //     transfer with delivery id 4294967295 (go-amqp's loops over a range
 //     never end at the largest id, and it settles a received delivery
@@ -151,9 +161,9 @@ type frameGuard struct {
 	off      int
 	ready    int
 	readErr  error
-	partials map[deliveryKey][]byte // messages whose transfers go on
-	partial  int                    // bytes in partials
-	links    map[deliveryKey]string // attached watched links by the hub's channel and handle
+	partials map[deliveryKey][]byte      // messages whose transfers go on
+	partial  int                         // bytes in partials
+	links    map[deliveryKey]guardedLink // links the hub attached
 }
 
 // newFrameGuard wraps nc.
@@ -314,19 +324,20 @@ func (g *frameGuard) checkFrame(frame []byte) error {
 func (g *frameGuard) checkPerformative(channel uint16, body iamqp.Body) error {
 	switch b := body.(type) {
 	case *iamqp.Attach:
-		if slices.Contains(g.hooks.watched, b.Name) {
-			if g.links == nil {
-				g.links = make(map[deliveryKey]string, len(g.hooks.watched))
-			}
-			g.links[deliveryKey{channel, b.Handle}] = b.Name
+		if g.links == nil {
+			g.links = make(map[deliveryKey]guardedLink)
 		}
+		if len(g.links) >= maxGuardedLinks {
+			return refusedf("more than %d links attached", maxGuardedLinks)
+		}
+		g.links[deliveryKey{channel, b.Handle}] = guardedLink{name: b.Name, hubReceives: b.Role == iamqp.RoleReceiver}
 	case *iamqp.Detach:
 		key := deliveryKey{channel, b.Handle}
 		g.dropPartial(key)
-		if name, ok := g.links[key]; ok {
+		if l, ok := g.links[key]; ok {
 			delete(g.links, key)
-			if g.hooks.detached != nil {
-				g.hooks.detached(name, b.Error)
+			if slices.Contains(g.hooks.watched, l.name) && g.hooks.detached != nil {
+				g.hooks.detached(l.name, b.Error)
 			}
 		}
 	case *iamqp.End:
@@ -335,8 +346,13 @@ func (g *frameGuard) checkPerformative(channel uint16, body iamqp.Body) error {
 				g.dropPartial(key)
 			}
 		}
+		for key := range g.links {
+			if key.channel == channel {
+				delete(g.links, key)
+			}
+		}
 	case *iamqp.Flow:
-		if b.Handle != nil && b.LinkCredit == nil {
+		if b.Handle != nil && b.LinkCredit == nil && g.links[deliveryKey{channel, *b.Handle}].hubReceives {
 			return refusedf("flow for handle %d without link-credit", *b.Handle)
 		}
 	case *iamqp.Disposition:
