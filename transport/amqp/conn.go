@@ -189,7 +189,8 @@ func malformedAttrs(msg *goamqp.Message, err error) []any {
 }
 
 // answerBusy sends the 503 answers that pump queued, so that pump never
-// waits for them. Each may wait busyAnswerTimeout for link credit.
+// waits for them. Each may wait busyAnswerTimeout for link credit; their
+// outcomes are not reported through Config.AnswerLost.
 func (c *conn) answerBusy() {
 	for {
 		select {
@@ -197,7 +198,7 @@ func (c *conn) answerBusy() {
 			return
 		case req := <-c.busy:
 			ctx, cancel := context.WithTimeout(c.lifetime, busyAnswerTimeout)
-			err := c.Respond(ctx, req, busy.Status, busy.Body())
+			err := c.respond(ctx, req, busy.Status, busy.Body(), false)
 			cancel()
 			if err != nil && c.lifetime.Err() == nil {
 				c.log.Warn("amqp: 503 answer not delivered", "method", req.Name, "request_id", req.RequestID, "err", err)
@@ -228,6 +229,13 @@ func (c *conn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 // before ctx ends is not sent; if the link gave it no room (no credit),
 // the Conn fails.
 func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte) error {
+	return c.respond(ctx, req, status, payload, true)
+}
+
+// respond is Respond; track says whether the answer's outcome is tracked
+// and reported. The adapter's own 503 answers are not: the client never
+// saw their requests.
+func (c *conn) respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte, track bool) error {
 	if err := c.ended(); err != nil {
 		return fmt.Errorf("amqp: respond: %w", err)
 	}
@@ -267,7 +275,7 @@ func (c *conn) Respond(ctx context.Context, req *transport.MethodRequest, status
 		}
 		return fmt.Errorf("amqp: respond: %w", err)
 	}
-	if c.answers != nil && !c.answers.track(&r, req, status) {
+	if track && c.answers != nil && !c.answers.track(&r, req, status) {
 		return fmt.Errorf("amqp: respond: the connection closed before the hub could acknowledge the answer: %w", transport.ErrConnLost)
 	}
 	if c.log.Enabled(ctx, slog.LevelDebug) {

@@ -96,7 +96,8 @@
 // modifies, or that the connection loses first, is reported through
 // Config.AnswerLost, as is the oldest when more than 128 answers await
 // their disposition. Pre-settled answers (Options.AnswerAtMostOnce) have
-// no disposition, and none is reported.
+// no disposition, and none is reported; nor are the adapter's own 503
+// answers, whose requests the client never saw.
 //
 // The hub detaching either method link ends the Conn at once: the guard
 // sees the detach before go-amqp does, and the requests that follow it

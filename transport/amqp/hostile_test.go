@@ -530,3 +530,32 @@ func TestHubEndsConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestBusyAnswersNotReported: the 503 answers the adapter sends itself,
+// for requests beyond Options.QueueSize, are not reported through
+// AnswerLost, since the client never saw their requests.
+func TestBusyAnswersNotReported(t *testing.T) {
+	h := startHub(t, hubScript{holdDispositions: true})
+	cfg := testConfig(t, h.port(), newCountingCredential(t))
+	lost := recordLost(cfg)
+	c, hc, link := dialHub(t, h, cfg, &Options{QueueSize: 1})
+	hc.sendRequest(t, link, request(iamqp.UUID{1}, "queued", []byte("{}")))
+	hc.sendRequest(t, link, request(iamqp.UUID{2}, "overflow", []byte("{}")))
+	busyAnswer := receive(t, hc.responses, "503 answer")
+	if got := busyAnswer.Message.ApplicationProperties["IoThub-status"]; got != int32(503) {
+		t.Fatalf("first answer has status %v, want the adapter's 503", got)
+	}
+	if err := busyAnswer.Reject(dialCtx(t), nil); err != nil {
+		t.Fatalf("fake hub: reject: %v", err)
+	}
+	req := receiveRequest(t, c)
+	if err := c.Respond(dialCtx(t), req, 200, nil); err != nil {
+		t.Fatalf("Respond: %v", err)
+	}
+	if err := receive(t, hc.responses, "answer").Reject(dialCtx(t), nil); err != nil {
+		t.Fatalf("fake hub: reject: %v", err)
+	}
+	if got := receive(t, lost, "AnswerLost"); got.req != req {
+		t.Errorf("AnswerLost reported %q first, want only the client's answer", got.req.Name)
+	}
+}
