@@ -19,13 +19,15 @@ const (
 	fuzzFrameBody = iota // the body of one AMQP frame on channel 0
 	fuzzMessage          // the payload of a message on the client's receiver link
 	fuzzRaw              // raw bytes in the stream
+	fuzzOpen             // raw bytes instead of the peer's open
 	fuzzModes
 )
 
 // FuzzGuardedConn runs a real go-amqp connection behind the frame guard.
 // A scripted peer opens it, begins a session and attaches a link each way
 // (the client receives and accepts messages on one, and has sent one
-// unsettled on the other), then sends the fuzzed bytes and an echo flow.
+// unsettled on the other), then sends the fuzzed bytes and an echo flow;
+// or it sends the fuzzed bytes in place of its open.
 // The process must survive (go-amqp's panics happen on its own goroutines
 // and end it) and go-amqp must go on answering: the echo flow gets its
 // answer, or the connection ends. Raw bytes are followed by zeros, which
@@ -97,6 +99,10 @@ func guardFuzzSeeds(tb testing.TB) []guardFuzzSeed {
 			Payload: message(func(*iamqp.Message) {})})},
 		// Memory: a 2 GiB frame header.
 		{fuzzRaw, frameHeader(1<<31-1, iamqp.FrameTypeAMQP)},
+		// Before the open: a max-frame-size below 512 (go-amqp's sender
+		// would slice with a negative length), an open above 512 bytes.
+		{fuzzOpen, body(&iamqp.Open{ContainerID: "peer", MaxFrameSize: 100})},
+		{fuzzOpen, body(&iamqp.Open{ContainerID: string(make([]byte, 600)), MaxFrameSize: maxFrameSize})},
 		// Harmless.
 		{fuzzMessage, message(func(m *iamqp.Message) { m.MessageAnnotations = iamqp.Map{{Key: iamqp.Symbol("x-opt"), Value: 1}} })},
 		{fuzzFrameBody, body(&iamqp.Flow{NextIncomingID: &zero, IncomingWindow: 10, OutgoingWindow: 10, Handle: &one, LinkCredit: &one})},
@@ -120,24 +126,31 @@ func (p *fuzzPeer) send(t *testing.T, body iamqp.Body) error {
 	return p.write(encodeFrame(t, iamqp.Frame{Type: iamqp.FrameTypeAMQP, Body: body}))
 }
 
-// next returns the client's next frame of type T, skipping others.
-func fuzzNext[T iamqp.Body](p *fuzzPeer) (T, error) {
-	var zero T
+// until returns the first frame the client sent for which want is true,
+// io.EOF if the client hung up first, or an error after waitTimeout.
+func (p *fuzzPeer) until(want func(iamqp.Body) bool) (iamqp.Body, error) {
 	timer := time.NewTimer(waitTimeout)
 	defer timer.Stop()
 	for {
 		select {
 		case f, ok := <-p.frames:
 			if !ok {
-				return zero, io.EOF
+				return nil, io.EOF
 			}
-			if b, ok := f.Body.(T); ok {
-				return b, nil
+			if want(f.Body) {
+				return f.Body, nil
 			}
 		case <-timer.C:
-			return zero, errors.New("timed out waiting for the client")
+			return nil, errors.New("timed out waiting for the client")
 		}
 	}
+}
+
+// fuzzNext returns the client's next frame of type T, skipping others.
+func fuzzNext[T iamqp.Body](p *fuzzPeer) (T, error) {
+	b, err := p.until(func(b iamqp.Body) bool { _, ok := b.(T); return ok })
+	t, _ := b.(T)
+	return t, err
 }
 
 // runGuardedConn runs one FuzzGuardedConn input.
@@ -180,9 +193,26 @@ func runGuardedConn(t *testing.T, mode byte, data []byte) {
 			opened <- err
 			return
 		}
+		if mode == fuzzOpen {
+			// Zeros complete any frame the input left unfinished, which
+			// the guard refuses, so NewConn returns.
+			_ = p.write(append(append([]byte{}, data...), make([]byte, minMaxFrameSize)...))
+			opened <- nil
+			return
+		}
 		opened <- p.send(t, &iamqp.Open{ContainerID: "peer", MaxFrameSize: maxFrameSize})
 	})
 	client, err := goamqp.NewConn(ctx, newFrameGuard(clientEnd, guardHooks{}), &goamqp.ConnOptions{ContainerID: "client", MaxFrameSize: maxFrameSize, IdleTimeout: -1})
+	if mode == fuzzOpen {
+		if err == nil {
+			client.Close()
+		} else if ctx.Err() != nil {
+			t.Fatalf("NewConn hung on the peer's open: %v", err)
+		}
+		peerEnd.Close() // the peer's writes end
+		<-opened
+		return
+	}
 	if err := <-opened; err != nil {
 		t.Fatalf("peer: open: %v", err)
 	}
@@ -298,24 +328,18 @@ func runGuardedConn(t *testing.T, mode byte, data []byte) {
 		// them, so the connection ends.
 		_ = p.write(make([]byte, maxFrameSize))
 	}
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	for {
-		select {
-		case f, ok := <-p.frames:
-			if !ok {
-				return // the client hung up: it refused the input, or go-amqp gave up
-			}
-			switch b := f.Body.(type) {
-			case *iamqp.Flow:
-				if b.Handle == nil {
-					return // the session answered the echo: go-amqp goes on
-				}
-			case *iamqp.End, *iamqp.Close:
-				return
-			}
-		case <-timer.C:
-			t.Fatal("go-amqp neither answered the echo flow nor ended the connection")
+	// The session's answer to the echo, or the end of the session or
+	// connection, shows that go-amqp goes on; a hang times out.
+	_, err = p.until(func(b iamqp.Body) bool {
+		switch b := b.(type) {
+		case *iamqp.Flow:
+			return b.Handle == nil
+		case *iamqp.End, *iamqp.Close:
+			return true
 		}
+		return false
+	})
+	if err != nil && !errors.Is(err, io.EOF) { // EOF: the client hung up, refusing the input or giving up
+		t.Fatalf("go-amqp neither answered the echo flow nor ended the connection: %v", err)
 	}
 }

@@ -247,13 +247,7 @@ func TestGuardFrameSizeBound(t *testing.T) {
 			sc := &streamConn{r: endless, chunk: 1 << 20}
 			g := newFrameGuard(sc, guardHooks{})
 			_, err := io.Copy(io.Discard, g)
-			var got *frameSizeError
-			if !errors.As(err, &got) {
-				t.Fatalf("guard error = %v, want a frame size error", err)
-			}
-			if diff := cmp.Diff(tt.want, *got); diff != "" {
-				t.Errorf("frame size error (-want +got):\n%s", diff)
-			}
+			wantFrameSizeError(t, err, tt.want)
 			if bound := len(tt.prefix) + guardReadSize; sc.read > bound {
 				t.Errorf("the guard read %d bytes from the network, more than %d", sc.read, bound)
 			}

@@ -53,6 +53,44 @@ func dialHub(t *testing.T, h *fakeHub, cfg *transport.Config, opts *Options) (tr
 	return c, hc, receive(t, hc.requestLink, "request link")
 }
 
+// dialHeldAnswers dials a fresh hub that leaves answers unsettled for the
+// test to settle, with AnswerLost recorded.
+func dialHeldAnswers(t *testing.T, opts *Options) (transport.Conn, *hubConn, *iamqp.Link, <-chan lostAnswer) {
+	t.Helper()
+	h := startHub(t, hubScript{holdDispositions: true})
+	cfg := testConfig(t, h.port(), newCountingCredential(t))
+	lost := recordLost(cfg)
+	c, hc, link := dialHub(t, h, cfg, opts)
+	return c, hc, link, lost
+}
+
+// rejectedFirst answers req, has the hub reject the answer, and checks
+// that AnswerLost reports it before any other answer: since answers are
+// awaited in the order they were sent, none sent before it was reported.
+func rejectedFirst(t *testing.T, c transport.Conn, hc *hubConn, lost <-chan lostAnswer, req *transport.MethodRequest) {
+	t.Helper()
+	if err := c.Respond(dialCtx(t), req, 200, nil); err != nil {
+		t.Fatalf("Respond: %v", err)
+	}
+	if err := receive(t, hc.responses, "answer to reject").Reject(dialCtx(t), nil); err != nil {
+		t.Fatalf("fake hub: reject: %v", err)
+	}
+	if got := receive(t, lost, "AnswerLost"); got.req != req {
+		t.Errorf("AnswerLost reported %q (%v) first, want the rejected answer to %q", got.req.Name, got.err, req.Name)
+	}
+}
+
+// closeReportsNothing closes c, which waits for the reports of AnswerLost,
+// and checks that there are none left.
+func closeReportsNothing(t *testing.T, c transport.Conn, lost <-chan lostAnswer) {
+	t.Helper()
+	c.Close()
+	if len(lost) != 0 {
+		got := <-lost
+		t.Errorf("AnswerLost called unexpectedly for %q: %v", got.req.Name, got.err)
+	}
+}
+
 // sendAsync sends m on the hub's request link without waiting for the
 // client's outcome; the result arrives once the client settles the request
 // or the link ends.
@@ -203,13 +241,7 @@ func TestHostileFrameSizes(t *testing.T) {
 					c.Close()
 					t.Fatal("Dial succeeded")
 				}
-				var got *frameSizeError
-				if !errors.As(err, &got) {
-					t.Fatalf("Dial error %v is not a frame size error", err)
-				}
-				if diff := cmp.Diff(tt.want, *got); diff != "" {
-					t.Errorf("frame size error (-want +got):\n%s", diff)
-				}
+				wantFrameSizeError(t, err, tt.want)
 				errtest.WantOnly(t, err, transport.ErrConnLost)
 			})
 		}
@@ -231,17 +263,24 @@ func TestHostileFrameSizes(t *testing.T) {
 				// which fails the write: Receive tells what happened.
 				_ = hc.wire.inject(tt.bytes)
 				err := receiveError(t, c)
-				var got *frameSizeError
-				if !errors.As(err, &got) {
-					t.Fatalf("Receive error %v is not a frame size error", err)
-				}
-				if diff := cmp.Diff(tt.want, *got); diff != "" {
-					t.Errorf("frame size error (-want +got):\n%s", diff)
-				}
+				wantFrameSizeError(t, err, tt.want)
 				errtest.WantOnly(t, err, transport.ErrConnLost)
 			})
 		}
 	})
+}
+
+// wantFrameSizeError checks that err is the guard's refusal of a frame's
+// size.
+func wantFrameSizeError(t *testing.T, err error, want frameSizeError) {
+	t.Helper()
+	var got *frameSizeError
+	if !errors.As(err, &got) {
+		t.Fatalf("error %v is not a frame size error", err)
+	}
+	if diff := cmp.Diff(want, *got); diff != "" {
+		t.Errorf("frame size error (-want +got):\n%s", diff)
+	}
 }
 
 // x509Credential is a certificate credential, with which the client uses
@@ -376,10 +415,7 @@ func TestAnswerOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := startHub(t, hubScript{holdDispositions: true})
-			cfg := testConfig(t, h.port(), newCountingCredential(t))
-			lost := recordLost(cfg)
-			c, hc, link := dialHub(t, h, cfg, nil)
+			c, hc, link, lost := dialHeldAnswers(t, nil)
 			hc.sendRequest(t, link, request(iamqp.UUID{1}, "m", []byte("{}")))
 			req := receiveRequest(t, c)
 			if err := c.Respond(dialCtx(t), req, 201, []byte("{}")); err != nil {
@@ -396,16 +432,7 @@ func TestAnswerOutcomes(t *testing.T) {
 				// Answers are awaited in order: a second, rejected answer is
 				// reported first only if the accepted one is not reported.
 				hc.sendRequest(t, link, request(iamqp.UUID{2}, "m", []byte("{}")))
-				second := receiveRequest(t, c)
-				if err := c.Respond(dialCtx(t), second, 202, nil); err != nil {
-					t.Fatalf("Respond: %v", err)
-				}
-				if err := receive(t, hc.responses, "second answer").Reject(dialCtx(t), nil); err != nil {
-					t.Fatalf("fake hub: reject: %v", err)
-				}
-				if got := receive(t, lost, "report of the second answer"); got.req != second {
-					t.Errorf("AnswerLost reported request %q (status %d: %v), want only the second", got.req.RequestID, got.status, got.err)
-				}
+				rejectedFirst(t, c, hc, lost, receiveRequest(t, c))
 				return
 			}
 			got := receive(t, lost, "AnswerLost")
@@ -421,10 +448,7 @@ func TestAnswerOutcomes(t *testing.T) {
 			if errors.Is(got.err, errAnswerRejected) && (!errors.As(got.err, &hubErr) || hubErr.Condition != goamqp.ErrCondInternalError) {
 				t.Errorf("AnswerLost error %v does not carry the hub's condition amqp:internal-error", got.err)
 			}
-			c.Close()
-			if len(lost) != 0 {
-				t.Errorf("AnswerLost called again: %v", (<-lost).err)
-			}
+			closeReportsNothing(t, c, lost)
 		})
 	}
 }
@@ -433,10 +457,7 @@ func TestAnswerOutcomes(t *testing.T) {
 // adapter tracks: Respond does not wait, and the oldest is given up and
 // reported.
 func TestAnswersBeyondTheBound(t *testing.T) {
-	h := startHub(t, hubScript{holdDispositions: true})
-	cfg := testConfig(t, h.port(), newCountingCredential(t))
-	lost := recordLost(cfg)
-	c, hc, link := dialHub(t, h, cfg, &Options{maxUnsettledAnswers: 2})
+	c, hc, link, lost := dialHeldAnswers(t, &Options{maxUnsettledAnswers: 2})
 	var reqs []*transport.MethodRequest
 	var deliveries []*iamqp.Delivery
 	for i := range 3 {
@@ -459,19 +480,13 @@ func TestAnswersBeyondTheBound(t *testing.T) {
 	}
 	// Close detaches the links, which the hub answers after the
 	// dispositions above: the accepted answers are settled by then.
-	c.Close()
-	if len(lost) != 0 {
-		t.Errorf("AnswerLost called for an accepted answer: %v", (<-lost).err)
-	}
+	closeReportsNothing(t, c, lost)
 }
 
 // TestAnswerAtMostOnceTracksNothing: pre-settled answers have no outcome,
 // so a connection that ends reports none of them.
 func TestAnswerAtMostOnceTracksNothing(t *testing.T) {
-	h := startHub(t, hubScript{holdDispositions: true})
-	cfg := testConfig(t, h.port(), newCountingCredential(t))
-	lost := recordLost(cfg)
-	c, hc, link := dialHub(t, h, cfg, &Options{AnswerAtMostOnce: true})
+	c, hc, link, lost := dialHeldAnswers(t, &Options{AnswerAtMostOnce: true})
 	hc.sendRequest(t, link, request(iamqp.UUID{1}, "m", []byte("{}")))
 	if err := c.Respond(dialCtx(t), receiveRequest(t, c), 200, nil); err != nil {
 		t.Fatalf("Respond: %v", err)
@@ -481,10 +496,7 @@ func TestAnswerAtMostOnceTracksNothing(t *testing.T) {
 	}
 	hc.conn.Close()
 	receiveError(t, c)
-	c.Close()
-	if len(lost) != 0 {
-		t.Errorf("AnswerLost called for a pre-settled answer: %v", (<-lost).err)
-	}
+	closeReportsNothing(t, c, lost)
 }
 
 // TestDialPutTokenSilent: a hub that never answers the put-token fails
@@ -535,10 +547,7 @@ func TestHubEndsConnection(t *testing.T) {
 // for requests beyond Options.QueueSize, are not reported through
 // AnswerLost, since the client never saw their requests.
 func TestBusyAnswersNotReported(t *testing.T) {
-	h := startHub(t, hubScript{holdDispositions: true})
-	cfg := testConfig(t, h.port(), newCountingCredential(t))
-	lost := recordLost(cfg)
-	c, hc, link := dialHub(t, h, cfg, &Options{QueueSize: 1})
+	c, hc, link, lost := dialHeldAnswers(t, &Options{QueueSize: 1})
 	hc.sendRequest(t, link, request(iamqp.UUID{1}, "queued", []byte("{}")))
 	hc.sendRequest(t, link, request(iamqp.UUID{2}, "overflow", []byte("{}")))
 	busyAnswer := receive(t, hc.responses, "503 answer")
@@ -548,14 +557,5 @@ func TestBusyAnswersNotReported(t *testing.T) {
 	if err := busyAnswer.Reject(dialCtx(t), nil); err != nil {
 		t.Fatalf("fake hub: reject: %v", err)
 	}
-	req := receiveRequest(t, c)
-	if err := c.Respond(dialCtx(t), req, 200, nil); err != nil {
-		t.Fatalf("Respond: %v", err)
-	}
-	if err := receive(t, hc.responses, "answer").Reject(dialCtx(t), nil); err != nil {
-		t.Fatalf("fake hub: reject: %v", err)
-	}
-	if got := receive(t, lost, "AnswerLost"); got.req != req {
-		t.Errorf("AnswerLost reported %q first, want only the client's answer", got.req.Name)
-	}
+	rejectedFirst(t, c, hc, lost, receiveRequest(t, c))
 }
