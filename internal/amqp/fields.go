@@ -275,6 +275,11 @@ var descriptorCodes = func() map[Symbol]uint64 {
 	return m
 }()
 
+// DescriptorCode returns the numeric code of a descriptor given as a code
+// (a uint64) or as a symbolic name this package knows, such as
+// "amqp:message-annotations:map" for 0x72.
+func DescriptorCode(desc any) (uint64, bool) { return descriptorCode(desc) }
+
 // descriptorCode returns the numeric code of a descriptor given as a code
 // or as a known symbolic name.
 func descriptorCode(desc any) (uint64, bool) {

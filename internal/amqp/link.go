@@ -40,6 +40,7 @@ type Link struct {
 	drain         bool // the receiver's drain flag
 	drainPending  bool // a drain request not answered yet
 	nextTag       uint64
+	manualCredit  bool // AcceptWithCredit: only Grant gives credit
 }
 
 func newLink(s *session, a *Attach) *Link {
@@ -116,6 +117,48 @@ func (l *Link) Accept(ctx context.Context) error {
 			l.credit = l.s.c.opts.LinkCredit
 			l.s.write(l.flow())
 		}
+		return nil
+	})
+}
+
+// AcceptWithCredit is Accept for a link the peer sends on, granting credit
+// messages at first (zero is allowed) and replenishing none as they
+// arrive: only Grant gives more. Tests use it to play a peer that starves
+// a sender.
+func (l *Link) AcceptWithCredit(ctx context.Context, credit uint32) error {
+	if l.role != RoleReceiver {
+		return fmt.Errorf("amqp: credit on link %q where the peer receives", l.Name())
+	}
+	return l.s.c.do(ctx, func() error {
+		if l.state != linkPending {
+			return l.stateErr()
+		}
+		l.state = linkAttached
+		l.manualCredit = true
+		l.s.write(l.localAttach(false))
+		l.credit = min(credit, l.s.c.opts.LinkCredit)
+		l.s.write(l.flow())
+		return nil
+	})
+}
+
+// Grant sets the credit of a link accepted with AcceptWithCredit and
+// tells the peer. The credit is capped by ConnOptions.LinkCredit less the
+// messages not yet taken by Receive.
+func (l *Link) Grant(ctx context.Context, credit uint32) error {
+	return l.s.c.do(ctx, func() error {
+		if l.state != linkAttached || l.detachSent {
+			return l.stateErr()
+		}
+		if !l.manualCredit {
+			return fmt.Errorf("amqp: grant on link %q, which was not accepted with AcceptWithCredit", l.Name())
+		}
+		inFlight := uint32(len(l.incoming))
+		if l.partial != nil {
+			inFlight++
+		}
+		l.credit = min(credit, l.s.c.opts.LinkCredit-inFlight)
+		l.s.write(l.flow())
 		return nil
 	})
 }
@@ -350,9 +393,10 @@ func (l *Link) handleTransfer(t *Transfer) {
 	}
 }
 
-// replenish tops the credit up to LinkCredit once half of it is used.
+// replenish tops the credit up to LinkCredit once half of it is used,
+// unless Grant alone gives the link credit.
 func (l *Link) replenish() {
-	if l.state != linkAttached || l.detachSent {
+	if l.state != linkAttached || l.detachSent || l.manualCredit {
 		return
 	}
 	inFlight := uint32(len(l.incoming))

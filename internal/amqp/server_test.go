@@ -739,3 +739,55 @@ func TestGoAMQPReceiverSettleSecond(t *testing.T) {
 		t.Error("outcome is not accepted")
 	}
 }
+
+func TestGoAMQPAcceptWithCreditAndGrant(t *testing.T) {
+	links := make(chan *Link, 1)
+	received := make(chan *Delivery, 4)
+	h := LinkHandlerFunc(func(ctx context.Context, l *Link) {
+		if err := l.AcceptWithCredit(ctx, 0); err != nil {
+			return
+		}
+		links <- l
+		for {
+			d, err := l.Receive(ctx)
+			if err != nil {
+				return
+			}
+			received <- d
+			_ = d.Accept(ctx)
+		}
+	})
+	ts := startServer(t, h, nil)
+	c := ts.dial(t, nil)
+	snd, err := newSession(t, c).NewSender(timeout(t), "/x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := <-links
+
+	// No credit: the send gives up when its context ends.
+	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	err = snd.Send(short, &goamqp.Message{Value: "starved"}, nil)
+	cancel()
+	var amqpErr *goamqp.Error
+	if !errors.As(err, &amqpErr) || amqpErr.Condition != goamqp.ErrCondTransferLimitExceeded {
+		t.Fatalf("send without credit = %v, want transfer-limit-exceeded", err)
+	}
+
+	// One credit: one message, and no more credit after it.
+	if err := l.Grant(timeout(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := snd.Send(timeout(t), &goamqp.Message{Value: "granted"}, nil); err != nil {
+		t.Fatalf("send with credit: %v", err)
+	}
+	if d := <-received; d.Message.Value != "granted" {
+		t.Errorf("received %v, want granted", d.Message.Value)
+	}
+	short, cancel = context.WithTimeout(t.Context(), 50*time.Millisecond)
+	err = snd.Send(short, &goamqp.Message{Value: "starved again"}, nil)
+	cancel()
+	if !errors.As(err, &amqpErr) || amqpErr.Condition != goamqp.ErrCondTransferLimitExceeded {
+		t.Fatalf("send after the granted credit was used = %v, want transfer-limit-exceeded", err)
+	}
+}

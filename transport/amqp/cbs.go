@@ -117,9 +117,10 @@ func openCBS(ctx context.Context, session *goamqp.Session) (*cbsClient, error) {
 		return nil, fmt.Errorf("attach %s sender: %w", amqpwire.CBSAddress, err)
 	}
 	receiver, err := session.NewReceiver(ctx, amqpwire.CBSAddress, &goamqp.ReceiverOptions{
-		Name:          "$cbs-receiver-" + suffix,
-		TargetAddress: amqpwire.CBSAddress,
-		Credit:        10,
+		Name:           "$cbs-receiver-" + suffix,
+		TargetAddress:  amqpwire.CBSAddress,
+		Credit:         10,
+		MaxMessageSize: maxMessageSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("attach %s receiver: %w", amqpwire.CBSAddress, err)

@@ -25,7 +25,8 @@ func NewDialer(opts *Options) *Dialer {
 }
 
 // Dial opens the network connection (Options.Network, TLS by default),
-// then the AMQP connection and session, authenticates, attaches the method
+// puts the frame guard between it and go-amqp (see frameGuard), then
+// opens the AMQP connection and session, authenticates, attaches the method
 // receiver and sender links and returns once both are attached. With a
 // SAS credential it uses SASL ANONYMOUS and a CBS put-token of the one
 // token it obtains from cfg.Credential; with a certificate credential the
@@ -62,19 +63,25 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 	}
 
 	connOpts := &goamqp.ConnOptions{
-		ContainerID: newUUID().String(),
-		HostName:    cfg.HostName,
-		IdleTimeout: idleTimeout(cfg.KeepAlive),
+		ContainerID:  newUUID().String(),
+		HostName:     cfg.HostName,
+		IdleTimeout:  idleTimeout(cfg.KeepAlive),
+		MaxFrameSize: maxFrameSize, // what the guard enforces once the hub has opened
 	}
 	if !x509 {
 		connOpts.SASLType = goamqp.SASLTypeAnonymous()
 	}
-	client, err := goamqp.NewConn(ctx, nc, connOpts) // owns nc from now on
+	c := newConn(cfg, d.opts, nil) // the client is set once go-amqp has opened the connection
+	c.guard = newFrameGuard(nc, c.guardHooks())
+	client, err := goamqp.NewConn(ctx, c.guard, connOpts) // owns the guard, and so nc, from now on
 	if err != nil {
+		c.abort()
+		if refused := c.guard.Err(); refused != nil {
+			err = refused // as the guard said it, rather than go-amqp's report of it
+		}
 		return nil, fmt.Errorf("amqp: open connection to %s: %w", address, linkFailure(ctx, err))
 	}
-
-	c := newConn(cfg, d.opts, client)
+	c.client = client
 	if err := c.setUp(ctx, token); err != nil {
 		c.abort()
 		return nil, fmt.Errorf("%w (endpoint %s)", err, address)

@@ -16,11 +16,15 @@ const (
 	condContainerThrottle goamqp.ErrCond = "com.microsoft:device-container-throttled"
 )
 
+// errNoCredit says why a Conn failed when an answer could not go out
+// before its deadline: the hub gave the answer link no credit.
+var errNoCredit = errors.New("amqp: the hub granted the answer link no credit before the answer's deadline")
+
 // linkFailure wraps an error of go-amqp with the transport sentinel that
 // tells the client what to do: the peer's AMQP error condition decides
 // where it names throttling, a busy server or refused access; any other
-// AMQP error, and a connection, session or link that ended, wraps
-// transport.ErrConnLost. When ctx has ended, its cause is wrapped as well,
+// AMQP error, a connection, session or link that ended, and input the
+// frame guard refused wrap transport.ErrConnLost. When ctx has ended, its cause is wrapped as well,
 // so a cancelled dial is recognised as such.
 func linkFailure(ctx context.Context, err error) error {
 	if err == nil {
@@ -43,7 +47,7 @@ func linkFailure(ctx context.Context, err error) error {
 			return fmt.Errorf("%w: %w", transport.ErrServerBusy, err)
 		}
 	}
-	if isEnded(err) || errors.As(err, &amqpErr) {
+	if isEnded(err) || errors.As(err, &amqpErr) || errors.Is(err, errRefused) {
 		return fmt.Errorf("%w: %w", transport.ErrConnLost, err)
 	}
 	return err

@@ -34,6 +34,12 @@ type hubScript struct {
 	// holdDispositions leaves the client's answers unsettled for the test
 	// to settle; by default the hub accepts each one as it arrives.
 	holdDispositions bool
+	// responseCredit, when set, is all the credit the hub ever grants the
+	// link the client answers on, unless the test grants more with
+	// Link.Grant; by default the hub replenishes credit as answers arrive.
+	responseCredit *uint32
+	// silentPutToken leaves every put-token unanswered.
+	silentPutToken bool
 }
 
 // fakeHub is a scripted IoT Hub AMQP endpoint built on the in-repo server
@@ -53,6 +59,7 @@ type fakeHub struct {
 // hubConn is one client connection as the fake hub sees it.
 type hubConn struct {
 	conn      *iamqp.Conn
+	wire      *injectConn // the connection's bytes, for hostile frames
 	peerCerts []*x509.Certificate
 
 	attaches     chan *iamqp.Attach   // every attach the client sent, in order
@@ -157,7 +164,8 @@ func (h *fakeHub) serve(nc net.Conn, peerCerts []*x509.Certificate) {
 		responses:    make(chan *iamqp.Delivery, 64),
 		served:       make(chan error, 1),
 	}
-	hc.conn = iamqp.NewConn(nc, iamqp.LinkHandlerFunc(h.serveLink), &iamqp.ConnOptions{IdleTimeout: -1})
+	hc.wire = &injectConn{Conn: nc}
+	hc.conn = iamqp.NewConn(hc.wire, iamqp.LinkHandlerFunc(h.serveLink), &iamqp.ConnOptions{IdleTimeout: -1})
 	h.mu.Lock()
 	h.byID[hc.conn] = hc
 	h.mu.Unlock()
@@ -202,7 +210,11 @@ func (h *fakeHub) serveLink(ctx context.Context, l *iamqp.Link) {
 				return
 			}
 		}
-		if l.Accept(ctx) != nil {
+		accept := l.Accept
+		if n := h.script.responseCredit; n != nil {
+			accept = func(ctx context.Context) error { return l.AcceptWithCredit(ctx, *n) }
+		}
+		if accept(ctx) != nil {
 			return
 		}
 		hc.responseLink <- l
@@ -236,6 +248,9 @@ func (h *fakeHub) servePutTokens(ctx context.Context, hc *hubConn, l *iamqp.Link
 		}
 		n := int(hc.putTokenN.Add(1))
 		hc.putTokens <- d.Message
+		if h.script.silentPutToken {
+			continue
+		}
 		status := 200
 		if h.script.putTokenStatus != nil {
 			status = h.script.putTokenStatus(n)
@@ -293,6 +308,66 @@ func receive[T any](t *testing.T, ch <-chan T, what string) T {
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
+}
+
+// injectConn is the hub's side of a connection. The engine writes each
+// frame with one Write, and a tls.Conn never interleaves two Writes, so
+// bytes injected with inject land between two frames.
+type injectConn struct {
+	net.Conn
+	silent atomic.Bool
+}
+
+// Write sends b, or drops it once the connection has been silenced.
+func (c *injectConn) Write(b []byte) (int, error) {
+	if c.silent.Load() {
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+// inject writes raw bytes to the client between two of the engine's
+// frames.
+func (c *injectConn) inject(b []byte) error {
+	_, err := c.Conn.Write(b)
+	return err
+}
+
+// silence drops everything the engine writes from now on, heartbeats
+// included: the hub goes quiet without closing the connection.
+func (c *injectConn) silence() { c.silent.Store(true) }
+
+// startRawHub listens for TLS on 127.0.0.1 and hands each connection to
+// play, which speaks raw bytes; the connection is closed when play returns
+// or the test ends.
+func startRawHub(t *testing.T, play func(ctx context.Context, nc net.Conn)) int {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", (&fakeHub{}).serverTLS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { // owned by the test; ends when the cleanup closes ln, joined there
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			stop := context.AfterFunc(ctx, func() { nc.Close() })
+			wg.Go(func() { // owned by the test; ends when play returns (ctx closes nc), joined in the cleanup
+				defer stop()
+				defer nc.Close()
+				play(ctx, nc)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		cancel()
+		wg.Wait()
+	})
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // x509EmptyPool trusts nothing.

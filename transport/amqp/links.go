@@ -29,20 +29,21 @@ func methodLinkProperties(channel, userAgent, modelID string) map[string]any {
 // responses on the identity's method address. The receiver settles first,
 // as the C and C# SDKs do. The sender leaves its answers unsettled, as the
 // C SDK does (the C# SDK sends them pre-settled): the hub's disposition
-// tells that an answer arrived, so Respond reports one written just before
-// the connection breaks as lost. Options.AnswerAtMostOnce sends them
-// pre-settled instead.
+// tells that an answer arrived, and one the hub did not accept is reported
+// through Config.AnswerLost. Options.AnswerAtMostOnce sends them
+// pre-settled instead. The frame guard watches both links, so that the
+// hub detaching either ends the Conn at once.
 func (c *conn) attachMethodLinks(ctx context.Context) error {
 	address := amqpwire.MethodsAddress(c.cfg.DeviceID, c.cfg.ModuleID)
-	channel := newUUID().String()
-	props := methodLinkProperties("methods:"+channel, c.cfg.UserAgent, c.cfg.ModelID)
+	props := methodLinkProperties("methods:"+c.channel, c.cfg.UserAgent, c.cfg.ModelID)
 
 	first := goamqp.ReceiverSettleModeFirst
 	receiver, err := c.session.NewReceiver(ctx, address, &goamqp.ReceiverOptions{
-		Name:           "methods-requests-" + channel,
+		Name:           c.receiverName(),
 		Credit:         receiverCredit,
 		SettlementMode: &first,
 		Properties:     props,
+		MaxMessageSize: maxMessageSize,
 	})
 	if err != nil {
 		return fmt.Errorf("amqp: attach method receiver on %s: %w", address, attachFailure(ctx, err))
@@ -54,7 +55,7 @@ func (c *conn) attachMethodLinks(ctx context.Context) error {
 		answerMode = goamqp.SenderSettleModeSettled
 	}
 	sender, err := c.session.NewSender(ctx, address, &goamqp.SenderOptions{
-		Name:           "methods-responses-" + channel,
+		Name:           c.senderName(),
 		SettlementMode: &answerMode,
 		Properties:     props,
 	})

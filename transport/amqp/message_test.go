@@ -303,13 +303,13 @@ func TestOptionsDefaults(t *testing.T) {
 		in   *Options
 		want Options
 	}{
-		{"nil", nil, Options{Network: tlsNetwork, QueueSize: DefaultQueueSize, PutTokenTimeout: DefaultPutTokenTimeout}},
-		{"negative", &Options{QueueSize: -1, PutTokenTimeout: -1}, Options{Network: tlsNetwork, QueueSize: DefaultQueueSize, PutTokenTimeout: DefaultPutTokenTimeout}},
-		{"set", &Options{Network: otherNetwork, QueueSize: 3, PutTokenTimeout: time.Second}, Options{Network: otherNetwork, QueueSize: 3, PutTokenTimeout: time.Second}},
+		{"nil", nil, Options{Network: tlsNetwork, QueueSize: DefaultQueueSize, PutTokenTimeout: DefaultPutTokenTimeout, maxUnsettledAnswers: defaultMaxUnsettledAnswers}},
+		{"negative", &Options{QueueSize: -1, PutTokenTimeout: -1, maxUnsettledAnswers: -1}, Options{Network: tlsNetwork, QueueSize: DefaultQueueSize, PutTokenTimeout: DefaultPutTokenTimeout, maxUnsettledAnswers: defaultMaxUnsettledAnswers}},
+		{"set", &Options{Network: otherNetwork, QueueSize: 3, PutTokenTimeout: time.Second, maxUnsettledAnswers: 2}, Options{Network: otherNetwork, QueueSize: 3, PutTokenTimeout: time.Second, maxUnsettledAnswers: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, tt.in.withDefaults(), sameNetwork); diff != "" {
+			if diff := cmp.Diff(tt.want, tt.in.withDefaults(), sameNetwork, cmp.AllowUnexported(Options{})); diff != "" {
 				t.Errorf("withDefaults (-want +got):\n%s", diff)
 			}
 		})

@@ -33,6 +33,9 @@ const (
 	// request queue is full; beyond it requests are dropped (and time out
 	// at the hub).
 	busyQueueSize = 64
+	// busyAnswerTimeout bounds how long a 503 answer waits for link
+	// credit; the link is treated as failed after it.
+	busyAnswerTimeout = 10 * time.Second
 	// tlsPort is the standard port of AMQP over TLS.
 	tlsPort = 5671
 )
@@ -53,13 +56,20 @@ type Options struct {
 	// DefaultPutTokenTimeout (30 s).
 	PutTokenTimeout time.Duration
 	// AnswerAtMostOnce sends answers pre-settled, as the C# SDK does: the
-	// hub sends no disposition and Respond returns once the answer is
-	// written, but cannot tell whether it reached the hub. By default
-	// answers go unsettled: Respond returns once the hub has settled the
-	// answer, and fails if the connection breaks first. Either way an
-	// answer goes only on the link pair of its request, so one lost with
-	// its connection is not sent again, and its caller gets 504101.
+	// hub sends no disposition, so the adapter cannot tell whether an
+	// answer reached the hub, and tracks nothing. By default answers go
+	// unsettled, as the C SDK sends them, and the hub's disposition of
+	// each is awaited apart: an answer the hub rejects, releases or
+	// modifies, or that the connection loses first, is reported through
+	// Config.AnswerLost. Either way Respond returns once the answer is
+	// written, and an answer goes only on the link pair of its request,
+	// so one lost with its connection is not sent again, and its caller
+	// gets 504101.
 	AnswerAtMostOnce bool
+
+	// maxUnsettledAnswers bounds the answers awaiting the hub's
+	// disposition (a test hook). Default defaultMaxUnsettledAnswers.
+	maxUnsettledAnswers int
 }
 
 // tlsNetwork is AMQP over TLS on port 5671, the default.
@@ -93,6 +103,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if out.PutTokenTimeout <= 0 {
 		out.PutTokenTimeout = DefaultPutTokenTimeout
+	}
+	if out.maxUnsettledAnswers <= 0 {
+		out.maxUnsettledAnswers = defaultMaxUnsettledAnswers
 	}
 	return out
 }
