@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,10 @@ import (
 	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/internal/faultproxy"
 	"github.com/directmethods/iotdevice/internal/localhub"
+	"github.com/directmethods/iotdevice/internal/ws"
+	"github.com/directmethods/iotdevice/transport"
+	"github.com/directmethods/iotdevice/transport/amqp"
+	"github.com/directmethods/iotdevice/transport/mqtt"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -92,14 +98,20 @@ func checkStayedConnected(t *testing.T, states *stateLog, d *runningDevice, sinc
 // TestSlowUplink runs the device over a slow uplink (64 KB/s device to
 // hub, with 150 ms each way: a 300 ms round trip) and makes 20 concurrent
 // calls whose answers are 48 KB each: about 15 s of transfer. Every call
-// gets its own answer, and the client, with its default keep-alive, stays
-// connected: a link that is busy sending answers is not a dead one.
+// gets its own answer, and the client stays connected: a link that is
+// busy sending answers is not a dead one. The keep-alive, 5 s, is shorter
+// than the transfer, so PINGREQs go out behind answers, and the path's
+// buffers are small (a 32 KB queue at the proxy, a 16 KB send buffer on
+// the device's socket: tightSendBuffer), so the device's writes do wait
+// for the link, as on a real slow path.
 func TestSlowUplink(t *testing.T) {
 	const (
 		calls      = 20
 		answerSize = 48 << 10
 		uplink     = 64 << 10 // bytes per second
 		oneWay     = 150 * time.Millisecond
+		pathBuffer = 32 << 10
+		keepAlive  = 5 * time.Second
 	)
 	transfer := time.Duration(calls * answerSize * int(time.Second) / uplink)
 	for _, tr := range transports {
@@ -109,8 +121,10 @@ func TestSlowUplink(t *testing.T) {
 			proxy := startProxy(t, hub, tr)
 			proxy.SetBandwidth(faultproxy.ToTarget, uplink)
 			proxy.SetOneWayLatency(faultproxy.Both, oneWay)
+			proxy.SetBuffer(faultproxy.ToTarget, pathBuffer)
 			states := newStateLog()
-			d := runDevice(t, hub, "dev-1", tr, reportMux(answerSize), viaProxy(proxy, states.tweak))
+			d := runDevice(t, hub, "dev-1", tr, reportMux(answerSize), viaProxy(proxy, states.tweak, tightSendBuffer(t, tr),
+				func(o *device.ClientOptions) { o.KeepAlive = keepAlive }))
 			states.waitFor(t, device.StateConnected, 1, 30*time.Second)
 			waitSubscribed(t, hub, "dev-1")
 
@@ -140,6 +154,60 @@ func TestSlowUplink(t *testing.T) {
 			t.Logf("figure: slow-uplink transport=%s calls=%d answer_bytes=%d uplink_Bps=%d rtt_ms=%d seconds=%.1f link_seconds=%.1f",
 				tr, calls, answerSize, uplink, 2*oneWay.Milliseconds(), took.Seconds(), transfer.Seconds())
 		})
+	}
+}
+
+// sendBufferBytes is the socket send buffer tightSendBuffer asks for: what
+// a small device on a slow path might have, where loopback gives
+// megabytes.
+const sendBufferBytes = 16 << 10
+
+// tightSendBuffer returns a tweak that makes the device dial with a small
+// socket send buffer, so that on loopback too its own writes wait for a
+// slow link, as they do on a device's real link: with the kernel's
+// loopback buffers, megabytes of answers would wait in the kernel instead,
+// and a PINGREQ written behind them would wait longer than any keep-alive.
+func tightSendBuffer(t *testing.T, transportName string) func(*device.ClientOptions) {
+	dialTCP := func(ctx context.Context, network, address string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, address)
+		if err != nil {
+			return nil, err
+		}
+		if err := nc.(*net.TCPConn).SetWriteBuffer(sendBufferBytes); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return nc, nil
+	}
+	dial := func(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
+		nc, err := dialTCP(ctx, "tcp", address)
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(nc, tlsConfig)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	if isWebSocket(transportName) {
+		subprotocol := "mqtt"
+		if isAMQP(transportName) {
+			subprotocol = "AMQPWSB10"
+		}
+		dial = func(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
+			return ws.Dial(ctx, address, ws.Options{Subprotocol: subprotocol, TLSConfig: tlsConfig, DialContext: dialTCP})
+		}
+	}
+	network := &transport.Network{Name: "tight", Dial: dial}
+	return func(o *device.ClientOptions) {
+		if isAMQP(transportName) {
+			o.Transport = amqp.NewDialer(&amqp.Options{Network: network})
+		} else {
+			o.Transport = mqtt.NewDialer(&mqtt.Options{Network: network})
+		}
 	}
 }
 

@@ -76,7 +76,7 @@ func notify(c chan struct{}) {
 // of the stream. It holds at most MaxHeld: when the queue is full it stops
 // reading until the writer has delivered some.
 func (l *link) read() {
-	buf := make([]byte, linkChunk)
+	buf := make([]byte, min(linkChunk, l.pr.proxy.heldLimit(l.dir)))
 	for l.waitRoom() {
 		n, err := l.src.Read(buf)
 		at := time.Now()
@@ -94,9 +94,10 @@ func (l *link) read() {
 // waitRoom waits until the queue has room for a full read; false when the
 // pair closed first.
 func (l *link) waitRoom() bool {
+	limit := l.pr.proxy.heldLimit(l.dir)
 	for {
 		l.mu.Lock()
-		room := l.held+linkChunk <= MaxHeld && len(l.queue) < maxSegments
+		room := l.held+min(linkChunk, limit) <= limit && len(l.queue) < maxSegments
 		l.mu.Unlock()
 		if room {
 			return true

@@ -421,3 +421,43 @@ func TestBackpressureBoundsHeldBytes(t *testing.T) {
 	receive(t, server, 0, written, 30*time.Second)
 	t.Logf("figure: link-backpressure written_before_blocking=%d held=%d peak=%d", written, held, peak)
 }
+
+// TestSetBufferShrinksThePath: with SetBuffer, the proxy holds at most
+// that much in the direction, and asks for a small receive buffer on new
+// connections, so that a sender whose own send buffer is small, as a
+// device's on a slow path is, blocks after a small multiple of it rather
+// than after the megabytes loopback buffers take
+// (TestBackpressureBoundsHeldBytes).
+func TestSetBufferShrinksThePath(t *testing.T) {
+	const buffer = 32 << 10
+	target, accepted := pipeServer(t)
+	p := newProxy(t, target)
+	p.SetBuffer(ToTarget, buffer)
+	client, server := connect(t, p, accepted)
+	if err := client.(*net.TCPConn).SetWriteBuffer(buffer); err != nil {
+		t.Fatal(err)
+	}
+	p.Stall(ToTarget, time.Hour)
+
+	client.SetWriteDeadline(time.Now().Add(time.Second))
+	written := 0
+	for written < 64<<20 {
+		n, err := client.Write(pattern(written, 16<<10))
+		written += n
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held, peak := p.Held(ToTarget), peakHeld(p, ToTarget); peak > buffer || held == 0 {
+		t.Errorf("held %d bytes (at most %d), want some and at most %d", held, peak, buffer)
+	}
+	if written > 16*buffer {
+		t.Errorf("%d bytes written before blocking; want a small multiple of %d", written, buffer)
+	}
+	p.Restore()
+	receive(t, server, 0, written, 30*time.Second)
+	t.Logf("figure: link-set-buffer buffer=%d written_before_blocking=%d", buffer, written)
+}

@@ -52,6 +52,7 @@ type Proxy struct {
 	blackHole   Direction
 	latency     [2]time.Duration // one-way delay per direction (dirIndex)
 	bandwidth   [2]int           // bytes per second per direction, 0 for unlimited
+	buffer      [2]int           // most bytes held per direction, 0 for MaxHeld (SetBuffer)
 	stallUntil  [2]time.Time     // when a stall ends, per direction; zero when none
 	cutDir      Direction        // armed cut for new connections, 0 when none
 	cutBytes    int
@@ -171,6 +172,31 @@ func (p *Proxy) SetBandwidth(dir Direction, bytesPerSecond int) {
 			p.bandwidth[i] = max(bytesPerSecond, 0)
 		}
 	})
+}
+
+// SetBuffer bounds what a link holds in dir (each direction of Both),
+// bytes in flight included, to bytes instead of MaxHeld, as a slow path's
+// small buffers do, and asks the kernel for a receive buffer of that size
+// on the sockets of new connections that the direction reads, so that a
+// sender's writes wait for the link instead of filling megabytes of
+// loopback buffers. Zero (or less) means MaxHeld and the kernel's own
+// buffers. Live connections keep their socket buffers.
+func (p *Proxy) SetBuffer(dir Direction, bytes int) {
+	p.update(func() {
+		for _, i := range dirIndexes(dir) {
+			p.buffer[i] = max(bytes, 0)
+		}
+	})
+}
+
+// heldLimit returns the most a link holds in dir.
+func (p *Proxy) heldLimit(dir Direction) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if b := p.buffer[dirIndex(dir)]; b > 0 {
+		return min(b, MaxHeld)
+	}
+	return MaxHeld
 }
 
 // Stall stops forwarding in dir (each direction of Both) for d, on live
@@ -343,6 +369,14 @@ func (p *Proxy) serve(client net.Conn) {
 	if err != nil {
 		_ = client.Close()
 		return
+	}
+	p.mu.Lock()
+	buffer := p.buffer
+	p.mu.Unlock()
+	for i, c := range [2]net.Conn{client, server} { // ToTarget reads the client, ToClient the server
+		if tc, ok := c.(*net.TCPConn); ok && buffer[i] > 0 {
+			_ = tc.SetReadBuffer(buffer[i])
+		}
 	}
 	pr := &pair{proxy: p, client: client, server: server, done: make(chan struct{}), cut: [2]int{-1, -1}}
 	pr.links = [2]*link{newLink(pr, ToTarget, client, server), newLink(pr, ToClient, server, client)}

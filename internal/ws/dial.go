@@ -47,6 +47,10 @@ type Options struct {
 	Proxy func(*http.Request) (*url.URL, error)
 	// Header holds optional extra request headers, such as User-Agent.
 	Header http.Header
+	// DialContext opens the TCP connection (to the proxy when one
+	// applies); nil means a net.Dialer's. Tests use it to give the socket
+	// a small send buffer.
+	DialContext func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Dial opens wss://{address}{Path}, where address is "host:port", through
@@ -105,6 +109,7 @@ func newHTTPTransport(opts Options) *http.Transport {
 	protocols.SetHTTP1(true)
 	return &http.Transport{
 		Proxy:               proxy,
+		DialContext:         opts.DialContext,
 		TLSClientConfig:     tlsConfig,
 		Protocols:           protocols,
 		TLSHandshakeTimeout: 30 * time.Second,

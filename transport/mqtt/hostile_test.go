@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -281,26 +282,63 @@ func TestDialWithoutDeadlineIsBounded(t *testing.T) {
 	}
 }
 
+// smallSendBuffer is MQTT over TLS from a socket with a 16 KB send buffer,
+// as a small device on a slow path has, so that on loopback too writes
+// wait for a slow reader instead of filling megabytes of kernel buffers.
+var smallSendBuffer = &transport.Network{Name: "tls-small", Dial: func(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", address)
+	if err != nil {
+		return nil, err
+	}
+	if err := nc.(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	tc := tls.Client(nc, tlsConfig)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return tc, nil
+}}
+
 // TestSlowLinkCarriesLargeAnswers: every chunk of a write gets the ping
 // timeout, not the whole queue: six 48 KB answers sent together over a
-// 64 KB/s link, with a 2 s ping timeout, all arrive, and the connection
+// 64 KB/s link with small buffers, with a 2 s ping timeout, all arrive,
+// though the last waits for the link longer than that, and the connection
 // stays up.
 func TestSlowLinkCarriesLargeAnswers(t *testing.T) {
-	c, s, lost := dialScripted(t, hubScript{readRate: 64 << 10}, &Options{PingTimeout: 2 * time.Second})
+	const answers, rate = 6, 64 << 10
+	c, s, lost := dialScripted(t, hubScript{readRate: rate}, &Options{PingTimeout: 2 * time.Second, Network: smallSendBuffer})
 	payload := []byte(`"` + strings.Repeat("x", 48<<10-2) + `"`)
-	errs := make(chan error, 6)
-	for i := range 6 {
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	results := make(chan result, answers)
+	start := time.Now()
+	for i := range answers {
 		go func() { // owned by the test: ends when Respond returns; collected below
-			errs <- c.Respond(t.Context(), &transport.MethodRequest{Name: "m", RequestID: fmt.Sprint(i)}, 200, payload)
+			err := c.Respond(t.Context(), &transport.MethodRequest{Name: "m", RequestID: fmt.Sprint(i)}, 200, payload)
+			results <- result{err, time.Since(start)}
 		}()
 	}
-	for range 6 {
-		if err := receive(t, errs, "Respond"); err != nil {
-			t.Errorf("Respond over a slow link: %v", err)
+	var slowest time.Duration
+	for range answers {
+		r := receive(t, results, "Respond")
+		if r.err != nil {
+			t.Errorf("Respond over a slow link: %v", r.err)
 		}
+		slowest = max(slowest, r.took)
+	}
+	// The buffers hold about 100 KB of the 288 KB: the last answer cannot
+	// be written before the link has carried most of the rest.
+	if slowest < 2*time.Second {
+		t.Errorf("the last answer was written after %v: the writes never waited for the link", slowest)
 	}
 	got := map[string]bool{}
-	for range 6 {
+	for range answers {
 		p := receive(t, s.publishes, "an answer")
 		got[p.TopicName[strings.LastIndex(p.TopicName, "=")+1:]] = len(p.Payload) == len(payload)
 	}
@@ -315,6 +353,7 @@ func TestSlowLinkCarriesLargeAnswers(t *testing.T) {
 	if ids, _ := lost.get(); len(ids) != 0 {
 		t.Errorf("answers counted lost: %v", ids)
 	}
+	t.Logf("figure: slow-link answers=%d answer_bytes=%d rate_Bps=%d last_written_after=%v", answers, len(payload), rate, slowest.Round(time.Millisecond))
 }
 
 // TestUnreadAnswersEndTheConnection: answers that the kernel's buffers

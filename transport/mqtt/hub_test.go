@@ -154,6 +154,11 @@ func (h *fakeHub) serve(c net.Conn) {
 	}()
 
 	if tc, ok := c.(*tls.Conn); ok {
+		if h.script.readRate > 0 {
+			// A slow path has small buffers: keep the kernel from taking
+			// megabytes the hub reads only slowly.
+			_ = tc.NetConn().(*net.TCPConn).SetReadBuffer(16 << 10)
+		}
 		if err := tc.Handshake(); err != nil {
 			return
 		}
