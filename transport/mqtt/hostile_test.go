@@ -141,6 +141,7 @@ func TestLateUnsubackChangesNothing(t *testing.T) {
 // its acknowledgement, and is counted lost when the connection closes
 // without it.
 func TestAcknowledgementsAreCheckedByType(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		kind     byte
 		wantLost []string
@@ -177,6 +178,7 @@ func TestAcknowledgementsAreCheckedByType(t *testing.T) {
 // awaiting a PUBACK are bounded: beyond mqttsession.MaxUnacknowledged the oldest are
 // given up, the rest when the connection closes, each reported once.
 func TestMissingPubacksDoNotHoldAnswers(t *testing.T) {
+	t.Parallel()
 	const answers = mqttsession.MaxUnacknowledged + 200
 	c, s, lost := dialScripted(t, hubScript{noPuback: true}, nil, func(cfg *transport.Config) { cfg.KeepAlive = time.Second })
 	var wg sync.WaitGroup
@@ -309,6 +311,7 @@ var smallSendBuffer = &transport.Network{Name: "tls-small", Dial: func(ctx conte
 // though the last waits for the link longer than that, and the connection
 // stays up.
 func TestSlowLinkCarriesLargeAnswers(t *testing.T) {
+	t.Parallel()
 	const answers, rate = 6, 64 << 10
 	c, s, lost := dialScripted(t, hubScript{readRate: rate}, &Options{PingTimeout: 2 * time.Second, Network: smallSendBuffer})
 	payload := []byte(`"` + strings.Repeat("x", 48<<10-2) + `"`)
@@ -361,6 +364,7 @@ func TestSlowLinkCarriesLargeAnswers(t *testing.T) {
 // behind them gets no PINGRESP, or a write stops moving, and the
 // connection is declared lost within the keep-alive and ping timeout.
 func TestUnreadAnswersEndTheConnection(t *testing.T) {
+	t.Parallel()
 	c, _, _ := dialScripted(t, hubScript{readRate: 1 << 10}, &Options{PingTimeout: time.Second},
 		func(cfg *transport.Config) { cfg.KeepAlive = time.Second })
 	payload := []byte(`"` + strings.Repeat("x", 100<<10-2) + `"`)
