@@ -131,3 +131,15 @@ func ExampleTokenFunc() {
 	// 200 "pong"
 	// tokens signed: 1
 }
+
+// A factory derives each device's key from its enrollment group's key,
+// so that the group key never leaves the factory.
+func ExampleDeriveDeviceKey() {
+	key, err := sas.DeriveDeviceKey("8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==",
+		"sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(key)
+	// Output: Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc=
+}
