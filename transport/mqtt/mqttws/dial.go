@@ -2,6 +2,7 @@ package mqttws
 
 import (
 	"github.com/directmethods/iotdevice/internal/ws"
+	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/mqtt"
 )
 
@@ -18,3 +19,8 @@ func NewDialer(opts *mqtt.Options) *mqtt.Dialer {
 	o.Network = network
 	return mqtt.NewDialer(&o)
 }
+
+// Network returns MQTT over WebSockets as a transport.Network (port 443
+// unless the Config sets one), for clients that take a Network rather than
+// a Dialer, such as package device/provisioning.
+func Network() *transport.Network { return network }
