@@ -219,23 +219,6 @@ func (c *Client) liveOrigin() *origin {
 	return c.live
 }
 
-// respond sends an answer on the connection its request arrived on, and
-// never on another (see origin). An answer that cannot go there, or not
-// before ctx ends (its deadline, or the shutdown giving up on answers), is
-// dropped, logged and counted in Stats.AnswersLost. The hub's
-// acknowledgement is awaited apart, by the transport (see answerLost).
-func (c *Client) respond(ctx context.Context, cl *call, status int, body []byte) {
-	if err := cl.origin.respond(ctx, cl.req, status, body); err != nil {
-		c.counters.answersLost.Add(1)
-		c.log.Warn("method answer not sent; the caller gets a timeout from the hub",
-			"method", cl.req.Name, "request_id", cl.req.RequestID, "status", status, "err", err)
-		return
-	}
-	if c.log.Enabled(ctx, slog.LevelDebug) { // spare the arguments' allocations otherwise
-		c.log.Debug("method answered", "method", cl.req.Name, "request_id", cl.req.RequestID, "status", status)
-	}
-}
-
 // answerLost counts and logs an answer that went out but that the hub did
 // not confirm (transport.Config.AnswerLost). It runs on a transport's
 // goroutine and does not block.

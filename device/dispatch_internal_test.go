@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -21,87 +20,59 @@ type answerRecord struct {
 	Err    string // the answer context's error once respond returned, if any
 }
 
-// testDispatcher is a dispatcher whose answers go to a channel. respond,
+// recordingConn is a connection whose answers go to a channel. respond,
 // when set, runs before the answer is recorded (to block, for instance).
+type recordingConn struct {
+	got     chan answerRecord
+	respond func(ctx context.Context)
+}
+
+func (c *recordingConn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (c *recordingConn) Respond(ctx context.Context, req *transport.MethodRequest, status int, _ []byte) error {
+	if c.respond != nil {
+		c.respond(ctx)
+	}
+	var e string
+	if err := ctx.Err(); err != nil {
+		e = err.Error()
+	}
+	c.got <- answerRecord{ID: req.RequestID, Status: status, Err: e}
+	return nil
+}
+
+func (c *recordingConn) Close() error { return nil }
+
+// testDispatcher is a dispatcher whose answers go to a recordingConn.
 type testDispatcher struct {
 	*dispatcher
-	answers chan answerRecord
-	respond func(ctx context.Context)
-	nextID  int
-	origin  *origin // the connection every request arrives on; never closed
+	*recordingConn
+	nextID int
+	origin *origin // the connection every request arrives on; never closed
 }
 
 type ctxKey struct{}
 
-func newTestDispatcher(h MethodHandlerFunc, max, maxPending int, timeout time.Duration) *testDispatcher {
-	td := &testDispatcher{answers: make(chan answerRecord, 64)}
-	o := &ClientOptions{MethodTimeout: timeout, MaxConcurrentMethods: max, MaxPendingMethods: maxPending, Logger: slog.New(slog.DiscardHandler)}
+func newTestDispatcher(h MethodHandlerFunc, max int, timeout time.Duration) *testDispatcher {
+	rc := &recordingConn{got: make(chan answerRecord, 64)}
+	td := &testDispatcher{recordingConn: rc, origin: newOrigin(rc)}
+	o := &ClientOptions{MethodTimeout: timeout, MaxConcurrentMethods: max, Logger: slog.New(slog.DiscardHandler)}
 	runCtx := context.WithValue(context.Background(), ctxKey{}, "from Run")
-	td.dispatcher = newDispatcher(runCtx, h, o, func(ctx context.Context, c *call, status int, _ []byte) {
-		if td.respond != nil {
-			td.respond(ctx)
-		}
-		var e string
-		if err := ctx.Err(); err != nil {
-			e = err.Error()
-		}
-		td.answers <- answerRecord{ID: c.req.RequestID, Status: status, Err: e}
-	}, &counters{})
-	td.origin = newOrigin(nil)
+	td.dispatcher = newDispatcher(runCtx, h, o, &counters{})
 	return td
 }
 
-// submit hands the dispatcher a request with the next id, as a receiver
-// does.
+// submit hands the dispatcher a request with the next id, as the receive
+// loop does: once a slot is free.
 func (td *testDispatcher) submit(method string) string {
 	td.nextID++
 	id := fmt.Sprint(td.nextID)
-	if c, now := td.dispatcher.accept(&transport.MethodRequest{Name: method, RequestID: id}, td.origin); now {
-		td.dispatcher.start(role{}, c)
-	}
+	td.slots <- struct{}{}
+	td.start(&transport.MethodRequest{Name: method, RequestID: id}, td.origin)
 	return id
-}
-
-func TestBurstQueuesThenRefuses(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var mu sync.Mutex
-		running, peak := 0, 0
-		gate := make(chan struct{})
-		td := newTestDispatcher(func(context.Context, *MethodRequest) (*MethodResponse, error) {
-			mu.Lock()
-			running++
-			peak = max(peak, running)
-			mu.Unlock()
-			<-gate
-			mu.Lock()
-			running--
-			mu.Unlock()
-			return nil, nil
-		}, 2, 2, time.Minute)
-		var ids []string
-		for range 5 {
-			ids = append(ids, td.submit("m"))
-			synctest.Wait()
-		}
-		// Two run, two wait, the fifth is refused at once.
-		if a := <-td.answers; a.ID != ids[4] || a.Status != statusUnavailable {
-			t.Errorf("first answer of the burst: %+v, want 503 for the fifth call %s", a, ids[4])
-		}
-		close(gate)
-		got := map[string]int{}
-		for range 4 {
-			a := <-td.answers
-			got[a.ID] = a.Status
-		}
-		want := map[string]int{ids[0]: 200, ids[1]: 200, ids[2]: 200, ids[3]: 200}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("answers (-want +got):\n%s", diff)
-		}
-		if peak != 2 {
-			t.Errorf("peak concurrency %d, want 2", peak)
-		}
-		td.shutdown(time.Second)
-	})
 }
 
 func TestHandlerContextAfterReturn(t *testing.T) {
@@ -115,10 +86,10 @@ func TestHandlerContextAfterReturn(t *testing.T) {
 			deadline, _ = ctx.Deadline()
 			kept <- ctx
 			return nil, nil
-		}, 1, 1, 3*time.Second)
+		}, 1, 3*time.Second)
 		begin := time.Now()
 		td.submit("m")
-		if a := <-td.answers; a.Status != 200 {
+		if a := <-td.got; a.Status != 200 {
 			t.Fatalf("answer %+v", a)
 		}
 		ctx := <-kept
@@ -138,7 +109,7 @@ func TestHandlerContextAfterReturn(t *testing.T) {
 		}
 		// The next call gets a fresh context, not the kept one.
 		td.submit("m")
-		<-td.answers
+		<-td.got
 		if next := <-kept; next == ctx || next.Err() == nil || ctx.Err() == nil {
 			t.Error("a call's context was reused")
 		}
@@ -156,11 +127,11 @@ func TestHandlerContextDeadlineAndChildren(t *testing.T) {
 			<-child.Done()
 			got <- seen{ctx.Err().Error(), context.Cause(ctx).Error(), child.Err().Error()}
 			return nil, ctx.Err()
-		}, 1, 1, 2*time.Second)
+		}, 1, 2*time.Second)
 		begin := time.Now()
 		td.submit("m")
-		a := <-td.answers
-		if a.Status != statusHandlerTimeout || time.Since(begin) != 2*time.Second {
+		a := <-td.got
+		if a.Status != StatusGatewayTimeout || time.Since(begin) != 2*time.Second {
 			t.Errorf("answer %+v after %v, want 504 after 2s", a, time.Since(begin))
 		}
 		dl := context.DeadlineExceeded.Error()
@@ -178,13 +149,13 @@ func TestAnswerContextBounds(t *testing.T) {
 	ok := func(context.Context, *MethodRequest) (*MethodResponse, error) { return nil, nil }
 	t.Run("shutdown gives up after answerGrace", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			td := newTestDispatcher(ok, 1, 1, time.Minute)
+			td := newTestDispatcher(ok, 1, time.Minute)
 			td.respond = func(ctx context.Context) { <-ctx.Done() }
 			td.submit("m")
 			synctest.Wait() // the answer is under way
 			begin := time.Now()
 			td.shutdown(2 * time.Second)
-			a := <-td.answers
+			a := <-td.got
 			// The running call's slot is held while it answers: the grace
 			// period passes, then answerGrace.
 			if waited := time.Since(begin); waited != 2*time.Second+answerGrace || a.Err != context.Canceled.Error() {
@@ -205,7 +176,7 @@ func TestAnswerOnceAtTheDeadline(t *testing.T) {
 				td := newTestDispatcher(func(ctx context.Context, _ *MethodRequest) (*MethodResponse, error) {
 					time.Sleep(timeout)
 					return nil, nil
-				}, calls, 0, timeout)
+				}, calls, timeout)
 				for range calls {
 					td.submit("m")
 				}
@@ -215,13 +186,13 @@ func TestAnswerOnceAtTheDeadline(t *testing.T) {
 				got := map[string]int{}
 				statuses := map[int]bool{}
 				for range calls {
-					a := <-td.answers
+					a := <-td.got
 					got[a.ID]++
 					statuses[a.Status] = true
 				}
 				synctest.Wait()
 				select {
-				case a := <-td.answers:
+				case a := <-td.got:
 					t.Errorf("an extra answer: %+v", a)
 				default:
 				}
@@ -231,7 +202,7 @@ func TestAnswerOnceAtTheDeadline(t *testing.T) {
 					}
 				}
 				for s := range statuses {
-					if s != 200 && s != statusHandlerTimeout && s != statusUnavailable {
+					if s != 200 && s != StatusGatewayTimeout && s != StatusServiceUnavailable {
 						t.Errorf("unexpected status %d", s)
 					}
 				}
@@ -241,41 +212,4 @@ func TestAnswerOnceAtTheDeadline(t *testing.T) {
 			})
 		})
 	}
-}
-
-// TestSparesEndWhenIdle checks that the goroutines that finished their
-// calls wait as spares, warm for the next ones, and end after spareIdle
-// without work.
-func TestSparesEndWhenIdle(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		td := newTestDispatcher(func(context.Context, *MethodRequest) (*MethodResponse, error) { return nil, nil }, 4, 4, time.Minute)
-		spares := func() int {
-			td.mu.Lock()
-			defer td.mu.Unlock()
-			return len(td.spares)
-		}
-		for range 3 {
-			td.submit("m")
-		}
-		for range 3 {
-			<-td.answers
-		}
-		synctest.Wait()
-		if n := spares(); n != 3 {
-			t.Errorf("%d spares after 3 calls, want 3", n)
-		}
-		time.Sleep(spareIdle - time.Second)
-		td.submit("m") // its goroutine waits as a spare afresh
-		<-td.answers
-		synctest.Wait()
-		time.Sleep(2 * time.Second) // past spareIdle for the two spares left unused
-		synctest.Wait()
-		if n := spares(); n != 1 {
-			t.Errorf("%d spares after the others idled for spareIdle, want the fresh one", n)
-		}
-		td.shutdown(time.Second)
-		if n := spares(); n != 0 {
-			t.Errorf("%d spares after shutdown", n)
-		}
-	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/transport/transporttest"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -235,10 +236,13 @@ func TestPoolBoundsConcurrency(t *testing.T) {
 	}
 }
 
+// TestQueueFullAnswers503: requests beyond the handler slots wait in the
+// transport's queue, the only one, and the transport answers 503 beyond
+// it.
 func TestQueueFullAnswers503(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		h := start(t, nil, &device.ClientOptions{MaxConcurrentMethods: 1, MaxPendingMethods: 2}, func(m *device.MethodMux) {
+		h := start(t, &transporttest.FakeOptions{QueueSize: 2}, &device.ClientOptions{MaxConcurrentMethods: 1}, func(m *device.MethodMux) {
 			m.HandleFunc("slow", func(context.Context, *device.MethodRequest) (*device.MethodResponse, error) {
 				<-release
 				return nil, nil

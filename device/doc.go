@@ -27,9 +27,33 @@
 // gets 400, a handler error gets 500 (or the status of a *MethodError), a
 // panic gets 500, a handler past its deadline gets 504, an answer that is
 // not JSON or exceeds 128 KB is replaced by 500, and requests beyond the
-// queue get 503. Handlers run on a bounded pool of the client's
-// goroutines, never on the network's, so a slow handler delays neither
-// keep-alives nor other methods.
+// transport's queue get 503. Each handler runs on a goroutine of its own,
+// at most MaxConcurrentMethods at a time, never on the network's, so a
+// slow handler delays neither keep-alives nor other methods.
+//
+// # The path of a request
+//
+// Four steps, each owned by one goroutine:
+//
+//  1. The transport's reader (the MQTT session's, or go-amqp's receiver
+//     and the AMQP adapter's pump) queues the request for Receive; when
+//     the queue is full it answers 503 itself.
+//  2. The connection's receive loop (dispatcher.receive, in dispatch.go)
+//     takes a request off the queue once a handler slot is free, and
+//     starts a goroutine for it (dispatcher.start).
+//  3. That goroutine checks the request, runs the handler under its
+//     deadline (dispatcher.run) and writes the answer itself
+//     (dispatcher.answer), on the connection the request arrived on
+//     (origin.go): over MQTT, the write goes straight to the network when
+//     no other is in progress. If the deadline passes first, a timer
+//     (context.AfterFunc) answers 504 on the handler's behalf and frees
+//     its slot.
+//  4. The hub's acknowledgement of the answer is awaited by the transport,
+//     apart from the handler, which is done (Stats.AnswersLost counts the
+//     answers the hub did not confirm).
+//
+// The connection loop (connectLoop and serveConn, in run.go) dials,
+// renews tokens and reconnects; it never touches a request.
 //
 // Run reconnects after failures with exponential backoff and full jitter,
 // and every connection is subscribed to methods before it counts as

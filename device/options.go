@@ -64,11 +64,12 @@ type ClientOptions struct {
 	// timeout is chosen by the caller and not sent to the device. Default:
 	// 30 s.
 	MethodTimeout time.Duration
-	// MaxConcurrentMethods caps the handlers running at once. Default: 16.
+	// MaxConcurrentMethods caps the handlers running at once. Requests
+	// beyond it wait in the transport's queue (mqtt.Options.QueueSize and
+	// QueueBytes, amqp.Options.QueueSize: 256 requests, 4 MiB of payload
+	// by default), and the transport answers 503 to those beyond the
+	// queue. Default: 16.
 	MaxConcurrentMethods int
-	// MaxPendingMethods caps the requests waiting for a free handler slot;
-	// beyond it requests are answered 503 at once. Default: 1024.
-	MaxPendingMethods int
 	// ShutdownTimeout is how long Close (or the end of Run) lets running
 	// handlers finish before cancelling their contexts. Default: 10 s.
 	ShutdownTimeout time.Duration
@@ -98,7 +99,6 @@ const (
 	defaultDialTimeout     = 30 * time.Second
 	defaultMethodTimeout   = 30 * time.Second
 	defaultMaxConcurrent   = 16
-	defaultMaxPending      = 1024
 	defaultShutdownTimeout = 10 * time.Second
 	// stableConnection is how long a connection must last for the backoff
 	// attempt count to restart.
@@ -132,8 +132,6 @@ func (o *ClientOptions) withDefaults() (ClientOptions, error) {
 		return c, fmt.Errorf("%w: Port %d is out of range", ErrInvalidConfig, c.Port)
 	case c.MaxConcurrentMethods < 0:
 		return c, fmt.Errorf("%w: MaxConcurrentMethods is negative", ErrInvalidConfig)
-	case c.MaxPendingMethods < 0:
-		return c, fmt.Errorf("%w: MaxPendingMethods is negative", ErrInvalidConfig)
 	case c.KeepAlive > 0 && c.KeepAlive < time.Second:
 		return c, fmt.Errorf("%w: KeepAlive %v is under a second", ErrInvalidConfig, c.KeepAlive)
 	}
@@ -151,7 +149,6 @@ func (o *ClientOptions) withDefaults() (ClientOptions, error) {
 	setDefault(&c.MethodTimeout, defaultMethodTimeout)
 	setDefault(&c.ShutdownTimeout, defaultShutdownTimeout)
 	setDefault(&c.MaxConcurrentMethods, defaultMaxConcurrent)
-	setDefault(&c.MaxPendingMethods, defaultMaxPending)
 	if c.Backoff == nil {
 		c.Backoff = ExponentialBackoff(time.Second, time.Minute)
 	}

@@ -17,14 +17,22 @@ import (
 // dropped; its caller gets 504101 from the hub, as with every other SDK.
 type origin struct {
 	conn transport.Conn
+	lost <-chan struct{} // closed when conn ends, if it can tell (transport.EndNotifier); else nil
 
-	mu     sync.Mutex
-	closed bool          // conn has been closed: nothing more can be answered on it
-	open   int           // calls delivered on conn and not yet answered or dropped
-	idle   chan struct{} // closed when open drops to 0; made by settled
+	mu       sync.Mutex
+	isClosed bool          // conn has been closed: nothing more can be answered on it
+	closedCh chan struct{} // closed with isClosed
+	open     int           // calls delivered on conn and not yet answered or dropped
+	idle     chan struct{} // closed when open drops to 0; made by settled
 }
 
-func newOrigin(conn transport.Conn) *origin { return &origin{conn: conn} }
+func newOrigin(conn transport.Conn) *origin {
+	o := &origin{conn: conn, closedCh: make(chan struct{})}
+	if n, ok := conn.(transport.EndNotifier); ok {
+		o.lost = n.Done()
+	}
+	return o
+}
 
 // closedChan is what settled returns when nothing is open.
 var closedChan = func() chan struct{} {
@@ -69,21 +77,30 @@ func (o *origin) settled() <-chan struct{} {
 // It is idempotent.
 func (o *origin) close() {
 	o.mu.Lock()
-	o.closed = true
+	if !o.isClosed {
+		o.isClosed = true
+		close(o.closedCh)
+	}
 	o.mu.Unlock()
 	o.conn.Close()
 }
 
-// ended reports whether the connection has been closed.
-func (o *origin) ended() bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.closed
+// closed reports whether the connection has been closed, or has failed:
+// either way nothing more can be answered on it.
+func (o *origin) closed() bool {
+	select {
+	case <-o.lost:
+		return true
+	case <-o.closedCh:
+		return true
+	default:
+		return false
+	}
 }
 
 // respond sends an answer on the connection, unless it has been closed.
 func (o *origin) respond(ctx context.Context, req *transport.MethodRequest, status int, body []byte) error {
-	if o.ended() {
+	if o.closed() {
 		return errOriginClosed
 	}
 	return o.conn.Respond(ctx, req, status, body)

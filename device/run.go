@@ -39,7 +39,7 @@ func (c *Client) Run(ctx context.Context, h MethodHandler) error {
 	defer close(c.done)
 
 	notify := startStateNotifier(c.opts.OnStateChange)
-	d := newDispatcher(ctx, h, &c.opts, c.respond, &c.counters)
+	d := newDispatcher(ctx, h, &c.opts, &c.counters)
 	err := c.connectLoop(ctx, d, notify)
 
 	// Stopped taking requests; the live connection, if any, stays open
@@ -105,7 +105,7 @@ func (c *Client) connectLoop(ctx context.Context, d *dispatcher, notify *stateNo
 		c.setLive(live)
 		c.log.Info("connected")
 		notify.emit(StateConnected, nil)
-		end := c.serve(ctx, live, cred, d)
+		end := c.serveConn(ctx, live, cred, d)
 		if end.stopped {
 			return context.Cause(ctx) // the connection stays live for Run's shutdown
 		}
@@ -134,7 +134,7 @@ func (c *Client) connectLoop(ctx context.Context, d *dispatcher, notify *stateNo
 	}
 }
 
-// serveEnd says why serve returned.
+// serveEnd says why serveConn returned.
 type serveEnd struct {
 	stopped bool         // ctx ended; the connection is still open
 	redial  bool         // redial at once: the token was due or expired
@@ -143,18 +143,19 @@ type serveEnd struct {
 	err     error        // why the connection ended
 }
 
-// serve receives requests from the connection o until it fails, ctx
-// ends, or its token is due for renewal. Tokens are renewed at 80 % of
-// their lifetime: in band when the connection can
-// (transport.TokenRefresher), otherwise by handing a new token to the
-// next dial once the connection's calls are answered (see handOver).
-func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential, d *dispatcher) serveEnd {
-	var receivers sync.WaitGroup
-	defer receivers.Wait() // runs last, after stopRecv
+// serveConn runs the receive loop of the connection o (see
+// dispatcher.receive) until the connection fails, ctx ends, or its token
+// is due for renewal. Tokens are renewed at 80 % of their lifetime: in
+// band when the connection can (transport.TokenRefresher), otherwise by
+// handing a new token to the next dial once the connection's calls are
+// answered (see retire).
+func (c *Client) serveConn(ctx context.Context, o *origin, cred *recordingCredential, d *dispatcher) serveEnd {
+	var loop sync.WaitGroup
+	defer loop.Wait() // runs last, after stopRecv
 	recvCtx, stopRecv := context.WithCancel(ctx)
 	defer stopRecv()
 	recvErr := make(chan error, 1)
-	d.serve(recvCtx, o, recvErr, &receivers) // ends with recvCtx or the connection, joined above
+	loop.Go(func() { recvErr <- d.receive(recvCtx, o) }) // owned by serveConn: ends with recvCtx or the connection, joined above
 
 	renew := newRenewTimer(cred.lifetime())
 	defer renew.stop()
@@ -187,7 +188,7 @@ func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential
 				// expired under load. The next dial presents a fresh token,
 				// and only its refusal is final.
 				c.log.Warn("in-band token renewal failed; reconnecting with a fresh token", "err", err)
-				return c.handOver(ctx, o, recvErr, false, cred.expiryTime(), serveEnd{redial: true, err: fmt.Errorf("renew token: %w", err)})
+				return c.retire(ctx, o, recvErr, false, cred.expiryTime(), serveEnd{redial: true, err: fmt.Errorf("renew token: %w", err)})
 			}
 			tok, err := cred.fresh(ctx, c.cfg.Resource())
 			if err != nil {
@@ -199,12 +200,12 @@ func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential
 				continue
 			}
 			quiesced := c.quiesce(ctx, o.conn)
-			return c.handOver(ctx, o, recvErr, quiesced, cred.expiryTime(), serveEnd{redial: true, renewed: tok})
+			return c.retire(ctx, o, recvErr, quiesced, cred.expiryTime(), serveEnd{redial: true, renewed: tok})
 		}
 	}
 }
 
-// handOver ends a connection the client leaves on purpose (to renew its
+// retire ends a connection the client leaves on purpose (to renew its
 // token) without losing answers: calls that arrived on it are answered on
 // it, so it stays open until none is left, the token expires (the hub
 // closes the connection then), or the connection fails. When the
@@ -213,7 +214,7 @@ func (c *Client) serve(ctx context.Context, o *origin, cred *recordingCredential
 // all, and only then can the connection be settled. It returns end, or a
 // stopped end when ctx ends first: the connection then stays live for
 // Run's shutdown.
-func (c *Client) handOver(ctx context.Context, o *origin, recvErr <-chan error, quiesced bool, expiry time.Time, end serveEnd) serveEnd {
+func (c *Client) retire(ctx context.Context, o *origin, recvErr <-chan error, quiesced bool, expiry time.Time, end serveEnd) serveEnd {
 	var expired <-chan time.Time
 	if !expiry.IsZero() {
 		t := time.NewTimer(time.Until(expiry))
@@ -283,16 +284,16 @@ func (c *Client) refuse(conn transport.Conn) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), respondTimeout)
-		if err := conn.Respond(ctx, req, statusUnavailable, body); err != nil {
-			c.log.Warn("method answer not delivered", "method", req.Name, "request_id", req.RequestID, "status", statusUnavailable, "err", err)
+		if err := conn.Respond(ctx, req, StatusServiceUnavailable, body); err != nil {
+			c.log.Warn("method answer not delivered", "method", req.Name, "request_id", req.RequestID, "status", StatusServiceUnavailable, "err", err)
 		}
 		cancel()
 	}
 }
 
 // drain closes the connection o and waits until the receive loop has
-// handed over every request it had buffered (they are dropped: see
-// dispatcher.run).
+// taken every request it had buffered (they are dropped: see
+// dispatcher.receive).
 func drain(o *origin, recvErr <-chan error) {
 	o.close()
 	<-recvErr

@@ -97,3 +97,12 @@ type Quiescer interface {
 	// after all is answered 503 by the adapter.
 	Quiesce(ctx context.Context) error
 }
+
+// EndNotifier is implemented by a Conn that can tell when it has ended,
+// failed or closed, without a call to Receive. A client takes a request
+// only when a handler slot is free, and so may not be in Receive when the
+// connection fails; it watches Done to notice at once.
+type EndNotifier interface {
+	// Done returns a channel closed once the connection has ended.
+	Done() <-chan struct{}
+}

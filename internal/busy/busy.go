@@ -1,8 +1,8 @@
 // Package busy is the answer a device gives to a method request it has no
-// room for: one definition for the client, whose queue of requests
-// waiting for a handler (device.ClientOptions.MaxPendingMethods) sets the
-// policy, and for the adapters' own queues between the protocol library
-// and the client, which fill only when the client stops receiving.
+// room for: one definition for the adapters' queues between the network
+// and the client, the only queue of requests waiting for a handler slot
+// (device.ClientOptions.MaxConcurrentMethods), and for the transport
+// fake's.
 //
 // 503 is the status IoT Hub's callers read as "try again later"; the
 // body is the client's usual error body.

@@ -47,6 +47,7 @@ type conn struct {
 
 var (
 	_ transport.Conn           = (*conn)(nil)
+	_ transport.EndNotifier    = (*conn)(nil)
 	_ transport.TokenRefresher = (*conn)(nil)
 )
 
@@ -215,6 +216,9 @@ func (c *conn) fail(err error) {
 		c.log.Info("amqp connection lost", "err", err)
 	}
 }
+
+// Done returns a channel closed once the connection is lost or closed.
+func (c *conn) Done() <-chan struct{} { return c.inbox.Done() }
 
 // Receive returns the next method request. Requests already buffered are
 // returned first, even once the connection is lost or closed; after Close,

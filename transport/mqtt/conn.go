@@ -34,7 +34,8 @@ type conn struct {
 }
 
 var (
-	_ transport.Conn     = (*conn)(nil)
+	_ transport.Conn        = (*conn)(nil)
+	_ transport.EndNotifier = (*conn)(nil)
 	_ transport.Quiescer = (*conn)(nil)
 )
 
@@ -80,6 +81,9 @@ func answerQoS(opts *Options) byte {
 	}
 	return 1
 }
+
+// Done returns a channel closed once the connection is lost or closed.
+func (c *conn) Done() <-chan struct{} { return c.inbox.Done() }
 
 // Receive returns the next method request. Requests already buffered are
 // returned first, even once the connection is lost or closed; after Close,

@@ -484,6 +484,10 @@ func (c *fakeConn) Receive(ctx context.Context) (*transport.MethodRequest, error
 	}
 }
 
+// Done implements transport.EndNotifier: the channel is closed once the
+// connection has ended.
+func (c *fakeConn) Done() <-chan struct{} { return c.dead }
+
 // Respond implements transport.Conn.
 func (c *fakeConn) Respond(ctx context.Context, req *transport.MethodRequest, status int, payload []byte) error {
 	if err := ctx.Err(); err != nil {
