@@ -109,6 +109,10 @@ type Hub struct {
 	service       *ServiceClient
 	workload      *workloadServer // nil without a workload API
 
+	// The service side's twin tags (tags.go, service_state.go).
+	tags  *tagStore
+	files *serviceFiles // nil when in memory
+
 	// ctx ends when Close starts; sessions and invocations watch it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -143,6 +147,9 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	h.writeTimeout = cmp.Or(opts.MQTTWriteTimeout, defaultMQTTWriteTimeout)
 	_, _ = rand.Read(h.amqpRIDPrefix[:]) // crypto/rand.Read never fails
 	if err := h.loadOrCreate(opts.Dir); err != nil {
+		return nil, err
+	}
+	if err := h.initService(opts.Dir); err != nil {
 		return nil, err
 	}
 	for _, name := range opts.Devices {

@@ -28,6 +28,9 @@ func (h *Hub) httpHandler() http.Handler {
 		if h.serveTwin(w, r) || h.serveDigitalTwin(w, r) {
 			return
 		}
+		if h.serveDeviceQuery(w, r) {
+			return
+		}
 		h.serveInvoke(w, r)
 	})
 }
