@@ -43,6 +43,9 @@ type Options struct {
 	Devices []string
 	// Logger receives the hub's logs; nil is silent.
 	Logger *slog.Logger
+	// Tier is the IoT Hub tier whose throttles the hub enforces (see
+	// Tier); the zero Tier enforces none.
+	Tier Tier
 
 	// limits bound the HTTPS port's connections; zero fields take the
 	// defaults. Tests shorten them.
@@ -109,9 +112,11 @@ type Hub struct {
 	service       *ServiceClient
 	workload      *workloadServer // nil without a workload API
 
-	// The service side's twin tags (tags.go, service_state.go).
-	tags  *tagStore
-	files *serviceFiles // nil when in memory
+	// The service side's twin tags and throttles (tags.go, throttle.go,
+	// service_state.go).
+	tags     *tagStore
+	throttle *throttles
+	files    *serviceFiles // nil when in memory
 
 	// ctx ends when Close starts; sessions and invocations watch it.
 	ctx    context.Context
@@ -149,7 +154,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	if err := h.loadOrCreate(opts.Dir); err != nil {
 		return nil, err
 	}
-	if err := h.initService(opts.Dir); err != nil {
+	if err := h.initService(opts.Dir, opts.Tier); err != nil {
 		return nil, err
 	}
 	for _, name := range opts.Devices {

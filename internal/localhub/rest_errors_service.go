@@ -1,11 +1,12 @@
 package localhub
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 )
 
-// Error answers of the twin and query APIs. Codes
+// Error answers of the twin and query APIs and of throttling. Codes
 // and names are those of "Troubleshoot Azure IoT Hub error codes"
 // (learn.microsoft.com, azure/iot-hub/troubleshoot-error-codes) and the IoT
 // Hub REST API's "common error codes" page.
@@ -24,6 +25,26 @@ func errPreconditionFailed(message string) *restError {
 func errQuerySyntax(e *QueryError) *restError {
 	return &restError{code: 400004, name: "ArgumentInvalid", message: e.Error(),
 		info: map[string]string{"line": strconv.Itoa(e.Line), "column": strconv.Itoa(e.Column)}}
+}
+
+// errThrottling answers an operation refused by throttling: 429001
+// ThrottlingException, which IoT Hub returns "only after the limit is
+// violated for too long a period" (troubleshoot-error-codes), once traffic
+// shaping's queue is full (iot-hub-devguide-quotas-throttling, "Traffic
+// shaping").
+func errThrottling(operation string) *restError {
+	return &restError{code: 429001, name: "ThrottlingException",
+		message: fmt.Sprintf("The %s throttle of this hub's tier is exceeded and its backlog is full; back off and retry.", operation)}
+}
+
+// errBacklogLimit answers an operation refused because too many requests
+// already wait in the throttling backlog: 429002
+// ThrottleBacklogLimitExceeded, "The number of requests that are in the
+// backlog due to throttling has exceeded the backlog limit"
+// (troubleshoot-error-codes).
+func errBacklogLimit(operation string) *restError {
+	return &restError{code: 429002, name: "ThrottleBacklogLimitExceeded",
+		message: fmt.Sprintf("Too many %s requests wait in this hub's throttling backlog; back off and retry.", operation)}
 }
 
 // errMethodNotAllowedOn is errMethodNotAllowed with the Allow header set.

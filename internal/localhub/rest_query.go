@@ -59,6 +59,9 @@ func (h *Hub) serveDeviceQuery(w http.ResponseWriter, r *http.Request) bool {
 		errArgumentInvalid(err.Error()).write(w)
 		return true
 	}
+	if !h.admit(w, r, h.throttle.queries, 1, "queries") {
+		return true
+	}
 	items, itemType := h.queryItems(q.source)
 	page, continuation := p.page(items, *body.Query, func(v any) bool { return q.matches(queryDocument(v)) })
 	writePage(w, itemType, page, continuation)

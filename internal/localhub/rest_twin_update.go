@@ -134,6 +134,9 @@ func (h *Hub) serveTwinUpdate(w http.ResponseWriter, r *http.Request, deviceID, 
 		rerr.write(w)
 		return
 	}
+	if !h.admit(w, r, h.throttle.twinUpdates, 1, "twin updates") {
+		return
+	}
 	_, err := h.tags.update(id.name(), ifMatch(r), u.apply)
 	switch {
 	case errors.Is(err, errETagMismatch):

@@ -151,6 +151,9 @@ func (h *Hub) serveTwin(w http.ResponseWriter, r *http.Request) bool {
 		rerr.write(w)
 		return true
 	}
+	if !h.admit(w, r, h.throttle.twinReads, 1, "twin reads") {
+		return true
+	}
 	writeJSON(w, http.StatusOK, h.twinDocument(id))
 	return true
 }

@@ -28,8 +28,13 @@ type serviceFiles struct {
 	mu  sync.Mutex
 }
 
-// initService creates the tag store, loading it from dir when it is set.
-func (h *Hub) initService(dir string) error {
+// initService creates the tag store and the throttles of tier, loading
+// the store from dir when it is set.
+func (h *Hub) initService(dir string, tier Tier) error {
+	if err := tier.validate(); err != nil {
+		return err
+	}
+	h.throttle = newThrottles(tier)
 	h.tags = newTagStore()
 	if dir == "" {
 		return nil
