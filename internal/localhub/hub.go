@@ -43,8 +43,8 @@ type Options struct {
 	Devices []string
 	// Logger receives the hub's logs; nil is silent.
 	Logger *slog.Logger
-	// Tier is the IoT Hub tier whose throttles the hub enforces (see
-	// Tier); the zero Tier enforces none.
+	// Tier is the IoT Hub tier whose throttles and job limits the hub
+	// enforces (see Tier); the zero Tier enforces none.
 	Tier Tier
 
 	// limits bound the HTTPS port's connections; zero fields take the
@@ -112,9 +112,10 @@ type Hub struct {
 	service       *ServiceClient
 	workload      *workloadServer // nil without a workload API
 
-	// The service side's twin tags and throttles (tags.go, throttle.go,
-	// service_state.go).
+	// The service side's twins, jobs and throttles (tags.go, jobs.go,
+	// throttle.go, service_state.go).
 	tags     *tagStore
+	jobs     *jobStore
 	throttle *throttles
 	files    *serviceFiles // nil when in memory
 
@@ -186,6 +187,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.serve()
 	h.serveWorkload()
+	h.startService()
 	log.Info("localhub: started", "host", h.hostName, "mqtt", h.MQTTAddr(), "amqp", h.AMQPAddr(), "https", h.HTTPSAddr())
 	return h, nil
 }
@@ -360,6 +362,7 @@ func (h *Hub) Close() error {
 			_ = c.Close()
 		}
 		h.wg.Wait()
+		h.closeService()
 		h.service.closeIdleConnections()
 		h.log.Info("localhub: stopped")
 	})

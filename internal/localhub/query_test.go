@@ -143,6 +143,14 @@ func TestQueryConditions(t *testing.T) {
 			t.Errorf("%s = %v, want %v", tt.where, got, tt.want)
 		}
 	}
+
+	record := queryDocument(DeviceJob{DeviceID: "fan-1", JobID: "job-1", JobType: jobTypeDeviceMethod, Status: deviceJobCompleted})
+	for _, where := range []string{"devices.jobs.jobId = 'job-1'", "jobId = 'job-1' AND status = 'completed'", "devices.jobs.jobType = 'scheduleDeviceMethod'"} {
+		q, err := parseQuery("select * from DEVICES.JOBS where " + where)
+		if err != nil || q.source != sourceJobs || !q.matches(record) {
+			t.Errorf("devices.jobs %s: %v, want a match", where, err)
+		}
+	}
 }
 
 // TestDeviceQueryREST queries twins through the REST API, page by page,

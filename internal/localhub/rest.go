@@ -28,7 +28,7 @@ func (h *Hub) httpHandler() http.Handler {
 		if h.serveTwin(w, r) || h.serveDigitalTwin(w, r) {
 			return
 		}
-		if h.serveDeviceQuery(w, r) {
+		if h.serveJobs(w, r) || h.serveDeviceQuery(w, r) {
 			return
 		}
 		h.serveInvoke(w, r)

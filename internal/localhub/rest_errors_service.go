@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// Error answers of the twin and query APIs and of throttling. Codes
+// Error answers of the twin, query and jobs APIs and of throttling. Codes
 // and names are those of "Troubleshoot Azure IoT Hub error codes"
 // (learn.microsoft.com, azure/iot-hub/troubleshoot-error-codes) and the IoT
 // Hub REST API's "common error codes" page.
@@ -16,6 +16,16 @@ import (
 // etag of the existing resource" (common error codes).
 func errPreconditionFailed(message string) *restError {
 	return &restError{code: 412001, name: "PreconditionFailed", message: message}
+}
+
+// errJobNotFound answers an unknown job id: 404002 JobNotFound.
+func errJobNotFound(jobID string) *restError {
+	return &restError{code: 404002, name: "JobNotFound", message: fmt.Sprintf("Job %s not found", clip(jobID))}
+}
+
+// errJobAlreadyExists answers a job id in use: 409104 JobAlreadyExists.
+func errJobAlreadyExists(jobID string) *restError {
+	return &restError{code: 409104, name: "JobAlreadyExists", message: fmt.Sprintf("A job with id %s already exists; job ids stay in use for 30 days.", clip(jobID))}
 }
 
 // errQuerySyntax answers a query that does not parse, with IoT Hub's
@@ -45,6 +55,14 @@ func errThrottling(operation string) *restError {
 func errBacklogLimit(operation string) *restError {
 	return &restError{code: 429002, name: "ThrottleBacklogLimitExceeded",
 		message: fmt.Sprintf("Too many %s requests wait in this hub's throttling backlog; back off and retry.", operation)}
+}
+
+// errMaxActiveJobs answers a job beyond the tier's concurrent jobs: 429004
+// ThrottlingMaxActiveJobCountExceeded, "The maximum active job count has
+// been exceeded" (troubleshoot-error-codes).
+func errMaxActiveJobs(limit int) *restError {
+	return &restError{code: 429004, name: "ThrottlingMaxActiveJobCountExceeded",
+		message: fmt.Sprintf("The maximum active job count, %d for this hub's tier, has been exceeded.", limit)}
 }
 
 // errMethodNotAllowedOn is errMethodNotAllowed with the Allow header set.

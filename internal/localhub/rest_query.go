@@ -11,7 +11,8 @@ import (
 // The query API, POST /devices/query with {"query": "SELECT * FROM ..."}
 // (azure-iot-sdk-node registry.ts _executeQueryFunc; the C# service SDK's
 // RegistryManager.CreateQuery), paged as query_paging.go describes. Twins
-// come in the form GET /twins answers.
+// come in the form GET /twins answers; device jobs in the form
+// DeviceJob.
 
 // queryPath is where the query API is served.
 const queryPath = "/devices/query"
@@ -71,8 +72,9 @@ func (h *Hub) serveDeviceQuery(w http.ResponseWriter, r *http.Request) bool {
 // queryItems returns what a query's source holds and the items' type for
 // x-ms-item-type.
 func (h *Hub) queryItems(src querySource) ([]queryItem, string) {
-	if src == sourceJobs {
-		return nil, "deviceJob" // no jobs yet
+	switch src {
+	case sourceJobs:
+		return h.jobs.deviceJobItems(), "deviceJob"
 	}
 	var items []queryItem
 	for _, id := range h.reg.all() {
@@ -84,7 +86,7 @@ func (h *Hub) queryItems(src querySource) ([]queryItem, string) {
 	return items, "twin"
 }
 
-// checkHubRequest checks a hub-wide service API request (queries):
+// checkHubRequest checks a hub-wide service API request (queries, jobs):
 // a supported api-version and a service token for the whole hub; it
 // answers the request when either fails.
 func (h *Hub) checkHubRequest(w http.ResponseWriter, r *http.Request) bool {

@@ -1,6 +1,7 @@
 package localhub
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,46 +9,71 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // The service side's state kept in Options.Dir next to state.json: the
 // twins' tags in twins.json, written at every change before the update is
-// answered.
-const twinsFileName = "twins.json"
+// answered, and the jobs with their device records in jobs.json, written
+// at most jobsSaveDelay after a change and once more when the hub closes.
+// A hub that crashes loses at most that much of its jobs' progress; a job
+// interrupted by a restart resumes (see jobs.go).
+const (
+	twinsFileName = "twins.json"
+	jobsFileName  = "jobs.json"
+	jobsSaveDelay = 200 * time.Millisecond
+)
 
 // persistedTwins is the content of twins.json.
 type persistedTwins struct {
 	Twins map[string]twinTags `json:"twins"`
 }
 
-// serviceFiles writes twins.json. Its mutex serialises the writes; each
-// write takes its snapshot under it, so the last write holds the newest
-// state.
-type serviceFiles struct {
-	dir string
-	mu  sync.Mutex
+// persistedJobs is the content of jobs.json.
+type persistedJobs struct {
+	Jobs []*job `json:"jobs"`
 }
 
-// initService creates the tag store and the throttles of tier, loading
-// the store from dir when it is set.
+// serviceFiles writes twins.json and jobs.json. Its mutex serialises the
+// writes; each write takes its snapshot under it, so the last write holds
+// the newest state.
+type serviceFiles struct {
+	dir  string
+	mu   sync.Mutex
+	wake chan struct{} // a jobs save is due; buffered
+}
+
+// initService creates the tag and job stores and the throttles, loading
+// the stores from dir when it is set.
 func (h *Hub) initService(dir string, tier Tier) error {
 	if err := tier.validate(); err != nil {
 		return err
 	}
 	h.throttle = newThrottles(tier)
-	h.tags = newTagStore()
+	h.tags, h.jobs = newTagStore(), newJobStore()
 	if dir == "" {
 		return nil
 	}
-	h.files = &serviceFiles{dir: dir}
+	h.files = &serviceFiles{dir: dir, wake: make(chan struct{}, 1)}
 	var twins persistedTwins
 	if err := readJSONFile(filepath.Join(dir, twinsFileName), &twins); err != nil {
 		return err
 	}
 	h.tags.restore(twins.Twins)
+	var jobs persistedJobs
+	if err := readJSONFile(filepath.Join(dir, jobsFileName), &jobs); err != nil {
+		return err
+	}
+	h.jobs.restore(jobs.Jobs)
 	h.tags.persist = func() {
 		if err := h.saveTwins(); err != nil {
 			h.log.Error("localhub: saving twins failed", "err", err)
+		}
+	}
+	h.jobs.persist = func() {
+		select {
+		case h.files.wake <- struct{}{}:
+		default: // a save is due already
 		}
 	}
 	return nil
@@ -78,4 +104,60 @@ func (h *Hub) saveTwins() error {
 		return fmt.Errorf("localhub: encode twins: %w", err)
 	}
 	return writeFileAtomic(filepath.Join(h.files.dir, twinsFileName), b, 0o600)
+}
+
+// saveJobs writes jobs.json.
+func (h *Hub) saveJobs() error {
+	h.files.mu.Lock()
+	defer h.files.mu.Unlock()
+	b, err := json.MarshalIndent(persistedJobs{Jobs: h.jobs.snapshot()}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("localhub: encode jobs: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(h.files.dir, jobsFileName), b, 0o600)
+}
+
+// startService starts the jobs saver and resumes the jobs that had not
+// ended; it runs once the hub's context exists.
+func (h *Hub) startService() {
+	if h.files != nil && h.enter() {
+		go func() { // owned by the hub: ends when Close cancels h.ctx; joined in Close
+			defer h.wg.Done()
+			h.saveJobsLoop(h.ctx)
+		}()
+	}
+	h.resumeJobs()
+}
+
+// saveJobsLoop writes jobs.json jobsSaveDelay after each change, so that a
+// burst of changes costs one write.
+func (h *Hub) saveJobsLoop(ctx context.Context) {
+	for {
+		select {
+		case <-h.files.wake:
+		case <-ctx.Done():
+			return
+		}
+		t := time.NewTimer(jobsSaveDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return // Close saves once all goroutines have ended
+		}
+		if err := h.saveJobs(); err != nil {
+			h.log.Error("localhub: saving jobs failed", "err", err)
+		}
+	}
+}
+
+// closeService saves the jobs one last time, once every goroutine of the
+// hub has ended.
+func (h *Hub) closeService() {
+	if h.files == nil {
+		return
+	}
+	if err := h.saveJobs(); err != nil {
+		h.log.Error("localhub: saving jobs failed", "err", err)
+	}
 }
