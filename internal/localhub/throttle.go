@@ -68,6 +68,8 @@ func (t Tier) validate() error {
 	switch {
 	case !ok:
 		return fmt.Errorf("%w: SKU %q is not F1, S1, S2 or S3", ErrInvalidTier, t.SKU)
+	case most == 1 && t.Units != 1:
+		return fmt.Errorf("%w: %s has exactly 1 unit, not %d", ErrInvalidTier, t.SKU, t.Units)
 	case t.Units < 1 || t.Units > most:
 		return fmt.Errorf("%w: %s takes 1 to %d units, not %d", ErrInvalidTier, t.SKU, most, t.Units)
 	}
