@@ -216,33 +216,26 @@ func (p *queryParser) parseOptionalWhere() (condition, error) {
 }
 
 func (p *queryParser) parseOr(depth int) (condition, error) {
-	left, err := p.parseAnd(depth)
-	if err != nil {
-		return nil, err
-	}
-	for p.peek().kind == tokKeyword && p.peek().text == "OR" {
-		p.next()
-		right, err := p.parseAnd(depth)
-		if err != nil {
-			return nil, err
-		}
-		left = orCond{left, right}
-	}
-	return left, nil
+	return p.parseChain(depth, "OR", p.parseAnd, func(l, r condition) condition { return orCond{l, r} })
 }
 
 func (p *queryParser) parseAnd(depth int) (condition, error) {
-	left, err := p.parseNot(depth)
+	return p.parseChain(depth, "AND", p.parseNot, func(l, r condition) condition { return andCond{l, r} })
+}
+
+// parseChain parses operands joined by the keyword op, left to right.
+func (p *queryParser) parseChain(depth int, op string, operand func(int) (condition, error), join func(l, r condition) condition) (condition, error) {
+	left, err := operand(depth)
 	if err != nil {
 		return nil, err
 	}
-	for p.peek().kind == tokKeyword && p.peek().text == "AND" {
+	for p.peek().kind == tokKeyword && p.peek().text == op {
 		p.next()
-		right, err := p.parseNot(depth)
+		right, err := operand(depth)
 		if err != nil {
 			return nil, err
 		}
-		left = andCond{left, right}
+		left = join(left, right)
 	}
 	return left, nil
 }

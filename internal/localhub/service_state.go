@@ -97,24 +97,24 @@ func readJSONFile(path string, v any) error {
 
 // saveTwins writes twins.json.
 func (h *Hub) saveTwins() error {
-	h.files.mu.Lock()
-	defer h.files.mu.Unlock()
-	b, err := json.MarshalIndent(persistedTwins{Twins: h.tags.snapshot()}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("localhub: encode twins: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(h.files.dir, twinsFileName), b, 0o600)
+	return h.saveFile(twinsFileName, func() any { return persistedTwins{Twins: h.tags.snapshot()} })
 }
 
 // saveJobs writes jobs.json.
 func (h *Hub) saveJobs() error {
+	return h.saveFile(jobsFileName, func() any { return persistedJobs{Jobs: h.jobs.snapshot()} })
+}
+
+// saveFile writes the content snapshot returns, taken under the files'
+// lock, to name in the hub's directory.
+func (h *Hub) saveFile(name string, snapshot func() any) error {
 	h.files.mu.Lock()
 	defer h.files.mu.Unlock()
-	b, err := json.MarshalIndent(persistedJobs{Jobs: h.jobs.snapshot()}, "", "  ")
+	b, err := json.MarshalIndent(snapshot(), "", "  ")
 	if err != nil {
-		return fmt.Errorf("localhub: encode jobs: %w", err)
+		return fmt.Errorf("localhub: encode %s: %w", name, err)
 	}
-	return writeFileAtomic(filepath.Join(h.files.dir, jobsFileName), b, 0o600)
+	return writeFileAtomic(filepath.Join(h.files.dir, name), b, 0o600)
 }
 
 // startService starts the jobs saver and resumes the jobs that had not
