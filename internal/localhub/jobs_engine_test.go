@@ -302,3 +302,25 @@ func TestJobResponseTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestJobCancelledBeforeItsRunnerStarts: a cancel that comes between the
+// job's creation and its runner's start still ends the job.
+func TestJobCancelledBeforeItsRunnerStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := engineHub(t, Tier{}, "a")
+		defer h.stopEngine()
+		j, rerr := decodeJobBody([]byte(`{"type":"scheduleDeviceMethod","cloudToDeviceMethod":{"methodName":"m"},"queryCondition":"true"}`), "early", time.Now())
+		if rerr != nil {
+			t.Fatal(rerr.message)
+		}
+		h.jobs.add(j, 0, j.Created)
+		if _, ok := h.cancelJob("early"); !ok {
+			t.Fatal("no job")
+		}
+		h.startJob("early")
+		h.jobs.wait(t.Context(), "early", func(j *job) bool { return !j.End.IsZero() })
+		if resp, _ := jobNow(h, "early"); resp.Status != jobCancelled || resp.DeviceJobStatistics.DeviceCount != 0 {
+			t.Errorf("job = %s %+v, want cancelled without devices", resp.Status, resp.DeviceJobStatistics)
+		}
+	})
+}

@@ -34,7 +34,12 @@ func (h *Hub) startJob(id string) bool {
 		return false
 	}
 	ctx, cancel := context.WithCancelCause(h.ctx)
-	h.jobs.update(id, func(j *job) { j.cancel = func() { cancel(errJobCancelled) } })
+	h.jobs.update(id, func(j *job) {
+		j.cancel = func() { cancel(errJobCancelled) }
+		if j.Status == jobCancelled { // cancelled before its runner started
+			cancel(errJobCancelled)
+		}
+	})
 	go func() { // owned by the hub: ends when the job ends or the hub closes; joined in Close
 		defer h.wg.Done()
 		defer cancel(nil)
@@ -77,6 +82,7 @@ func (h *Hub) runJob(ctx context.Context, id string) {
 			}
 		}
 		if !h.selectJobDevices(ctx, id, log) {
+			h.endJob(ctx, id, log)
 			return
 		}
 	}
