@@ -32,7 +32,8 @@ type Options struct {
 	AMQPPort int
 	// Dir, when set, is where the CA, the server certificate and the
 	// registry keys are loaded from and saved to, so that connection
-	// strings keep working across restarts. Empty keeps everything in memory.
+	// strings keep working across restarts, and the twins' tags and the
+	// jobs (twins.json, jobs.json). Empty keeps everything in memory.
 	Dir string
 	// WorkloadSocket is the unix socket of the IoT Edge workload API the
 	// hub serves for its modules (see EdgeEnvironment). Default: {Dir}/workload.sock
