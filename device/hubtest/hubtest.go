@@ -2,7 +2,9 @@
 // spirit of net/http/httptest: a device built on this SDK connects to it
 // over any transport, with TLS verified against the hub's own CA, and the
 // test invokes direct methods on it as a cloud application would, through
-// the hub's service REST API.
+// the hub's service REST API. It can also tag devices' twins (SetTags),
+// query them, and schedule jobs that call a method on every device a
+// query selects (ScheduleMethodJob), offline ones included.
 //
 // The hub is the same one `go run ./examples/localhub` runs: as strict as
 // IoT Hub about tokens, identities, request ids, payload sizes and
@@ -44,6 +46,13 @@ type Options struct {
 	// Identity.EdgeEnvironment), and the edge hub's module-to-module calls
 	// (edge.MethodInvoker). Default: off.
 	Edge bool
+	// Tier opts in to the limits of an IoT Hub tier, "F1", "S1", "S2" or
+	// "S3", with TierUnits units (default 1): direct methods, twin and
+	// query throttles shaped and then refused with 429, job device
+	// operations paced, and at most 1, 5 or 10 active jobs. Default: no
+	// limits, so that tests run at full speed.
+	Tier      string
+	TierUnits int
 }
 
 // Hub is a local IoT hub listening on free loopback ports: MQTT and AMQP
@@ -75,6 +84,13 @@ func Start(ctx context.Context, opts *Options) (*Hub, error) {
 	if opts != nil {
 		o.HostName = opts.HostName
 		o.Logger = opts.Logger
+		if opts.Tier != "" {
+			tier, err := localhub.ParseTier(opts.Tier, max(opts.TierUnits, 1))
+			if err != nil {
+				return nil, fmt.Errorf("start the local hub: %w", err)
+			}
+			o.Tier = tier
+		}
 		if opts.Edge {
 			// A short path of its own: a unix socket's path is limited to
 			// about 100 bytes, which a test's TempDir can exceed.

@@ -4,7 +4,8 @@
 // connection strings to -dir and keeps its keys there across restarts. For
 // the modules it also plays the IoT Edge runtime: a workload API on
 // -dir/workload.sock and one <device>_<module>.env of IOTEDGE_ variables
-// each.
+// each. It enforces the throttles and job limits of an IoT Hub tier, S1 with
+// one unit unless -sku and -units say otherwise (-sku none for no limits).
 //
 //	go run ./examples/localhub -https-port 8443 -amqp-port 5671 -devices device-1,device-2/module-1
 package main
@@ -36,7 +37,14 @@ func main() {
 	devices := flag.String("devices", "device-1", "comma-separated identities to register; dev/mod registers a module")
 	dir := flag.String("dir", "./localhub-data", "directory for ca.pem, service.txt, <identity>.txt and the hub's keys")
 	leaves := flag.String("leaf-devices", "", "comma-separated leaf=edge pairs: leaf, registered if new, connects through the IoT Edge device edge, whose modules may call it")
+	sku := flag.String("sku", "S1", "IoT Hub tier whose throttles and job limits the hub enforces: F1, S1, S2, S3, or none")
+	units := flag.Int("units", 1, "number of units of the tier (F1: 1; S1, S2: up to 200; S3: up to 10)")
 	flag.Parse()
+	tier, err := localhub.ParseTier(*sku, *units)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	leafPairs, err := parseLeafDevices(*leaves)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -55,6 +63,7 @@ func main() {
 		Dir:        *dir,
 		Devices:    append(splitList(*devices), leafPairs.identities()...),
 		Logger:     logger,
+		Tier:       tier,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, explain(err, portFlags{mqtt: *mqttPort, amqp: *amqpPort, https: *httpsPort}))
@@ -85,6 +94,7 @@ func main() {
 		fmt.Printf("IoT Edge workload API for the modules: %s\nRun a module as IoT Edge would (examples/edgemodule): set -a; . %s; set +a\n\n",
 			uri, filepath.Join(*dir, "<device>_<module>.env"))
 	}
+	fmt.Printf("Throttles and job limits of IoT Hub tier %s (-sku, -units).\n", tier)
 	fmt.Printf("Press Ctrl+C to stop.\n")
 	<-ctx.Done()
 	fmt.Println("Stopping.")

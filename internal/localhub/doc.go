@@ -22,6 +22,15 @@
 // /digitaltwins/{id}[/components/{component}]/commands/{command}, which
 // invoke the methods "{component}*{command}" or "{command}".
 //
+// For a back end that reaches a fleet it serves twin tags (PATCH and PUT
+// /twins/{id}[/modules/{mid}] with If-Match), queries (POST /devices/query:
+// SELECT * FROM devices, devices.modules or devices.jobs, paged) and jobs
+// (PUT, GET and POST .../cancel on /jobs/v2/{id}, GET /jobs/v2/query) that
+// call a method on the devices a condition selects, offline ones as soon
+// as they connect within the job's time (see jobs.go). With Options.Tier
+// it enforces an IoT Hub tier's throttles and job limits (see Tier). With
+// Options.Dir, tags and jobs persist across restarts.
+//
 // # IoT Edge
 //
 // With Options.Dir (or Options.WorkloadSocket) set, the hub also plays
@@ -49,8 +58,9 @@
 // # Concurrency
 //
 // A Hub and a ServiceClient are safe for concurrent use. Close ends every
-// listener and connection and returns once all goroutines of the hub have
-// ended.
+// listener and connection, stops the jobs' runners (their jobs resume at
+// the next start from Options.Dir) and returns once all goroutines of the
+// hub have ended.
 //
 // # Errors
 //

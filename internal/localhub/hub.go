@@ -32,7 +32,8 @@ type Options struct {
 	AMQPPort int
 	// Dir, when set, is where the CA, the server certificate and the
 	// registry keys are loaded from and saved to, so that connection
-	// strings keep working across restarts. Empty keeps everything in memory.
+	// strings keep working across restarts, and the twins' tags and the
+	// jobs (twins.json, jobs.json). Empty keeps everything in memory.
 	Dir string
 	// WorkloadSocket is the unix socket of the IoT Edge workload API the
 	// hub serves for its modules (see EdgeEnvironment). Default: {Dir}/workload.sock
@@ -43,6 +44,9 @@ type Options struct {
 	Devices []string
 	// Logger receives the hub's logs; nil is silent.
 	Logger *slog.Logger
+	// Tier is the IoT Hub tier whose throttles and job limits the hub
+	// enforces (see Tier); the zero Tier enforces none.
+	Tier Tier
 
 	// limits bound the HTTPS port's connections; zero fields take the
 	// defaults. Tests shorten them.
@@ -109,6 +113,13 @@ type Hub struct {
 	service       *ServiceClient
 	workload      *workloadServer // nil without a workload API
 
+	// The service side's twins, jobs and throttles (tags.go, jobs.go,
+	// throttle.go, service_state.go).
+	tags     *tagStore
+	jobs     *jobStore
+	throttle *throttles
+	files    *serviceFiles // nil when in memory
+
 	// ctx ends when Close starts; sessions and invocations watch it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -145,6 +156,9 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	if err := h.loadOrCreate(opts.Dir); err != nil {
 		return nil, err
 	}
+	if err := h.initService(opts.Dir, opts.Tier); err != nil {
+		return nil, err
+	}
 	for _, name := range opts.Devices {
 		if err := h.addIdentity(name); err != nil {
 			return nil, err
@@ -174,6 +188,7 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.serve()
 	h.serveWorkload()
+	h.startService()
 	log.Info("localhub: started", "host", h.hostName, "mqtt", h.MQTTAddr(), "amqp", h.AMQPAddr(), "https", h.HTTPSAddr())
 	return h, nil
 }
@@ -348,6 +363,7 @@ func (h *Hub) Close() error {
 			_ = c.Close()
 		}
 		h.wg.Wait()
+		h.closeService()
 		h.service.closeIdleConnections()
 		h.log.Info("localhub: stopped")
 	})

@@ -28,6 +28,9 @@ func (h *Hub) httpHandler() http.Handler {
 		if h.serveTwin(w, r) || h.serveDigitalTwin(w, r) {
 			return
 		}
+		if h.serveJobs(w, r) || h.serveDeviceQuery(w, r) {
+			return
+		}
 		h.serveInvoke(w, r)
 	})
 }
@@ -112,6 +115,9 @@ func (h *Hub) serveInvoke(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if !h.admit(w, r, h.throttle.methods, methodMeters(len(req.payload)), "direct methods") {
+		return
+	}
 	ctx := r.Context() // canceled when the client goes away or the hub closes
 	start := time.Now()
 	resp, err := h.router.invoke(ctx, identity, req.methodName, req.payload, req.connectTimeout, req.responseTimeout)

@@ -125,6 +125,9 @@ func (h *Hub) serveDigitalTwin(w http.ResponseWriter, r *http.Request) bool {
 			rerr.write(w)
 			return true
 		}
+		if !h.admit(w, r, h.throttle.twinReads, 1, "twin reads") {
+			return true
+		}
 		writeJSON(w, http.StatusOK, digitalTwinJSON{ID: id.deviceID, Metadata: digitalTwinMetadata{Model: h.twins.get(id.name()).modelID}})
 		return true
 	}
@@ -162,6 +165,9 @@ func (h *Hub) serveCommand(w http.ResponseWriter, r *http.Request, p digitalTwin
 		return
 	}
 
+	if !h.admit(w, r, h.throttle.methods, methodMeters(len(req.payload)), "direct methods") {
+		return
+	}
 	start := time.Now()
 	resp, err := h.router.invoke(r.Context(), p.deviceID, req.methodName, req.payload, req.connectTimeout, req.responseTimeout)
 	attrs := []any{"method", req.methodName, "duration", time.Since(start).Round(time.Millisecond)}

@@ -37,7 +37,7 @@ func errInvalidProtocolVersion(message string) *restError {
 // invalid" (azure-iot-sdk-csharp ErrorCode.cs).
 func errNoResource(method, path string) *restError {
 	return &restError{code: 400003, status: http.StatusNotFound, name: "InvalidOperation",
-		message: fmt.Sprintf("No resource at %s %s: the service API serves /twins/{deviceId}[/modules/{moduleId}][/methods] and /digitaltwins/{digitalTwinId}[/components/{componentPath}]/commands/{commandName}.", clip(method), clip(path))}
+		message: fmt.Sprintf("No resource at %s %s: the service API serves /twins/{deviceId}[/modules/{moduleId}][/methods], /digitaltwins/{digitalTwinId}[/components/{componentPath}]/commands/{commandName}, /devices/query and /jobs/v2/{jobId}[/cancel].", clip(method), clip(path))}
 }
 
 // errMethodNotAllowed answers a method path asked with another HTTP method:

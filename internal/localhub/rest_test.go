@@ -37,9 +37,9 @@ func postRaw(t *testing.T, h *Hub, path, auth, body string) restAnswer {
 }
 
 // requestRaw sends a request to the hub's HTTPS port with exactly the given
-// method, Authorization header and body, and returns the answer, its
-// headers and its body.
-func requestRaw(t *testing.T, h *Hub, method, path, auth, body string) (restAnswer, http.Header, []byte) {
+// method, Authorization header and body, and header's name-value pairs,
+// and returns the answer, its headers and its body.
+func requestRaw(t *testing.T, h *Hub, method, path, auth, body string, header ...string) (restAnswer, http.Header, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
@@ -51,6 +51,9 @@ func requestRaw(t *testing.T, h *Hub, method, path, auth, body string) (restAnsw
 		req.Header.Set("Authorization", auth)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
 	resp, err := h.ServiceClient().client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

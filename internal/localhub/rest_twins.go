@@ -1,8 +1,6 @@
 package localhub
 
 import (
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -11,10 +9,6 @@ import (
 
 	"github.com/directmethods/iotdevice/sas"
 )
-
-// twinVersion is the version of every twin the hub serves. IoT Hub counts
-// changes of a twin's tags and properties in it; the hub keeps neither.
-const twinVersion = 1
 
 // twinJSON is the twin GET /twins/{id}[/modules/{mid}] answers with: the
 // fields of IoT Hub's twin document that the official service SDKs'
@@ -31,7 +25,8 @@ type twinJSON struct {
 	AuthenticationType string          `json:"authenticationType"`
 	X509Thumbprint     thumbprintsJSON `json:"x509Thumbprint"`
 	ModelID            string          `json:"modelId"`
-	Version            int             `json:"version"`
+	Version            int64           `json:"version"`
+	Tags               map[string]any  `json:"tags"`
 	Properties         twinProperties  `json:"properties"`
 }
 
@@ -75,16 +70,15 @@ func (h *Hub) twinDocument(id *identity) twinJSON {
 	if id.thumbprint != "" {
 		auth, thumbprint = "selfSigned", &id.thumbprint
 	}
-	etag := make([]byte, 8)
-	binary.BigEndian.PutUint64(etag, twinVersion)
+	tags := h.tags.get(name)
 	empty := propertySet{Metadata: map[string]string{"$lastUpdated": dotnetZeroTime}, Version: 1}
 	return twinJSON{
 		DeviceID: id.deviceID, ModuleID: id.moduleID,
-		ETag:   base64.StdEncoding.EncodeToString(etag),
+		ETag:   tags.etag(),
 		Status: "enabled", StatusUpdateTime: dotnetZeroTime,
 		ConnectionState: state, LastActivityTime: formatTwinTime(st.lastActivity),
 		AuthenticationType: auth, X509Thumbprint: thumbprintsJSON{Primary: thumbprint},
-		ModelID: st.modelID, Version: twinVersion,
+		ModelID: st.modelID, Version: tags.Version, Tags: tags.Tags,
 		Properties: twinProperties{Desired: empty, Reported: empty},
 	}
 }
@@ -132,15 +126,20 @@ func unescapeSegment(s string) (string, bool) {
 	return v, err == nil && v != ""
 }
 
-// serveTwin answers GET /twins/{id}[/modules/{mid}] and reports whether
-// the path was one of these.
+// serveTwin answers GET, PATCH and PUT /twins/{id}[/modules/{mid}] and
+// reports whether the path was one of these.
 func (h *Hub) serveTwin(w http.ResponseWriter, r *http.Request) bool {
 	deviceID, moduleID, ok := parseTwinPath(r.URL.EscapedPath())
 	if !ok {
 		return false
 	}
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPatch, http.MethodPut:
+		h.serveTwinUpdate(w, r, deviceID, moduleID)
+		return true
+	default:
+		w.Header().Set("Allow", "GET, PATCH, PUT")
 		refuse(w, r, errMethodNotAllowed(r.Method))
 		return true
 	}
@@ -150,6 +149,9 @@ func (h *Hub) serveTwin(w http.ResponseWriter, r *http.Request) bool {
 	id, rerr := h.lookupTarget(deviceID, moduleID)
 	if rerr != nil {
 		rerr.write(w)
+		return true
+	}
+	if !h.admit(w, r, h.throttle.twinReads, 1, "twin reads") {
 		return true
 	}
 	writeJSON(w, http.StatusOK, h.twinDocument(id))

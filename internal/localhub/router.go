@@ -262,9 +262,25 @@ var errNotSubscribed = errors.New("localhub: session is not subscribed to method
 // an answer arriving on a later connection names a request of that
 // connection, not this one.
 func (r *router) invoke(ctx context.Context, identity, method string, payload []byte, connectTimeout, responseTimeout time.Duration) (methodResponse, error) {
-	connectDeadline := time.Now().Add(connectTimeout)
+	return r.call(ctx, ctx, identity, method, payload, time.Now().Add(connectTimeout), responseTimeout, nil)
+}
+
+// call is invoke with the wait for the device and the call itself under
+// contexts of their own, and an absolute connect deadline: waitCtx ends
+// only the wait for the identity to connect and subscribe (a job's
+// cancellation stops devices not yet called), ctx ends both. delivered,
+// when set, runs once the request has been handed to the device's
+// session, the moment the call can no longer be taken back.
+func (r *router) call(waitCtx, ctx context.Context, identity, method string, payload []byte, connectDeadline time.Time, responseTimeout time.Duration, delivered func()) (methodResponse, error) {
+	if waitCtx != ctx {
+		var stop context.CancelCauseFunc
+		waitCtx, stop = context.WithCancelCause(waitCtx)
+		defer stop(nil)
+		unlink := context.AfterFunc(ctx, func() { stop(context.Cause(ctx)) })
+		defer unlink()
+	}
 	for {
-		s, qos, err := r.waitReady(ctx, identity, connectDeadline, true)
+		s, qos, err := r.waitReady(waitCtx, identity, connectDeadline, true)
 		if err != nil {
 			return methodResponse{}, err
 		}
@@ -282,6 +298,9 @@ func (r *router) invoke(ctx context.Context, identity, method string, payload []
 				r.detach(identity, s)
 			}
 			continue // wait for the identity as for any device
+		}
+		if delivered != nil {
+			delivered()
 		}
 		resp, err := awaitAnswer(callCtx, c)
 		s.forget(c)

@@ -25,7 +25,10 @@ type Twin struct {
 	Status           string `json:"status"`
 	ConnectionState  string `json:"connectionState"`
 	LastActivityTime string `json:"lastActivityTime"`
-	Version          int    `json:"version"`
+	Version          int64  `json:"version"`
+	ETag             string `json:"etag"`
+	// Tags are the twin's tags; numbers are float64.
+	Tags map[string]any `json:"tags"`
 }
 
 // DigitalTwin is the part of a digital twin GetDigitalTwin reads.
@@ -55,12 +58,8 @@ type CommandResult struct {
 // GetTwin calls GET /twins/{deviceID}[/modules/{moduleID}]. A non-200
 // answer is a *ServiceError.
 func (c *ServiceClient) GetTwin(ctx context.Context, deviceID, moduleID string) (*Twin, error) {
-	path := "/twins/" + url.PathEscape(deviceID)
-	if moduleID != "" {
-		path += "/modules/" + url.PathEscape(moduleID)
-	}
 	var twin Twin
-	if err := c.getJSON(ctx, path+"?api-version="+serviceAPIVersion, &twin); err != nil {
+	if err := c.getJSON(ctx, twinPath(deviceID, moduleID)+"?api-version="+serviceAPIVersion, &twin); err != nil {
 		return nil, fmt.Errorf("localhub: get twin: %w", err)
 	}
 	return &twin, nil
@@ -117,14 +116,7 @@ func (c *ServiceClient) getJSON(ctx context.Context, path string, v any) error {
 	if err != nil {
 		return err
 	}
-	_, body, err := c.do(req)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
-	}
-	return nil
+	return c.doJSON(req, v)
 }
 
 // url returns the address of path on the hub.
