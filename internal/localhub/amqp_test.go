@@ -389,6 +389,12 @@ func TestAMQPIdentityIsolation(t *testing.T) {
 	b.serve(echo)
 	waitSubscribed(t, h, "dev-a")
 	waitSubscribed(t, h, "dev-b")
+	// The hub numbers requests per link pair: a first call to dev-b makes
+	// its next request's number differ from dev-a's first, so that the
+	// round trip below cannot be taken for the answer dev-b steals.
+	if res, err := invoke(t, h, "dev-b", MethodCall{MethodName: "ping"}); err != nil || res.Status != 200 {
+		t.Fatalf("dev-b first ping: %v, %v", res, err)
+	}
 
 	type outcome struct {
 		res *MethodResult
