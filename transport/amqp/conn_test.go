@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/directmethods/iotdevice/internal/errtest"
 	"github.com/directmethods/iotdevice/internal/leakcheck"
 	"github.com/directmethods/iotdevice/internal/sastoken"
+	"github.com/directmethods/iotdevice/internal/testcred"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/google/go-cmp/cmp"
@@ -30,27 +30,16 @@ const testHub = "test-hub.azure-devices.net"
 
 var testKey = bytes.Repeat([]byte{0x5a}, 32)
 
-// countingCredential signs tokens with testKey and counts the calls.
-type countingCredential struct {
-	calls atomic.Int32
-	key   *sas.KeyCredential
-}
-
-func newCountingCredential(t *testing.T) *countingCredential {
+// newCountingCredential returns a credential that signs tokens with
+// testKey and counts them.
+func newCountingCredential(t *testing.T) *testcred.CountingCredential {
 	t.Helper()
 	k, err := sas.NewKeyCredential(base64.StdEncoding.EncodeToString(testKey), "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &countingCredential{key: k}
+	return &testcred.CountingCredential{Credential: k}
 }
-
-func (c *countingCredential) Token(ctx context.Context, resource string) (string, time.Time, error) {
-	c.calls.Add(1)
-	return c.key.Token(ctx, resource)
-}
-
-func (c *countingCredential) ClientCertificate() *tls.Certificate { return nil }
 
 // testConfig returns a Config for a device of testHub reached through the
 // fake hub at 127.0.0.1:port as its gateway.
@@ -191,7 +180,7 @@ func TestDialPutToken(t *testing.T) {
 			if tok.Resource != audience {
 				t.Errorf("token resource = %q, want %q", tok.Resource, audience)
 			}
-			if n := cred.calls.Load(); n != 1 {
+			if n := cred.Tokens(); n != 1 {
 				t.Errorf("Token called %d times per Dial, want 1", n)
 			}
 			mechanism, _ := hc.conn.SASL()
@@ -499,7 +488,7 @@ func TestRefreshToken(t *testing.T) {
 	if err != nil || tok.Verify(testKey, time.Now()) != nil {
 		t.Errorf("renewed token does not verify: %v", err)
 	}
-	if n := cred.calls.Load(); n != 2 {
+	if n := cred.Tokens(); n != 2 {
 		t.Errorf("Token called %d times, want 2 (Dial and RefreshToken)", n)
 	}
 	select {

@@ -3,8 +3,8 @@ package mqtt
 import (
 	"testing"
 
-	"github.com/directmethods/iotdevice/internal/conformancehub"
 	"github.com/directmethods/iotdevice/internal/localhub"
+	"github.com/directmethods/iotdevice/internal/testhub"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/transporttest"
 )
@@ -20,7 +20,7 @@ func TestConformance(t *testing.T) {
 		{"answers at most once", Options{AnswerAtMostOnce: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			transporttest.TestDialer(t, conformancehub.Harness(t, func(queueSize int) transport.Dialer {
+			transporttest.TestDialer(t, testhub.Harness(t, func(queueSize int) transport.Dialer {
 				opts := tt.opts
 				opts.QueueSize = queueSize
 				return NewDialer(&opts)

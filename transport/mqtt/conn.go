@@ -36,7 +36,7 @@ type conn struct {
 var (
 	_ transport.Conn        = (*conn)(nil)
 	_ transport.EndNotifier = (*conn)(nil)
-	_ transport.Quiescer = (*conn)(nil)
+	_ transport.Quiescer    = (*conn)(nil)
 )
 
 // answered is what an answer awaiting its PUBACK keeps, to be reported

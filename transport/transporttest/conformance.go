@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/internal/testcred"
 	"github.com/directmethods/iotdevice/transport"
 )
 
@@ -135,7 +134,7 @@ type suite struct {
 	t    *testing.T
 	h    *Harness
 	cfg  *transport.Config // h.Config with cred
-	cred *countingCredential
+	cred *testcred.CountingCredential
 	sas  bool           // the credential signs tokens: one per Dial
 	wg   sync.WaitGroup // the calls' goroutines; joined at the subtest's end
 }
@@ -153,23 +152,12 @@ func newSuite(t *testing.T, mh MakeHarness) *suite {
 	case h.QueueSize < 1:
 		t.Fatalf("transporttest: Harness.QueueSize is %d, want at least 1", h.QueueSize)
 	}
-	cred := &countingCredential{Credential: h.Config.Credential}
+	cred := &testcred.CountingCredential{Credential: h.Config.Credential}
 	cfg := *h.Config
 	cfg.Credential = cred
 	s := &suite{t: t, h: h, cfg: &cfg, cred: cred, sas: h.Config.Credential.ClientCertificate() == nil}
 	t.Cleanup(s.wg.Wait) // t.Context() is done by then, which ends the calls
 	return s
-}
-
-// countingCredential counts the tokens a Dialer obtains.
-type countingCredential struct {
-	sas.Credential
-	tokens atomic.Int64
-}
-
-func (c *countingCredential) Token(ctx context.Context, resource string) (string, time.Time, error) {
-	c.tokens.Add(1)
-	return c.Credential.Token(ctx, resource)
 }
 
 // bounded returns a context that ends after waitTimeout, or with the
@@ -184,13 +172,13 @@ func (s *suite) dial() transport.Conn {
 	s.t.Helper()
 	ctx, cancel := s.bounded()
 	defer cancel()
-	before := s.cred.tokens.Load()
+	before := s.cred.Tokens()
 	conn, err := s.h.Dialer.Dial(ctx, s.cfg)
 	if err != nil {
 		s.t.Fatalf("Dial: %v", err)
 	}
 	s.t.Cleanup(func() { conn.Close() })
-	switch n := s.cred.tokens.Load() - before; {
+	switch n := s.cred.Tokens() - before; {
 	case s.sas && n != 1:
 		s.t.Errorf("Dial obtained %d tokens from the credential, want 1", n)
 	case n > 1:

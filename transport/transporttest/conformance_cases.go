@@ -189,13 +189,13 @@ func testTokenRenewal(s *suite) {
 	conn := s.dial()
 	if r, ok := conn.(transport.TokenRefresher); ok {
 		ctx, cancel := s.bounded()
-		before := s.cred.tokens.Load()
+		before := s.cred.Tokens()
 		expiry, err := r.RefreshToken(ctx)
 		cancel()
 		if err != nil {
 			s.t.Fatalf("RefreshToken: %v", err)
 		}
-		if n := s.cred.tokens.Load() - before; s.sas && n != 1 {
+		if n := s.cred.Tokens() - before; s.sas && n != 1 {
 			s.t.Errorf("RefreshToken obtained %d tokens, want 1", n)
 		}
 		if s.sas && !expiry.After(time.Now()) {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/directmethods/iotdevice/internal/leakcheck"
 	"github.com/directmethods/iotdevice/internal/localhub"
-	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/internal/testhub"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/amqp"
 	"github.com/directmethods/iotdevice/transport/amqp/amqpws"
@@ -46,28 +46,7 @@ func startHub(t *testing.T) (*localhub.Hub, *transport.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hub.Close() })
-	s, err := hub.ConnectionString(deviceID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := sas.ParseConnectionString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := cs.Credential(time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hub, &transport.Config{
-		HostName:        cs.HostName,
-		GatewayHostName: "127.0.0.1",
-		Port:            hub.HTTPSPort(),
-		DeviceID:        cs.DeviceID,
-		Credential:      cred,
-		TLSConfig:       &tls.Config{RootCAs: hub.CertPool(), ServerName: cs.HostName},
-		KeepAlive:       30 * time.Second,
-		Logger:          logger,
-	}
+	return hub, testhub.Config(t, hub, deviceID, hub.HTTPSPort())
 }
 
 // lockedBuffer collects log output written from several goroutines.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/directmethods/iotdevice/internal/leakcheck"
 	"github.com/directmethods/iotdevice/internal/localhub"
-	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/internal/testhub"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/mqtt"
 	"github.com/directmethods/iotdevice/transport/mqtt/mqttws"
@@ -45,28 +45,7 @@ func startHub(t *testing.T) (*localhub.Hub, *transport.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hub.Close() })
-	s, err := hub.ConnectionString(deviceID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := sas.ParseConnectionString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := cs.Credential(time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hub, &transport.Config{
-		HostName:        cs.HostName,
-		GatewayHostName: "127.0.0.1",
-		Port:            hub.HTTPSPort(),
-		DeviceID:        cs.DeviceID,
-		Credential:      cred,
-		TLSConfig:       &tls.Config{RootCAs: hub.CertPool(), ServerName: cs.HostName},
-		KeepAlive:       30 * time.Second,
-		Logger:          logger,
-	}
+	return hub, testhub.Config(t, hub, deviceID, hub.HTTPSPort())
 }
 
 // TestMethodCall dials over WebSockets, answers one invocation made through

@@ -1,20 +1,18 @@
-// Package conformancehub runs the transport conformance suite
-// (transporttest.TestDialer) against a local hub, for the adapters' tests:
+// Package testhub holds what the adapters' tests share: a transport.Config
+// for an identity of a local hub (Config), and the transport conformance
+// suite (transporttest.TestDialer) run against a local hub (Harness), whose
 // calls go through the hub's REST API as a cloud application's do.
-package conformancehub
+package testhub
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/directmethods/iotdevice/internal/localhub"
-	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/transporttest"
 )
@@ -40,31 +38,15 @@ func Harness(t *testing.T, newDialer func(queueSize int) transport.Dialer, port 
 		t.Helper()
 		const queueSize = 4
 		deviceID := fmt.Sprintf("conformance-%d", devices.Add(1))
-		cs, err := hub.AddDevice(deviceID)
-		if err != nil {
+		if _, err := hub.AddDevice(deviceID); err != nil {
 			t.Fatal(err)
 		}
-		parsed, err := sas.ParseConnectionString(cs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cred, err := parsed.Credential(time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
+		cfg := Config(t, hub, deviceID, port(hub))
+		cfg.Proxy = func(*url.URL) (*url.URL, error) { return nil, nil } // loopback, whatever the environment says
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 		return &transporttest.Harness{
-			Dialer: newDialer(queueSize),
-			Config: &transport.Config{
-				HostName:        parsed.HostName,
-				GatewayHostName: "127.0.0.1",
-				Port:            port(hub),
-				DeviceID:        deviceID,
-				Credential:      cred,
-				TLSConfig:       &tls.Config{RootCAs: hub.CertPool(), ServerName: parsed.HostName},
-				KeepAlive:       30 * time.Second,
-				Proxy:           func(*url.URL) (*url.URL, error) { return nil, nil }, // loopback, whatever the environment says
-				Logger:          slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
-			},
+			Dialer:    newDialer(queueSize),
+			Config:    cfg,
 			QueueSize: queueSize,
 			Invoke: func(ctx context.Context, method string, payload []byte) (int, []byte, error) {
 				res, err := hub.ServiceClient().Invoke(ctx, deviceID, "", localhub.MethodCall{
