@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/device/internal/clientcfg"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 )
@@ -198,12 +199,8 @@ func (c *Client) graceContext() (context.Context, context.CancelFunc) {
 // during Run or after.
 func (c *Client) Stats() Stats { return c.counters.stats() }
 
-// Config returns a copy of the settings the client gives its transport on
-// each connection: the identity, the gateway, the credential, the TLS
-// configuration, the proxy and the user agent. Code that talks to the hub
-// on the identity's behalf, such as package edge's method invoker, starts
-// from it. Modifying the copy does not affect the client.
-func (c *Client) Config() transport.Config { return c.cfg }
+// The settings the client gives its transport, for package edge.
+func init() { clientcfg.Of = func(c any) transport.Config { return c.(*Client).cfg } }
 
 // setLive makes o the live connection (nil: none).
 func (c *Client) setLive(o *origin) {

@@ -16,7 +16,7 @@
 //
 // An IoT Edge module gets its client from the environment the runtime
 // sets with package edge (edge.NewModuleClient): its tokens are signed by
-// the runtime's workload API (package workload) and the edge hub is
+// the runtime's workload API and the edge hub is
 // trusted through the runtime's trust bundle. edge.MethodInvoker makes
 // module-to-module calls through the edge hub.
 //

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/device/internal/clientcfg"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -135,7 +136,7 @@ type MethodInvoker struct {
 // module connection string with GatewayHostName) and a token credential.
 // c need not be running.
 func NewMethodInvoker(c *device.Client, opts *MethodInvokerOptions) (*MethodInvoker, error) {
-	cfg := c.Config()
+	cfg := clientcfg.Of(c)
 	switch {
 	case cfg.ModuleID == "":
 		return nil, fmt.Errorf("%w: a method invoker calls as a module; the client is a device's", device.ErrInvalidConfig)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
-	"github.com/directmethods/iotdevice/device/workload"
+	"github.com/directmethods/iotdevice/device/edge/internal/workload"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 )
@@ -31,7 +31,7 @@ import (
 // Tokens are signed by the workload API with the module's key, which the
 // module never sees; they live device.ClientOptions.TokenLifetime (default 1 h)
 // and are renewed at about 80 % of it. A refusal of the signature (an HTTP
-// 4xx) stops Run with CodeUnauthorized, and the *workload.Error in its
+// 4xx) stops Run with CodeUnauthorized, and the *WorkloadError in its
 // chain names the call; a runtime that cannot be reached is retried like
 // a network failure.
 //

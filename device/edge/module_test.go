@@ -20,7 +20,8 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
-	"github.com/directmethods/iotdevice/device/workload"
+	"github.com/directmethods/iotdevice/device/internal/clientcfg"
+	"github.com/directmethods/iotdevice/device/edge/internal/workload"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
@@ -172,11 +173,11 @@ func TestWorkloadCredentialSignsModuleTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Config().HostName != "hub.example" || c.Config().GatewayHostName != "127.0.0.1" || c.Config().DeviceID != "edge-1" || c.Config().ModuleID != "mod-a" {
-		t.Errorf("config %+v", c.Config())
+	if clientcfg.Of(c).HostName != "hub.example" || clientcfg.Of(c).GatewayHostName != "127.0.0.1" || clientcfg.Of(c).DeviceID != "edge-1" || clientcfg.Of(c).ModuleID != "mod-a" {
+		t.Errorf("config %+v", clientcfg.Of(c))
 	}
 	before := time.Now()
-	tok, expiry, err := c.Config().Credential.Token(t.Context(), resourceOf(c))
+	tok, expiry, err := clientcfg.Of(c).Credential.Token(t.Context(), resourceOf(c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestWorkloadCredentialSignsModuleTokens(t *testing.T) {
 		t.Errorf("token lives %v, want TokenLifetime", life)
 	}
 	// The trust bundle is among the roots.
-	if c.Config().TLSConfig == nil || c.Config().TLSConfig.RootCAs == nil {
+	if clientcfg.Of(c).TLSConfig == nil || clientcfg.Of(c).TLSConfig.RootCAs == nil {
 		t.Fatal("no RootCAs")
 	}
 	block, _ := pem.Decode(f.caPEM)
@@ -202,7 +203,7 @@ func TestWorkloadCredentialSignsModuleTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: c.Config().TLSConfig.RootCAs, DNSName: "example.com"}); err != nil {
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: clientcfg.Of(c).TLSConfig.RootCAs, DNSName: "example.com"}); err != nil {
 		t.Errorf("the trust bundle's certificate is not trusted: %v", err)
 	}
 }
@@ -221,7 +222,7 @@ func TestWorkloadSignErrorsClassified(t *testing.T) {
 		unauthorized bool
 	}{{http.StatusNotFound, true}, {http.StatusBadRequest, true}, {http.StatusInternalServerError, false}} {
 		f.status.Store(int32(tt.status))
-		_, _, err := c.Config().Credential.Token(t.Context(), resourceOf(c))
+		_, _, err := clientcfg.Of(c).Credential.Token(t.Context(), resourceOf(c))
 		var we *workload.Error
 		if !errors.As(err, &we) || we.Call != workload.CallSign || we.StatusCode != tt.status {
 			t.Errorf("status %d: error %v, want a sign *workload.Error with that status", tt.status, err)
@@ -319,11 +320,11 @@ func TestNewModuleClientFromLookupErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Config().GatewayHostName != "gw.example" || c.Config().ModuleID != "mod-a" || c.Config().TLSConfig == nil || c.Config().TLSConfig.RootCAs == nil {
-			t.Errorf("config %+v", c.Config())
+		if clientcfg.Of(c).GatewayHostName != "gw.example" || clientcfg.Of(c).ModuleID != "mod-a" || clientcfg.Of(c).TLSConfig == nil || clientcfg.Of(c).TLSConfig.RootCAs == nil {
+			t.Errorf("config %+v", clientcfg.Of(c))
 		}
-		if _, ok := c.Config().Credential.(*sas.KeyCredential); !ok {
-			t.Errorf("credential %T, want the connection string's key", c.Config().Credential)
+		if _, ok := clientcfg.Of(c).Credential.(*sas.KeyCredential); !ok {
+			t.Errorf("credential %T, want the connection string's key", clientcfg.Of(c).Credential)
 		}
 	})
 }
@@ -361,6 +362,6 @@ func FuzzReadEdgeEnvironment(f *testing.F) {
 
 // resourceOf is the token resource of c's identity.
 func resourceOf(c *device.Client) string {
-	cfg := c.Config()
+	cfg := clientcfg.Of(c)
 	return cfg.Resource()
 }

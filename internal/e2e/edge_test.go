@@ -19,7 +19,6 @@ import (
 
 	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/device/edge"
-	"github.com/directmethods/iotdevice/device/workload"
 	"github.com/directmethods/iotdevice/internal/localhub"
 	"github.com/directmethods/iotdevice/sas"
 )
@@ -198,14 +197,14 @@ type signCountingProxy struct {
 
 func startSignCountingProxy(t *testing.T, hub *localhub.Hub) *signCountingProxy {
 	t.Helper()
-	network, address, err := workload.ParseURI(hub.WorkloadURI())
-	if err != nil {
-		t.Fatal(err)
+	address, ok := strings.CutPrefix(hub.WorkloadURI(), "unix://")
+	if !ok {
+		t.Fatalf("workload URI %q is not unix://", hub.WorkloadURI())
 	}
 	p := &signCountingProxy{signed: make(chan struct{}, 100)}
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, network, address)
+		return d.DialContext(ctx, "unix", address)
 	}}
 	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: "http", Host: "workload"}) }, Transport: tr}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -289,9 +288,9 @@ func TestEdgeRefusedSignatureIsFatal(t *testing.T) {
 			if !errors.As(err, &de) || de.Code != device.CodeUnauthorized {
 				t.Fatalf("Run = %v, want CodeUnauthorized", err)
 			}
-			var we *workload.Error
-			if !errors.As(err, &we) || we.Call != workload.CallSign || we.StatusCode != http.StatusNotFound {
-				t.Errorf("Run = %v, want a sign *workload.Error with 404", err)
+			var we *edge.WorkloadError
+			if !errors.As(err, &we) || we.Call != edge.WorkloadCallSign || we.StatusCode != http.StatusNotFound {
+				t.Errorf("Run = %v, want a sign *edge.WorkloadError with 404", err)
 			}
 			if n := dials.Load(); n != 1 {
 				t.Errorf("%d connection attempts, want 1", n)
