@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
-	"github.com/directmethods/iotdevice/device/internal/clientcfg"
 	"github.com/directmethods/iotdevice/device/edge/internal/workload"
+	"github.com/directmethods/iotdevice/device/internal/clientcfg"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
