@@ -3,8 +3,6 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"net"
 )
 
@@ -23,24 +21,4 @@ type Network struct {
 	// the rest of the identity's settings, such as Proxy and UserAgent. ctx
 	// bounds the dial only.
 	Dial func(ctx context.Context, address string, tlsConfig *tls.Config, cfg *Config) (net.Conn, error)
-}
-
-// errNoDial reports a Network without a Dial function.
-var errNoDial = errors.New("transport: network has no Dial function")
-
-// Validate reports a Network an adapter cannot dial with, so that a
-// malformed option fails Dial with a clear error instead of a panic on a
-// protocol library's goroutine.
-func (n *Network) Validate() error {
-	if n.Dial == nil {
-		return fmt.Errorf("%w (network %q)", errNoDial, n.Name)
-	}
-	return nil
-}
-
-// DialTLS opens a TLS connection over TCP to address ("host:port") with
-// tlsConfig, as the Dial of a TLS Network does. ctx bounds the dial only.
-func DialTLS(ctx context.Context, address string, tlsConfig *tls.Config) (net.Conn, error) {
-	d := tls.Dialer{Config: tlsConfig}
-	return d.DialContext(ctx, "tcp", address)
 }

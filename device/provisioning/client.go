@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/internal/netdial"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 )
@@ -224,7 +225,7 @@ func (o *Options) withDefaults() (Options, error) {
 }
 
 // tlsNetwork is MQTT over TLS on port 8883, the default.
-var tlsNetwork = &transport.Network{Name: "tls", DefaultPort: tlsPort, Dial: dialTLS}
+var tlsNetwork = netdial.TLSNetwork(tlsPort)
 
 // validateScope checks an ID scope: DPS's are "0ne" and 8 hex digits, but
 // any non-empty run of letters and digits is taken, for other clouds.

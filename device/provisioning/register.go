@@ -2,10 +2,8 @@ package provisioning
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 
@@ -271,11 +269,6 @@ func (c *Client) connectPacket(password string) *packets.ConnectPacket {
 	}
 	p.Keepalive = uint16(keepAlive / time.Second)
 	return p
-}
-
-// dialTLS is the Dial of tlsNetwork.
-func dialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
-	return transport.DialTLS(ctx, address, tlsConfig)
 }
 
 // withCause keeps the cause of a cancelled ctx next to a network error.

@@ -8,6 +8,7 @@ import (
 	"net"
 
 	goamqp "github.com/Azure/go-amqp"
+	"github.com/directmethods/iotdevice/internal/netdial"
 	"github.com/directmethods/iotdevice/transport"
 )
 
@@ -38,7 +39,7 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 		return nil, errors.New("amqp: nil config")
 	}
 	network := d.opts.Network
-	if err := network.Validate(); err != nil {
+	if err := netdial.Check(network); err != nil {
 		return nil, fmt.Errorf("amqp: %w", err)
 	}
 	tlsConfig, err := cfg.ClientTLS()

@@ -294,7 +294,7 @@ func TestPutTokenError(t *testing.T) {
 }
 
 func TestOptionsDefaults(t *testing.T) {
-	otherNetwork := &transport.Network{Name: "other", DefaultPort: 1, Dial: dialTLS}
+	otherNetwork := &transport.Network{Name: "other", DefaultPort: 1, Dial: tlsNetwork.Dial}
 	// Networks hold functions, which cmp never finds equal: compare them
 	// by identity.
 	sameNetwork := cmp.Comparer(func(a, b *transport.Network) bool { return a == b })

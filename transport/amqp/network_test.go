@@ -13,6 +13,7 @@ import (
 
 	iamqp "github.com/directmethods/iotdevice/internal/amqp"
 	"github.com/directmethods/iotdevice/internal/errtest"
+	"github.com/directmethods/iotdevice/internal/netdial"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/google/go-cmp/cmp"
 )
@@ -136,7 +137,7 @@ func TestNetworkWithoutDial(t *testing.T) {
 		c.Close()
 		t.Fatal("Dial succeeded over a network without Dial")
 	}
-	if want := (&transport.Network{Name: "empty"}).Validate(); !strings.Contains(err.Error(), want.Error()) {
+	if want := netdial.Check(&transport.Network{Name: "empty"}); !strings.Contains(err.Error(), want.Error()) {
 		t.Errorf("Dial error = %v, want it to say %q", err, want)
 	}
 }

@@ -1,11 +1,9 @@
 package amqp
 
 import (
-	"context"
-	"crypto/tls"
-	"net"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/netdial"
 	"github.com/directmethods/iotdevice/transport"
 )
 
@@ -73,12 +71,7 @@ type Options struct {
 }
 
 // tlsNetwork is AMQP over TLS on port 5671, the default.
-var tlsNetwork = &transport.Network{Name: "tls", DefaultPort: tlsPort, Dial: dialTLS}
-
-// dialTLS is the Dial of tlsNetwork.
-func dialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
-	return transport.DialTLS(ctx, address, tlsConfig)
-}
+var tlsNetwork = netdial.TLSNetwork(tlsPort)
 
 // logName is the value of the transport attribute of a connection's logs.
 // Connections over the default network log transport=amqp, those over any

@@ -8,6 +8,7 @@ import (
 
 	"github.com/directmethods/iotdevice/internal/mqttsession"
 	"github.com/directmethods/iotdevice/internal/mqttwire"
+	"github.com/directmethods/iotdevice/internal/netdial"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
@@ -40,7 +41,7 @@ func (d *Dialer) Dial(ctx context.Context, cfg *transport.Config) (transport.Con
 		ctx, cancel = context.WithTimeout(ctx, d.connectTimeout)
 		defer cancel()
 	}
-	if err := d.opts.Network.Validate(); err != nil {
+	if err := netdial.Check(d.opts.Network); err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
 	tlsConfig, err := cfg.ClientTLS()

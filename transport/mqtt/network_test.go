@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/directmethods/iotdevice/internal/errtest"
+	"github.com/directmethods/iotdevice/internal/netdial"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/google/go-cmp/cmp"
 )
@@ -112,7 +113,7 @@ func TestNetworkWithoutDial(t *testing.T) {
 		c.Close()
 		t.Fatal("Dial succeeded over a network without Dial")
 	}
-	if want := (&transport.Network{Name: "empty"}).Validate(); !strings.Contains(err.Error(), want.Error()) {
+	if want := netdial.Check(&transport.Network{Name: "empty"}); !strings.Contains(err.Error(), want.Error()) {
 		t.Errorf("Dial error = %v, want it to say %q", err, want)
 	}
 }

@@ -1,11 +1,9 @@
 package mqtt
 
 import (
-	"context"
-	"crypto/tls"
-	"net"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/netdial"
 	"github.com/directmethods/iotdevice/transport"
 )
 
@@ -75,12 +73,7 @@ type Options struct {
 }
 
 // tlsNetwork is MQTT over TLS on port 8883, the default.
-var tlsNetwork = &transport.Network{Name: "tls", DefaultPort: tlsPort, Dial: dialTLS}
-
-// dialTLS is the Dial of tlsNetwork.
-func dialTLS(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
-	return transport.DialTLS(ctx, address, tlsConfig)
-}
+var tlsNetwork = netdial.TLSNetwork(tlsPort)
 
 func (o *Options) withDefaults() Options {
 	var out Options
