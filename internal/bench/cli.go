@@ -35,6 +35,10 @@ type options struct {
 	childHub    int
 	cpuProfile  string
 	external    ExternalHub
+	soak        time.Duration
+	seed        uint64
+	reportEvery time.Duration
+	verbose     bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -42,9 +46,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	var cs stringList
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.transports, "transport", "mqtt", "transports, comma-separated: mqtt, mqtt-ws, amqp, amqp-ws")
+	fs.StringVar(&o.transports, "transport", "mqtt", "transports, comma-separated: mqtt, mqtt-ws, amqp, amqp-ws; with -soak, all four by default")
 	fs.StringVar(&o.device, "device", KindSDK, "device kind: sdk (this SDK; answers acknowledged: MQTT QoS 1, AMQP unsettled), sdk-at-most-once (this SDK with AnswerAtMostOnce: MQTT QoS 0, AMQP pre-settled), raw (the protocol library alone, answering at most once) or raw-at-least-once (raw, answers acknowledged)")
-	fs.IntVar(&o.devices, "devices", 1, "device connections the calls are spread over")
+	fs.IntVar(&o.devices, "devices", 1, "device connections the calls are spread over; with -soak, devices per transport (default 8)")
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent callers")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each run (unless -count)")
 	fs.IntVar(&o.count, "count", 0, "calls per run (overrides -duration)")
@@ -55,6 +59,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.fleet, "fleet", 0, "fleet mode: connect this many idle SDK clients over MQTT, measure, invoke each once")
 	fs.BoolVar(&o.fleetInProc, "fleet-hub-in-process", false, "fleet mode: run the hub in this process instead of a child process")
 	fs.IntVar(&o.childHub, "child-hub", 0, "internal: serve a hub with this many devices for a parent bench process")
+	fs.DurationVar(&o.soak, "soak", 0, "soak mode: inject faults at random for this long into devices calling continuously, then check that every device recovers and nothing leaked")
+	fs.Uint64Var(&o.seed, "seed", 0, "with -soak: seed of the random faults and calls (default: from the clock; printed)")
+	fs.DurationVar(&o.reportEvery, "report-every", 30*time.Second, "with -soak: period of the progress reports")
+	fs.BoolVar(&o.verbose, "v", false, "with -soak: also log each fault to standard error (hub restarts, wrong answers and the clients' and hub's warnings always are)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (device side and, when in process, hub) to this file")
 	fs.StringVar(&o.external.URL, "hub-url", "", "use the hub at this https URL instead of starting one")
 	fs.StringVar(&o.external.Service, "service", "", "with -hub-url: the service connection string")
@@ -69,6 +77,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("bench: unexpected arguments %q", fs.Args())
 	}
 	o.external.ConnectionStrings = cs
+	if o.soak > 0 {
+		if err := o.soakDefaults(fs); err != nil {
+			return nil, err
+		}
+	}
 	if o.external.URL == "" && (o.external.Service != "" || len(cs) > 0) {
 		return nil, errors.New("bench: -service and -connection-string need -hub-url")
 	}
@@ -79,8 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 }
 
 // Main runs the bench command with args (without the program name) and
-// returns the exit status: 0, 1 when a run failed or had failed calls or
-// missed nothing but could not complete, 2 for bad flags.
+// returns the exit status: 0; 1 when a run could not complete or had
+// failed calls, or a soak failed; 2 for bad flags.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
@@ -104,7 +117,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		defer stopProfile()
 	}
-	if err := o.run(ctx, stdout); err != nil {
+	if err := o.run(ctx, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -131,7 +144,10 @@ func startCPUProfile(file string) (func(), error) {
 // errFailedCalls is returned when some invocations failed.
 var errFailedCalls = errors.New("bench: some calls failed")
 
-func (o *options) run(ctx context.Context, w io.Writer) error {
+func (o *options) run(ctx context.Context, w, stderr io.Writer) error {
+	if o.soak > 0 {
+		return o.runSoak(ctx, w, stderr)
+	}
 	if o.fleet > 0 {
 		return o.runFleet(ctx, w)
 	}

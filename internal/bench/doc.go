@@ -3,8 +3,12 @@
 // built on the SDK ("sdk") or written directly on the protocol library with
 // none of the SDK's code in the path ("raw"), and reports latency
 // percentiles and call rates. Fleet mode connects many idle SDK clients in
-// one process and reports the time, heap and RSS they cost.
+// one process and reports the time, heap and RSS they cost. Soak mode runs
+// SDK clients behind fault proxies for minutes while faults strike at
+// random and the hub restarts, checks every answer against its call, and
+// checks that every client recovers and that closing them leaves nothing
+// behind.
 //
-// The command examples/bench is a thin front end to Run, Compare and
-// Fleet.
+// The command examples/bench is a thin front end to Run, Compare, Fleet
+// and Soak.
 package bench

@@ -15,6 +15,7 @@ import (
 // Memory is a process's memory at one moment, after a full GC.
 type Memory struct {
 	HeapInuse  int64 // runtime.MemStats.HeapInuse, bytes
+	HeapAlloc  int64 // runtime.MemStats.HeapAlloc, bytes: live objects
 	StackInuse int64 // runtime.MemStats.StackInuse, bytes: goroutine stacks
 	RSS        int64 // VmRSS, bytes; 0 where /proc is missing
 	Goroutines int
@@ -27,7 +28,7 @@ func MeasureMemory() Memory {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	rss, _ := ProcessRSS(os.Getpid())
-	return Memory{HeapInuse: int64(ms.HeapInuse), StackInuse: int64(ms.StackInuse), RSS: rss, Goroutines: runtime.NumGoroutine()}
+	return Memory{HeapInuse: int64(ms.HeapInuse), HeapAlloc: int64(ms.HeapAlloc), StackInuse: int64(ms.StackInuse), RSS: rss, Goroutines: runtime.NumGoroutine()}
 }
 
 // ProcessRSS returns the resident set size of process pid, from

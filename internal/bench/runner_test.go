@@ -112,20 +112,14 @@ func TestMainOneRunJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
+	type line struct {
+		Transport string `json:"transport"`
+		Device    string `json:"device"`
+		Calls     int    `json:"calls"`
+		Payload   int    `json:"payload_bytes"`
+	}
 	var got []string
-	dec := json.NewDecoder(&out)
-	for {
-		var r struct {
-			Transport string `json:"transport"`
-			Device    string `json:"device"`
-			Calls     int    `json:"calls"`
-			Payload   int    `json:"payload_bytes"`
-		}
-		if err := dec.Decode(&r); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range decodeLines[line](t, &out) {
 		got = append(got, strings.Join([]string{r.Transport, r.Device}, " "))
 		if r.Calls != 4 || r.Payload != 30 {
 			t.Errorf("line %+v", r)
@@ -219,5 +213,21 @@ func TestMainWritesCPUProfile(t *testing.T) {
 	}
 	if st, err := os.Stat(file); err != nil || st.Size() == 0 {
 		t.Errorf("profile %s: %v, %v", file, st, err)
+	}
+}
+
+// decodeLines decodes the JSON values of r, one a line.
+func decodeLines[T any](t *testing.T, r io.Reader) []T {
+	t.Helper()
+	var values []T
+	dec := json.NewDecoder(r)
+	for {
+		var v T
+		if err := dec.Decode(&v); err == io.EOF {
+			return values
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		values = append(values, v)
 	}
 }

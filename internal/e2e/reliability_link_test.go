@@ -3,11 +3,9 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -16,10 +14,7 @@ import (
 	"github.com/directmethods/iotdevice/device"
 	"github.com/directmethods/iotdevice/internal/faultproxy"
 	"github.com/directmethods/iotdevice/internal/localhub"
-	"github.com/directmethods/iotdevice/internal/ws"
-	"github.com/directmethods/iotdevice/transport"
-	"github.com/directmethods/iotdevice/transport/amqp"
-	"github.com/directmethods/iotdevice/transport/mqtt"
+	"github.com/directmethods/iotdevice/internal/slowpath"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -168,47 +163,11 @@ const sendBufferBytes = 16 << 10
 // loopback buffers, megabytes of answers would wait in the kernel instead,
 // and a PINGREQ written behind them would wait longer than any keep-alive.
 func tightSendBuffer(t *testing.T, transportName string) func(*device.ClientOptions) {
-	dialTCP := func(ctx context.Context, network, address string) (net.Conn, error) {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, network, address)
-		if err != nil {
-			return nil, err
-		}
-		if err := nc.(*net.TCPConn).SetWriteBuffer(sendBufferBytes); err != nil {
-			nc.Close()
-			return nil, err
-		}
-		return nc, nil
+	dialer, err := slowpath.Dialer(transportName, sendBufferBytes)
+	if err != nil {
+		t.Fatal(err)
 	}
-	dial := func(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
-		nc, err := dialTCP(ctx, "tcp", address)
-		if err != nil {
-			return nil, err
-		}
-		tc := tls.Client(nc, tlsConfig)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, err
-		}
-		return tc, nil
-	}
-	if isWebSocket(transportName) {
-		subprotocol := "mqtt"
-		if isAMQP(transportName) {
-			subprotocol = "AMQPWSB10"
-		}
-		dial = func(ctx context.Context, address string, tlsConfig *tls.Config, _ *transport.Config) (net.Conn, error) {
-			return ws.Dial(ctx, address, ws.Options{Subprotocol: subprotocol, TLSConfig: tlsConfig, DialContext: dialTCP})
-		}
-	}
-	network := &transport.Network{Name: "tight", Dial: dial}
-	return func(o *device.ClientOptions) {
-		if isAMQP(transportName) {
-			o.Transport = amqp.NewDialer(&amqp.Options{Network: network})
-		} else {
-			o.Transport = mqtt.NewDialer(&mqtt.Options{Network: network})
-		}
-	}
+	return func(o *device.ClientOptions) { o.Transport = dialer }
 }
 
 // TestStallShorterThanKeepAlive stalls the link in both directions for
