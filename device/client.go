@@ -46,11 +46,7 @@ func NewClient(hostName, deviceID string, cred sas.Credential, opts *ClientOptio
 // refuseConnectionStringOptions refuses the options that only a
 // connection string gives a meaning to, so that none is silently ignored.
 func refuseConnectionStringOptions(opts *ClientOptions) error {
-	switch {
-	case opts == nil:
-	case opts.ClientCertificate != nil:
-		return fmt.Errorf("%w: ClientCertificate applies to connection strings; pass sas.NewCertificateCredential as the credential", ErrInvalidConfig)
-	case opts.TokenLifetime != 0:
+	if opts != nil && opts.TokenLifetime != 0 {
 		return fmt.Errorf("%w: TokenLifetime applies to connection strings; set the lifetime in sas.NewKeyCredential", ErrInvalidConfig)
 	}
 	return nil
@@ -68,32 +64,46 @@ func NewModuleClient(hostName, deviceID, moduleID string, cred sas.Credential, o
 }
 
 // NewClientFromConnectionString returns a client for the identity a device
-// or module connection string names (see sas.ParseConnectionString). With
-// x509=true, opts.ClientCertificate is required.
+// or module connection string names (see sas.ParseConnectionString), with
+// its SharedAccessKey (tokens live for TokenLifetime) or its
+// SharedAccessSignature. A connection string with x509=true takes
+// NewX509ClientFromConnectionString.
 func NewClientFromConnectionString(connectionString string, opts *ClientOptions) (*Client, error) {
 	cs, err := sas.ParseConnectionString(connectionString)
 	if err != nil {
 		return nil, err
 	}
-	var lifetime time.Duration
-	var cert *tls.Certificate
-	if opts != nil {
-		lifetime, cert = opts.TokenLifetime, opts.ClientCertificate
+	if cs.X509 {
+		return nil, fmt.Errorf("%w: %w: use NewX509ClientFromConnectionString", ErrInvalidConfig, sas.ErrNeedCertificate)
 	}
-	var cred sas.Credential
-	switch {
-	case cs.X509 && cert == nil:
-		return nil, fmt.Errorf("%w: %w: set ClientOptions.ClientCertificate", ErrInvalidConfig, sas.ErrNeedCertificate)
-	case cs.X509:
-		if cred, err = sas.NewCertificateCredential(*cert); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-		}
-	case cert != nil:
-		return nil, fmt.Errorf("%w: ClientCertificate is set but the connection string does not say x509=true", ErrInvalidConfig)
-	default:
-		if cred, err = cs.Credential(lifetime); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
-		}
+	var lifetime time.Duration
+	if opts != nil {
+		lifetime = opts.TokenLifetime
+	}
+	cred, err := cs.Credential(lifetime)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return newClient(cs.HostName, cs.DeviceID, cs.ModuleID, cred, cs.GatewayHostName, opts)
+}
+
+// NewX509ClientFromConnectionString returns a client for the X.509
+// identity a connection string with x509=true names, authenticated by
+// cert, the TLS client certificate whose thumbprint or CA the hub knows.
+func NewX509ClientFromConnectionString(connectionString string, cert tls.Certificate, opts *ClientOptions) (*Client, error) {
+	cs, err := sas.ParseConnectionString(connectionString)
+	if err != nil {
+		return nil, err
+	}
+	if !cs.X509 {
+		return nil, fmt.Errorf("%w: the connection string does not say x509=true", ErrInvalidConfig)
+	}
+	if err := refuseConnectionStringOptions(opts); err != nil {
+		return nil, err
+	}
+	cred, err := sas.NewCertificateCredential(cert)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return newClient(cs.HostName, cs.DeviceID, cs.ModuleID, cred, cs.GatewayHostName, opts)
 }

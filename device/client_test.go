@@ -56,15 +56,16 @@ func TestConstructorsRejectBadConfig(t *testing.T) {
 		{"x509 without certificate", func() (*device.Client, error) {
 			return device.NewClientFromConnectionString("HostName=h;DeviceId=d;x509=true", withFake(device.ClientOptions{}))
 		}, sas.ErrNeedCertificate},
-		{"certificate with NewClient", func() (*device.Client, error) {
-			return device.NewClient(testHost, "d", cred, withFake(device.ClientOptions{ClientCertificate: &tls.Certificate{}}))
-		}, device.ErrInvalidConfig},
 		{"token lifetime with NewModuleClient", func() (*device.Client, error) {
 			return device.NewModuleClient(testHost, "d", "m", cred, withFake(device.ClientOptions{TokenLifetime: time.Minute}))
 		}, device.ErrInvalidConfig},
 		{"certificate without x509", func() (*device.Client, error) {
-			return device.NewClientFromConnectionString("HostName=h;DeviceId=d;SharedAccessKey="+testKeyB64,
-				withFake(device.ClientOptions{ClientCertificate: &tls.Certificate{}}))
+			return device.NewX509ClientFromConnectionString("HostName=h;DeviceId=d;SharedAccessKey="+testKeyB64,
+				tls.Certificate{}, withFake(device.ClientOptions{}))
+		}, device.ErrInvalidConfig},
+		{"x509 with a token lifetime", func() (*device.Client, error) {
+			return device.NewX509ClientFromConnectionString("HostName=h;DeviceId=d;x509=true",
+				tls.Certificate{}, withFake(device.ClientOptions{TokenLifetime: time.Minute}))
 		}, device.ErrInvalidConfig},
 	}
 	for _, tt := range tests {

@@ -28,11 +28,6 @@ type ClientOptions struct {
 	// CAs. To trust a private CA, such as the local hub's, set RootCAs.
 	// Verification cannot be turned off through this package.
 	TLSConfig *tls.Config
-	// ClientCertificate authenticates an X.509 identity named by a
-	// connection string with x509=true (NewClientFromConnectionString).
-	// NewClient and NewModuleClient refuse it: their credential says how
-	// the identity authenticates (sas.NewCertificateCredential).
-	ClientCertificate *tls.Certificate
 	// Proxy returns the HTTP proxy for a WebSocket connection to target
 	// (an https URL), or nil to connect directly. Default: the
 	// environment's HTTPS_PROXY and NO_PROXY, as http.ProxyFromEnvironment

@@ -67,9 +67,6 @@ func NewModuleClientFromLookup(ctx context.Context, lookup func(name string) (st
 // newEdgeModuleClient builds a client whose tokens the workload API signs
 // and whose TLS roots include its trust bundle.
 func newEdgeModuleClient(ctx context.Context, env *edgeEnvironment, opts *device.ClientOptions) (*device.Client, error) {
-	if opts != nil && opts.ClientCertificate != nil {
-		return nil, fmt.Errorf("%w: ClientCertificate does not apply to an IoT Edge module, whose tokens the workload API signs", device.ErrInvalidConfig)
-	}
 	wl, err := workload.NewClient(env.workloadURI, env.apiVersion)
 	if err != nil {
 		return nil, fmt.Errorf("%w: IOTEDGE_WORKLOADURI: %w", device.ErrInvalidConfig, err)

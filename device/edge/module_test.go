@@ -3,7 +3,6 @@ package edge
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -286,7 +285,6 @@ func TestNewModuleClientFromLookupErrors(t *testing.T) {
 		{"no runtime", edge("IOTEDGE_WORKLOADURI", gone), nil, false, workload.CallTrustBundle, "trust bundle"},
 		{"bad device id", edge("IOTEDGE_DEVICEID", "a/b"), nil, true, "", "device id"},
 		{"bad gateway", edge("IOTEDGE_GATEWAYHOSTNAME", "gate way"), nil, true, "", "gateway"},
-		{"client certificate", edgeEnv(uri), &device.ClientOptions{ClientCertificate: &tls.Certificate{}}, true, "", "ClientCertificate"},
 		{"negative lifetime", edgeEnv(uri), &device.ClientOptions{TokenLifetime: -time.Second}, true, "", "TokenLifetime"},
 		{"simulator without module", map[string]string{"EdgeHubConnectionString": "HostName=h;DeviceId=d;SharedAccessKey=a2V5"}, nil, true, "", "ModuleId"},
 		{"simulator CA missing", map[string]string{"EdgeHubConnectionString": "HostName=h;DeviceId=d;ModuleId=m;SharedAccessKey=a2V5", "EdgeModuleCACertificateFile": filepath.Join(dir, "none.pem")}, nil, true, "", "EdgeModuleCACertificateFile"},

@@ -71,8 +71,9 @@ func (id *Identity) ConnectionString() string { return id.connectionString }
 func (id *Identity) Certificate() *tls.Certificate { return id.certificate }
 
 // ClientOptions returns options that reach the hub over tr: its dialer,
-// the hub's port for it, TLS that trusts the hub's CA, no proxy whatever
-// the environment says, and the client certificate of an X.509 device.
+// the hub's port for it, TLS that trusts the hub's CA, and no proxy
+// whatever the environment says. An X.509 device's client certificate is
+// Certificate (see device.NewX509ClientFromConnectionString).
 // Change any field before use; another dialer of the same protocol (with
 // its own options) keeps working with the Port given here.
 func (id *Identity) ClientOptions(tr Transport) (*device.ClientOptions, error) {
@@ -81,18 +82,17 @@ func (id *Identity) ClientOptions(tr Transport) (*device.ClientOptions, error) {
 		return nil, fmt.Errorf("hubtest: %w", err)
 	}
 	return &device.ClientOptions{
-		Transport:         dialer,
-		Port:              id.hub.Port(tr),
-		TLSConfig:         &tls.Config{RootCAs: id.hub.CertPool()},
-		ClientCertificate: id.certificate,
-		Proxy:             noProxy,
+		Transport: dialer,
+		Port:      id.hub.Port(tr),
+		TLSConfig: &tls.Config{RootCAs: id.hub.CertPool()},
+		Proxy:     noProxy,
 	}, nil
 }
 
-// NewClient returns a client for the identity over tr. opts (nil for the
-// defaults) may set any option; its Transport, Port, TLSConfig.RootCAs and
-// ClientCertificate are replaced by the ones that reach this hub, and its
-// Proxy, when nil, by none.
+// NewClient returns a client for the identity over tr, with its key or,
+// for an X.509 device, its certificate. opts (nil for the defaults) may set
+// any option; its Transport, Port and TLSConfig.RootCAs are replaced by the
+// ones that reach this hub, and its Proxy, when nil, by none.
 func (id *Identity) NewClient(tr Transport, opts *device.ClientOptions) (*device.Client, error) {
 	hubOpts, err := id.ClientOptions(tr)
 	if err != nil {
@@ -102,7 +102,7 @@ func (id *Identity) NewClient(tr Transport, opts *device.ClientOptions) (*device
 	if opts != nil {
 		o = *opts
 	}
-	o.Transport, o.Port, o.ClientCertificate = hubOpts.Transport, hubOpts.Port, hubOpts.ClientCertificate
+	o.Transport, o.Port = hubOpts.Transport, hubOpts.Port
 	if o.TLSConfig == nil {
 		o.TLSConfig = hubOpts.TLSConfig
 	} else {
@@ -111,6 +111,9 @@ func (id *Identity) NewClient(tr Transport, opts *device.ClientOptions) (*device
 	}
 	if o.Proxy == nil {
 		o.Proxy = noProxy
+	}
+	if id.certificate != nil {
+		return device.NewX509ClientFromConnectionString(id.connectionString, *id.certificate, &o)
 	}
 	return device.NewClientFromConnectionString(id.connectionString, &o)
 }

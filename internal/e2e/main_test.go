@@ -81,6 +81,13 @@ func runDevice(t *testing.T, hub *localhub.Hub, identity, transport string, h de
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runClient(t, identity, client, h)
+}
+
+// runClient runs client with h until the test ends, and checks that it
+// stopped for Close.
+func runClient(t *testing.T, identity string, client *device.Client, h device.MethodHandler) *runningDevice {
+	t.Helper()
 	d := &runningDevice{client: client, done: make(chan error, 1)}
 	go func() { d.done <- client.Run(context.Background(), h) }() // joined in cleanup
 	t.Cleanup(func() {

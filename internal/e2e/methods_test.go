@@ -200,7 +200,15 @@ func TestX509Device(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			runDevice(t, hub, "cert-dev", tr, echoMux(), func(o *device.ClientOptions) { o.ClientCertificate = &cert })
+			cs, err := hub.ConnectionString("cert-dev")
+			if err != nil {
+				t.Fatal(err)
+			}
+			client, err := device.NewX509ClientFromConnectionString(cs, cert, deviceOptions(t, hub, tr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runClient(t, "cert-dev", client, echoMux())
 			waitSubscribed(t, hub, "cert-dev")
 			res, err := hub.ServiceClient().Invoke(ctxTimeout(t, 20*time.Second), "cert-dev", "", localhub.MethodCall{MethodName: "echo", Payload: json.RawMessage(`"signed"`)})
 			if err != nil || res.Status != 200 || string(res.Payload) != `"signed"` {
