@@ -50,8 +50,14 @@ func (e *Error) Error() string {
 // (POST /twins/{id}[/modules/{mid}]/methods), as a cloud application does,
 // and returns the device's answer. A call the hub refuses or ends, such as
 // one to an offline device or one the device leaves unanswered, returns an
-// *Error. payload is the method's JSON payload; an empty one sends none. opts may be
-// nil.
+// *Error. payload is the method's JSON payload; an empty one sends none.
+// opts may be nil.
+//
+// As on IoT Hub, a call waits for an offline device only for
+// InvokeOptions.ConnectTimeout, which is 0 by default: a call made just
+// after starting a client's Run fails with 404103 (DeviceNotOnline) unless
+// the test first waits for the client (WaitConnected) or gives the call a
+// ConnectTimeout.
 func (id *Identity) Invoke(ctx context.Context, method string, payload json.RawMessage, opts *InvokeOptions) (*Result, error) {
 	if err := checkPayload(payload); err != nil {
 		return nil, fmt.Errorf("invoke %s: %w", method, err)

@@ -115,12 +115,12 @@ func run(ctx context.Context, w io.Writer, transportName string) error {
 		if payload == "" {
 			payload = "(no payload)"
 		}
-		fmt.Fprintf(out, "\ncloud  -> %s %s\n", call.method, payload)
+		fmt.Fprintf(out, "\ncloud invokes %s %s\n", call.method, payload)
 		res, err := thermostatID.Invoke(ctx, call.method, call.payload, &hubtest.InvokeOptions{ResponseTimeout: 10 * time.Second})
 		if err != nil {
 			return fmt.Errorf("invoke %s: %w", call.method, err)
 		}
-		fmt.Fprintf(out, "device <- status %d, payload %s\n", res.Status, res.Payload)
+		fmt.Fprintf(out, "device answers %d %s\n", res.Status, res.Payload)
 	}
 	fmt.Fprintln(out, "\ndone: every method was invoked through the REST API and answered by the device")
 	return nil

@@ -22,9 +22,9 @@ func TestQuickstart(t *testing.T) {
 			}
 			for _, want := range []string{
 				"device: connected over " + tr,
-				`device <- status 200, payload {"target":22.5}`,
-				`device <- status 400, payload {"error":"celsius must be between 5 and 35"}`,
-				`device <- status 501, payload {"error":"method not implemented","method":"selfDestruct"}`,
+				`device answers 200 {"target":22.5}`,
+				`device answers 400 {"error":"celsius must be between 5 and 35"}`,
+				`device answers 501 {"error":"method not implemented","method":"selfDestruct"}`,
 				"done: every method was invoked",
 			} {
 				if !strings.Contains(out.String(), want) {
