@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/internal/testwait"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 	"github.com/directmethods/iotdevice/transport/transporttest"
@@ -41,21 +42,6 @@ func runWith(t *testing.T, opts *device.ClientOptions, h device.MethodHandler) (
 	run := make(chan error, 1)
 	go func() { run <- client.Run(context.Background(), h) }() // owned by the test: ends with Close
 	return client, run
-}
-
-// waitFor returns the next value from ch, failing the test after ten
-// seconds.
-func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
 }
 
 // TestStaleAnswersAreNotSent: an answer that cannot go out waits at most
@@ -121,4 +107,10 @@ func TestUnconfirmedAnswersAreCounted(t *testing.T) {
 	if got := client.Stats().AnswersLost; got != 1 {
 		t.Errorf("AnswersLost = %d, want 1", got)
 	}
+}
+
+// waitFor waits for a value from ch (see testwait.Receive).
+func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	return testwait.Receive(t, ch, what)
 }

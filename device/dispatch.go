@@ -190,12 +190,13 @@ func (d *dispatcher) run(c *call) {
 		d.log.Warn("method handler returned after its deadline; result dropped", "method", c.req.Name, "request_id", c.req.RequestID)
 		return
 	}
+	ended := ctx.Err() // the deadline or the shutdown, before this cancel
 	cancel()
 	status, body := d.response(c.req, resp, err)
-	if err != nil && ctx.Err() == context.DeadlineExceeded && errors.Is(err, context.DeadlineExceeded) {
-		// It gave up at its deadline, just before overrun would have
+	if ended != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		// It gave up as its context ended, just before overrun would have
 		// answered for it: the same answer.
-		status, body = d.timedOut()
+		status, body = d.overrunAnswer()
 	}
 	d.answer(c, status, body)
 	d.stopped(c)
@@ -225,22 +226,22 @@ func (d *dispatcher) stopped(c *call) {
 // handler's slot and releases its goroutine from d.goroutines: the
 // handler finishes on its own.
 func (d *dispatcher) overrun(c *call) {
-	d.mu.Lock()
-	stopping := d.stopping
-	d.mu.Unlock()
-	status, body := d.timedOut()
-	if stopping {
-		status, body = StatusServiceUnavailable, errorBody("device shutting down")
-	}
+	status, body := d.overrunAnswer()
 	d.log.Warn("method handler overran", "method", c.req.Name, "request_id", c.req.RequestID, "status", status)
 	d.answer(c, status, body)
 	d.stopped(c)
 	d.finish()
 }
 
-// timedOut is the answer for a handler that did not answer by its
-// deadline.
-func (d *dispatcher) timedOut() (int, []byte) {
+// overrunAnswer is the answer for a handler whose context ended before it
+// answered: 504 past its deadline, 503 when the shutdown cancelled it.
+func (d *dispatcher) overrunAnswer() (int, []byte) {
+	d.mu.Lock()
+	stopping := d.stopping
+	d.mu.Unlock()
+	if stopping {
+		return StatusServiceUnavailable, errorBody("device shutting down")
+	}
 	return StatusGatewayTimeout, errorBody(fmt.Sprintf("method handler did not answer within %v", d.timeout))
 }
 

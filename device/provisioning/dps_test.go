@@ -14,6 +14,7 @@ import (
 	"github.com/directmethods/iotdevice/internal/leakcheck"
 	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/directmethods/iotdevice/internal/testcert"
+	"github.com/directmethods/iotdevice/internal/testwait"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -196,19 +197,11 @@ func (d *scriptedDPS) serve(c net.Conn, n int) {
 	}
 }
 
-// receive waits for a value from ch, failing the test after waitTimeout.
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
 // errNever is what a script returns for a case it does not expect.
 var errNever = errors.New("unexpected request")
+
+// receive waits for a value from ch (see testwait.Receive).
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	return testwait.Receive(t, ch, what)
+}

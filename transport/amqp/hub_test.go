@@ -14,6 +14,7 @@ import (
 
 	iamqp "github.com/directmethods/iotdevice/internal/amqp"
 	"github.com/directmethods/iotdevice/internal/testcert"
+	"github.com/directmethods/iotdevice/internal/testwait"
 )
 
 // waitTimeout bounds every wait of the tests.
@@ -296,20 +297,6 @@ func (hc *hubConn) sendRequest(t *testing.T, link *iamqp.Link, m *iamqp.Message)
 	return state
 }
 
-// receive waits for a value from ch, failing the test after waitTimeout.
-func receive[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
 // injectConn is the hub's side of a connection. The engine writes each
 // frame with one Write, and a tls.Conn never interleaves two Writes, so
 // bytes injected with inject land between two frames.
@@ -372,3 +359,9 @@ func startRawHub(t *testing.T, play func(ctx context.Context, nc net.Conn)) int 
 
 // x509EmptyPool trusts nothing.
 func x509EmptyPool() *x509.CertPool { return x509.NewCertPool() }
+
+// receive waits for a value from ch (see testwait.Receive).
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	return testwait.Receive(t, ch, what)
+}

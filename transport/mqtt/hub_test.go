@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/internal/testcert"
+	"github.com/directmethods/iotdevice/internal/testwait"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -329,16 +330,8 @@ func (s *slowReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// receive waits for a value from ch, failing the test after waitTimeout.
+// receive waits for a value from ch (see testwait.Receive).
 func receive[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		t.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
+	return testwait.Receive(t, ch, what)
 }
