@@ -280,21 +280,22 @@ func (h *Hub) startMQTT(conn net.Conn) bool {
 	}
 	go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
 		defer h.untrack(s)
-		peerCert, ok := h.handshake(tlsConn, s.connectBy)
+		peerChain, ok := h.handshake(tlsConn, s.connectBy)
 		if !ok {
 			conn.Close()
 			return
 		}
-		s.peerCert = peerCert
+		s.peerChain = peerChain
 		s.serve()
 	}()
 	return true
 }
 
 // handshake completes the TLS handshake of an accepted connection by
-// deadline, and returns the client's certificate (nil when it sent none).
-// ok is false when the handshake failed; the caller closes the connection.
-func (h *Hub) handshake(conn *tls.Conn, deadline time.Time) (peerCert []byte, ok bool) {
+// deadline, and returns the client's certificate chain (nil when it sent
+// none). ok is false when the handshake failed; the caller closes the
+// connection.
+func (h *Hub) handshake(conn *tls.Conn, deadline time.Time) (peerChain certChain, ok bool) {
 	ctx, cancel := context.WithDeadline(h.ctx, deadline)
 	err := conn.HandshakeContext(ctx)
 	cancel()
@@ -302,10 +303,7 @@ func (h *Hub) handshake(conn *tls.Conn, deadline time.Time) (peerCert []byte, ok
 		h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
 		return nil, false
 	}
-	if certs := conn.ConnectionState().PeerCertificates; len(certs) > 0 {
-		return certs[0].Raw, true
-	}
-	return nil, true
+	return chainOf(conn.ConnectionState().PeerCertificates), true
 }
 
 // track registers a connection to close on shutdown and counts its

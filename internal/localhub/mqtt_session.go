@@ -53,8 +53,8 @@ var errClientDisconnected = errors.New("localhub: client sent DISCONNECT")
 type mqttSession struct {
 	hub       *Hub
 	conn      net.Conn
-	transport string // "mqtt" or "mqtt-ws", for logs
-	peerCert  []byte // DER of the TLS client certificate, if any
+	transport string    // "mqtt" or "mqtt-ws", for logs
+	peerChain certChain // the TLS client certificate chain, if any
 	log       *slog.Logger
 
 	// out is the writer's queue. It holds at most outQueueLen packets, so
@@ -87,12 +87,12 @@ type mqttSession struct {
 	tokenExpiry time.Time
 }
 
-func newMQTTSession(h *Hub, conn net.Conn, transport string, peerCert []byte) *mqttSession {
+func newMQTTSession(h *Hub, conn net.Conn, transport string, peerChain certChain) *mqttSession {
 	return &mqttSession{
 		hub:         h,
 		conn:        conn,
 		transport:   transport,
-		peerCert:    peerCert,
+		peerChain:   peerChain,
 		log:         h.log.With("transport", transport, "remote", conn.RemoteAddr().String()),
 		out:         make(chan outbound, outQueueLen),
 		done:        make(chan struct{}),
@@ -252,8 +252,8 @@ func (s *mqttSession) authenticate(c *packets.ConnectPacket) (code byte, ok bool
 	if !found {
 		return refuse(connackNotAuthorized, "identity not registered", "identity", u.identity())
 	}
-	if len(c.Password) == 0 && id.thumbprint != "" {
-		if err := s.hub.reg.authenticateCertificate(id, s.peerCert); err != nil {
+	if len(c.Password) == 0 && id.usesCertificate() {
+		if err := s.hub.reg.authenticateCertificate(id, s.peerChain, time.Now()); err != nil {
 			return refuse(connackNotAuthorized, err.Error(), "identity", u.identity())
 		}
 	} else {

@@ -72,8 +72,11 @@ func (h *Hub) twinDocument(id *identity) twinJSON {
 		state = "Connected"
 	}
 	auth, thumbprint := "sas", (*string)(nil)
-	if id.thumbprint != "" {
+	switch {
+	case id.thumbprint != "":
 		auth, thumbprint = "selfSigned", &id.thumbprint
+	case len(id.caCerts) > 0:
+		auth = "certificateAuthority"
 	}
 	etag := make([]byte, 8)
 	binary.BigEndian.PutUint64(etag, twinVersion)

@@ -34,6 +34,10 @@ type persistedIdentity struct {
 	CertPEM    string `json:"certPem,omitempty"`
 	KeyPEM     string `json:"keyPem,omitempty"`
 	Parent     string `json:"parent,omitempty"` // a leaf device's IoT Edge device
+	// Set on devices provisioned by DPS.
+	SecondaryKey        string   `json:"secondaryKey,omitempty"`
+	SecondaryThumbprint string   `json:"secondaryThumbprint,omitempty"`
+	CACerts             []string `json:"caCerts,omitempty"` // PEM
 }
 
 // loadState reads state.json from dir; it returns nil and no error when
