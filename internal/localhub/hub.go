@@ -57,6 +57,9 @@ type Options struct {
 	// links, and a stalled device holds at most one queue of requests for
 	// that long. IoT Hub documents no such value.
 	MQTTWriteTimeout time.Duration
+	// DPS configures the Device Provisioning Service the hub plays on its
+	// listeners (dps.go).
+	DPS DPSOptions
 
 	// connectTimeout, when set, replaces defaultConnectTimeout (tests
 	// shorten it).
@@ -100,6 +103,8 @@ type Hub struct {
 	// (see requestCorrelationID); the rest is the request's number on its
 	// link pair, so ids repeat across connections as MQTT $rid values do.
 	amqpRIDPrefix [8]byte
+	// dps is the Device Provisioning Service (dps*.go).
+	dps *dps
 
 	mqttListener  net.Listener
 	amqpListener  net.Listener
@@ -151,6 +156,9 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		}
 	}
 	if err := h.save(); err != nil {
+		return nil, err
+	}
+	if err := h.initDPS(opts); err != nil {
 		return nil, err
 	}
 	if err := h.listen(opts); err != nil {

@@ -85,6 +85,9 @@ type mqttSession struct {
 	modelID     string // the username's model-id, "" when none
 	keepAlive   time.Duration
 	tokenExpiry time.Time
+	// dps is set on a session with the Device Provisioning Service
+	// instead of IoT Hub (dps_mqtt.go).
+	dps *dpsSession
 }
 
 func newMQTTSession(h *Hub, conn net.Conn, transport string, peerChain certChain) *mqttSession {
@@ -203,6 +206,9 @@ func (s *mqttSession) connect(br *bufio.Reader) bool {
 		_ = ack.Write(s.conn)
 		return false
 	}
+	if s.dps != nil {
+		return s.acceptDPS(ack)
+	}
 	// A persistent session may get its method subscription back from the
 	// router; deliver must then accept requests at once. (Without a saved
 	// subscription the router routes nothing here until a SUBSCRIBE.)
@@ -238,6 +244,9 @@ func (s *mqttSession) authenticate(c *packets.ConnectPacket) (code byte, ok bool
 	if !c.UsernameFlag {
 		return refuse(connackBadUsernameOrPassord, "no username")
 	}
+	if s.isDPSUsername(c.Username) {
+		return s.authenticateDPS(c)
+	}
 	u, err := parseUsername(c.Username)
 	if err != nil {
 		return refuse(connackBadUsernameOrPassord, err.Error())
@@ -271,6 +280,9 @@ func (s *mqttSession) authenticate(c *packets.ConnectPacket) (code byte, ok bool
 
 // handle processes one packet after CONNECT; an error ends the session.
 func (s *mqttSession) handle(p packets.ControlPacket) error {
+	if s.dps != nil {
+		return s.handleDPS(p)
+	}
 	switch p := p.(type) {
 	case *packets.PublishPacket:
 		return s.handlePublish(p)
