@@ -4,7 +4,9 @@
 // connection strings to -dir and keeps its keys there across restarts. For
 // the modules it also plays the IoT Edge runtime: a workload API on
 // -dir/workload.sock and one <device>_<module>.env of IOTEDGE_ variables
-// each.
+// each. On the same ports it plays the Device Provisioning Service, with
+// the enrollments of -enrollment-groups and -enrollments; its ID scope and
+// service connection string go to -dir/idscope.txt and -dir/dps.txt.
 //
 //	go run ./examples/localhub -https-port 8443 -amqp-port 5671 -devices device-1,device-2/module-1
 package main
@@ -34,8 +36,10 @@ func main() {
 	amqpPort := flag.Int("amqp-port", 5671, "AMQP over TLS port (0 picks a free port)")
 	httpsPort := flag.Int("https-port", 443, "HTTPS port for the REST API and WebSockets (0 picks a free port)")
 	devices := flag.String("devices", "device-1", "comma-separated identities to register; dev/mod registers a module")
-	dir := flag.String("dir", "./localhub-data", "directory for ca.pem, service.txt, <identity>.txt and the hub's keys")
+	dir := flag.String("dir", "./localhub-data", "directory for ca.pem, service.txt, <identity>.txt, idscope.txt, dps.txt and the hub's keys")
 	leaves := flag.String("leaf-devices", "", "comma-separated leaf=edge pairs: leaf, registered if new, connects through the IoT Edge device edge, whose modules may call it")
+	var dpsF dpsFlags // the Device Provisioning Service (provisioning.go)
+	dpsF.register(flag.CommandLine)
 	flag.Parse()
 	leafPairs, err := parseLeafDevices(*leaves)
 	if err != nil {
@@ -55,6 +59,7 @@ func main() {
 		Dir:        *dir,
 		Devices:    append(splitList(*devices), leafPairs.identities()...),
 		Logger:     logger,
+		DPS:        dpsF.options(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, explain(err, portFlags{mqtt: *mqttPort, amqp: *amqpPort, https: *httpsPort}))
@@ -66,6 +71,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+	}
+	if err := ensureEnrollments(hub, dpsF); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 
 	caFile := "(not written: -dir is empty)"
@@ -81,6 +90,7 @@ func main() {
 		first = ids[0]
 	}
 	hub.PrintSummary(os.Stdout, caFile, "getReading", first)
+	printProvisioning(os.Stdout, hub, dpsF, caFile)
 	if uri := hub.WorkloadURI(); uri != "" {
 		fmt.Printf("IoT Edge workload API for the modules: %s\nRun a module as IoT Edge would (examples/edgemodule): set -a; . %s; set +a\n\n",
 			uri, filepath.Join(*dir, "<device>_<module>.env"))
