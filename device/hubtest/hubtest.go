@@ -17,6 +17,7 @@
 package hubtest
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/directmethods/iotdevice/internal/localhub"
 )
@@ -44,6 +46,11 @@ type Options struct {
 	// Identity.EdgeEnvironment), and the edge hub's module-to-module calls
 	// (edge.MethodInvoker). Default: off.
 	Edge bool
+	// ProvisioningRetryAfter is the retry-after of the Device Provisioning
+	// Service's answers, and how long an assignment takes (see
+	// provisioning.go). Default 1 s, the shortest the protocol carries;
+	// DPS itself sends 3 s.
+	ProvisioningRetryAfter time.Duration
 }
 
 // Hub is a local IoT hub listening on free loopback ports: MQTT and AMQP
@@ -70,11 +77,12 @@ func New(tb testing.TB, opts *Options) *Hub {
 // Start starts a hub outside a test, for example programs; the caller
 // must Close it. ctx bounds the start only.
 func Start(ctx context.Context, opts *Options) (*Hub, error) {
-	var o localhub.Options
+	o := localhub.Options{DPS: localhub.DPSOptions{RetryAfter: time.Second}}
 	var tempDir string
 	if opts != nil {
 		o.HostName = opts.HostName
 		o.Logger = opts.Logger
+		o.DPS.RetryAfter = cmp.Or(opts.ProvisioningRetryAfter, o.DPS.RetryAfter)
 		if opts.Edge {
 			// A short path of its own: a unix socket's path is limited to
 			// about 100 bytes, which a test's TempDir can exceed.
