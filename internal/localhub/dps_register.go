@@ -200,8 +200,10 @@ func (d *dps) assign(ctx context.Context, log *slog.Logger, req deviceRequest, a
 		returned, err := d.callWebhook(wctx, e, req.registrationID, prev, payload)
 		cancel()
 		if err != nil {
+			// The device learns that the webhook failed, not how: the
+			// reason may name the webhook's address.
 			log.Warn("dps: custom allocation failed", "err", err)
-			st.Status, st.ErrorCode, st.ErrorMessage = statusFailed, errCustomAllocationFailed, err.Error()
+			st.Status, st.ErrorCode, st.ErrorMessage = statusFailed, errCustomAllocationFailed, "The custom allocation webhook failed."
 			return rec
 		}
 		st.Payload = returned

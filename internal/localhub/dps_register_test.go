@@ -411,8 +411,9 @@ func TestDPSCustomAllocation(t *testing.T) {
 		t.Fatalf("webhook called %d times", len(got))
 	}
 	req := got[0]
-	if req.EnrollmentGroup == nil || req.EnrollmentGroup.EnrollmentGroupID != "custom" || req.EnrollmentGroup.Attestation.SymmetricKey != nil {
-		t.Errorf("enrollment group in the request: %+v (keys must not be sent)", req.EnrollmentGroup)
+	if req.EnrollmentGroup == nil || req.EnrollmentGroup.EnrollmentGroupID != "custom" || req.EnrollmentGroup.Attestation.SymmetricKey != nil ||
+		!strings.HasSuffix(req.EnrollmentGroup.CustomAllocationDefinition.WebhookURL, "/api/allocate?****") {
+		t.Errorf("enrollment group in the request: %+v (keys and the webhook's key must not be sent)", req.EnrollmentGroup)
 	}
 	rc := req.DeviceRuntimeContext
 	if rc.RegistrationID != regID || string(rc.Payload) != `{"modelId":"dtmi:com:example:Thermostat;1"}` || rc.SymmetricKey == nil || rc.CurrentIoTHubHostName != "" {
@@ -436,6 +437,7 @@ func TestDPSCustomAllocation(t *testing.T) {
 		{"webhook fails", http.StatusInternalServerError, `{}`},
 		{"webhook names another hub", http.StatusOK, `{"iotHubHostName":"elsewhere.azure-devices.net"}`},
 		{"webhook answers no JSON", http.StatusOK, `hello`},
+		{"webhook unreachable", 0, ``},
 	} {
 		mu.Lock()
 		status, answer = tt.status, tt.answer
@@ -443,6 +445,9 @@ func TestDPSCustomAllocation(t *testing.T) {
 		r := d.provision(t, "")
 		if r.status != http.StatusOK || r.op.Status != statusFailed || r.op.RegistrationState.ErrorMessage == "" || r.op.RegistrationState.ErrorCode == 0 {
 			t.Errorf("%s: provision = %v, want 200 failed with an error", tt.name, r)
+		}
+		if strings.Contains(string(r.body), "secret") || strings.Contains(string(r.body), "127.0.0.1") {
+			t.Errorf("%s: the answer tells the device the webhook's address or key: %s", tt.name, r.body)
 		}
 	}
 }
@@ -456,6 +461,9 @@ func newWebhookServer(t testing.TB, answer func(allocationRequestJSON) (int, str
 			t.Errorf("webhook request: %v", err)
 		}
 		status, body := answer(req)
+		if status == 0 {
+			panic(http.ErrAbortHandler) // the connection ends without an answer
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body))

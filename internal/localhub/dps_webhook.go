@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -63,11 +64,15 @@ func newWebhookClient(hubCAPEM []byte) *http.Client {
 
 // callWebhook asks an enrollment's custom allocation webhook where to
 // assign a device, and returns the payload it returns for the device.
-// The enrollment goes without its keys and certificates, as DPS sends it.
+// The enrollment goes without its keys and certificates, and with the
+// webhook URL's query (an Azure Functions key) masked, as DPS sends it.
+// Errors never hold the URL.
 func (d *dps) callWebhook(ctx context.Context, e *enrollment, registrationID string, prev *registrationRecord, payload json.RawMessage) (json.RawMessage, error) {
 	doc := e.view(nil)
 	doc.Attestation = &attestationJSON{Type: doc.Attestation.Type}
 	doc.RegistrationState = nil
+	doc.CustomAllocationDefinition = &customAllocationJSON{WebhookURL: maskQuery(e.doc.CustomAllocationDefinition.WebhookURL),
+		APIVersion: e.doc.CustomAllocationDefinition.APIVersion}
 	req := allocationRequestJSON{LinkedHubs: []string{d.hostName}}
 	if e.group {
 		req.EnrollmentGroup = &doc
@@ -90,11 +95,15 @@ func (d *dps) callWebhook(ctx context.Context, e *enrollment, registrationID str
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, e.doc.CustomAllocationDefinition.WebhookURL, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("custom allocation webhook: %w", err)
+		return nil, errors.New("custom allocation webhook: invalid URL")
 	}
 	hreq.Header.Set("Content-Type", "application/json; charset=utf-8")
 	resp, err := d.webhooks.Do(hreq)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL and its key
+		}
 		return nil, fmt.Errorf("custom allocation webhook: %w", err)
 	}
 	defer resp.Body.Close()
@@ -103,6 +112,15 @@ func (d *dps) callWebhook(ctx context.Context, e *enrollment, registrationID str
 		return nil, fmt.Errorf("custom allocation webhook: read the answer: %w", err)
 	}
 	return decodeAllocationAnswer(resp.StatusCode, answer, d.hostName)
+}
+
+// maskQuery replaces a URL's query with "****", as DPS shows webhook URLs
+// ("Understand custom allocation policies").
+func maskQuery(s string) string {
+	if base, _, ok := strings.Cut(s, "?"); ok {
+		return base + "?****"
+	}
+	return s
 }
 
 // decodeAllocationAnswer reads the webhook's answer: a 2xx status and an
