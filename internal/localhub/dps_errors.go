@@ -1,7 +1,6 @@
 package localhub
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -90,14 +89,8 @@ func (e *dpsError) answer(now time.Time) dpsAnswer {
 }
 
 // newDPSTrackingID returns a random id in the GUID form of DPS's tracking
-// ids.
-func newDPSTrackingID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+// ids ("ada7d102-449e-4031-a1e7-e60ac75804ea").
+func newDPSTrackingID() string { return newRequestID() }
 
 // formatDPSTime writes a time as DPS does: UTC with seven fractional
 // digits, "2021-11-05T13:05:11.0655047Z".

@@ -167,17 +167,9 @@ func (d *dpsDevice) httpsDo(t testing.TB, method, path, body string) dpsReply {
 	if d.token != "" {
 		req.Header.Set("Authorization", d.token)
 	}
-	resp, err := d.http.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := dpsReply{status: resp.StatusCode, body: b}
-	if ra := resp.Header.Get("Retry-After"); ra != "" {
+	status, header, b := roundTrip(t, d.http, req)
+	r := dpsReply{status: status, body: b}
+	if ra := header.Get("Retry-After"); ra != "" {
 		secs, err := strconv.Atoi(ra)
 		if err != nil {
 			t.Fatalf("Retry-After %q", ra)
@@ -186,6 +178,21 @@ func (d *dpsDevice) httpsDo(t testing.TB, method, path, body string) dpsReply {
 	}
 	decodeReply(t, &r)
 	return r
+}
+
+// roundTrip sends req and returns the answer's status, header and body.
+func roundTrip(t testing.TB, client *http.Client, req *http.Request) (int, http.Header, []byte) {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
 }
 
 // dpsMQTT is an MQTT session with DPS, on the same session code as the

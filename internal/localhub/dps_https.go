@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,18 +81,8 @@ func (h *Hub) serveDPS(w http.ResponseWriter, r *http.Request) bool {
 // token or else by the TLS client certificate.
 func (h *Hub) serveDPSDevice(w http.ResponseWriter, r *http.Request, p dpsPath) {
 	now := time.Now()
-	want := http.MethodPut
-	if p.kind == dpsOperationPath {
-		want = http.MethodGet
-	}
-	if r.Method != want {
-		w.Header().Set("Allow", want)
-		writeDPSAnswer(w, r, errDPSMethodNotAllowed(r.Method).answer(now))
-		return
-	}
-	body, rerr := readDPSBody(r)
-	if rerr != nil {
-		writeDPSAnswer(w, r, rerr.answer(now))
+	body, ok := readDPSRequest(w, r, dpsMethods(p.kind), now)
+	if !ok {
 		return
 	}
 	req := deviceRequest{
@@ -132,23 +123,15 @@ func (h *Hub) serveDPSService(w http.ResponseWriter, r *http.Request, p dpsPath)
 		writeDPSAnswer(w, r, rerr.answer(now))
 		return
 	}
-	if !dpsServiceMethodAllowed(p.kind, r.Method) {
-		w.Header().Set("Allow", "GET, PUT, DELETE")
-		if p.kind == dpsRegistrationPath {
-			w.Header().Set("Allow", "GET, DELETE")
-		}
-		writeDPSAnswer(w, r, errDPSMethodNotAllowed(r.Method).answer(now))
-		return
-	}
-	body, rerr := readDPSBody(r)
-	if rerr != nil {
-		writeDPSAnswer(w, r, rerr.answer(now))
+	body, ok := readDPSRequest(w, r, dpsMethods(p.kind), now)
+	if !ok {
 		return
 	}
 	requestGuard(r).lift()
 	ifMatch := r.Header.Get("If-Match")
 	group := p.kind == dpsGroupPath
 	var v any
+	var rerr *dpsError
 	switch {
 	case p.kind == dpsRegistrationPath && r.Method == http.MethodGet:
 		v, rerr = h.dps.getRegistration(p.id)
@@ -171,16 +154,33 @@ func (h *Hub) serveDPSService(w http.ResponseWriter, r *http.Request, p dpsPath)
 	}
 }
 
-// dpsServiceMethodAllowed reports whether the service API serves method
-// on a path of kind.
-func dpsServiceMethodAllowed(kind int, method string) bool {
-	switch method {
-	case http.MethodGet, http.MethodDelete:
-		return true
-	case http.MethodPut:
-		return kind != dpsRegistrationPath
+// dpsMethods are the HTTP methods DPS serves on a path of kind.
+func dpsMethods(kind int) []string {
+	switch kind {
+	case dpsRegisterPath:
+		return []string{http.MethodPut}
+	case dpsOperationPath:
+		return []string{http.MethodGet}
+	case dpsRegistrationPath:
+		return []string{http.MethodGet, http.MethodDelete}
 	}
-	return false
+	return []string{http.MethodGet, http.MethodPut, http.MethodDelete}
+}
+
+// readDPSRequest checks a request's method against those served and
+// reads its body; on failure it has answered and returns false.
+func readDPSRequest(w http.ResponseWriter, r *http.Request, methods []string, now time.Time) ([]byte, bool) {
+	if !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		writeDPSAnswer(w, r, errDPSMethodNotAllowed(r.Method).answer(now))
+		return nil, false
+	}
+	body, rerr := readDPSBody(r)
+	if rerr != nil {
+		writeDPSAnswer(w, r, rerr.answer(now))
+		return nil, false
+	}
+	return body, true
 }
 
 // readDPSBody reads a request's body, at most maxDPSBody bytes.

@@ -98,21 +98,15 @@ func (s *mqttSession) handleDPS(p packets.ControlPacket) error {
 // handleDPSSubscribe grants $dps/registrations/res/# at most QoS 1 and
 // refuses every other filter: DPS supports only its documented topics.
 func (s *mqttSession) handleDPSSubscribe(p *packets.SubscribePacket) error {
-	if len(p.Topics) == 0 {
-		return fmt.Errorf("%w: SUBSCRIBE without topics", mqttwire.ErrMalformedPacket)
-	}
-	ack := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
-	ack.MessageID = p.MessageID
-	for i, filter := range p.Topics {
-		if p.Qoss[i] > 2 {
-			return fmt.Errorf("%w: SUBSCRIBE with QoS %d", mqttwire.ErrMalformedPacket, p.Qoss[i])
+	ack, err := subackFor(p, func(filter string, granted byte) byte {
+		if filter != mqttwire.DPSResponseFilter {
+			return 0x80
 		}
-		code := byte(0x80)
-		if filter == mqttwire.DPSResponseFilter {
-			code = min(p.Qoss[i], 1)
-			s.dps.subscribed, s.dps.qos = true, code
-		}
-		ack.ReturnCodes = append(ack.ReturnCodes, code)
+		s.dps.subscribed, s.dps.qos = true, granted
+		return granted
+	})
+	if err != nil {
+		return err
 	}
 	return s.send(ack)
 }

@@ -1,10 +1,8 @@
 package localhub
 
 import (
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -61,18 +59,8 @@ func (c dpsServiceCall) do(t testing.TB, h *Hub) (int, []byte) {
 		req.Header.Set("If-Match", c.ifMatch)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: h.CertPool(), ServerName: h.HostName()}}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: waitTimeout}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	status, _, b := roundTrip(t, h.ServiceClient().client, req)
+	return status, b
 }
 
 // decodeDoc decodes an enrollment.

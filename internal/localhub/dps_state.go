@@ -2,9 +2,7 @@ package localhub
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,16 +42,9 @@ type dpsStateFile struct {
 
 // load reads dps.json; it returns nil and no error when there is none.
 func (f *dpsStateFile) load() (*persistedDPS, error) {
-	b, err := os.ReadFile(filepath.Join(f.dir, dpsStateFileName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("localhub: read DPS state: %w", err)
-	}
 	var st persistedDPS
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("localhub: parse %s: %w", dpsStateFileName, err)
+	if found, err := readJSONFile(filepath.Join(f.dir, dpsStateFileName), &st); !found {
+		return nil, err
 	}
 	return &st, nil
 }
@@ -62,15 +53,7 @@ func (f *dpsStateFile) load() (*persistedDPS, error) {
 func (f *dpsStateFile) save(snapshot func() *persistedDPS) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	st := snapshot()
-	if err := os.MkdirAll(f.dir, 0o700); err != nil {
-		return fmt.Errorf("localhub: create state directory: %w", err)
-	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("localhub: encode DPS state: %w", err)
-	}
-	return writeFileAtomic(filepath.Join(f.dir, dpsStateFileName), b, 0o600)
+	return writeJSONFile(filepath.Join(f.dir, dpsStateFileName), snapshot(), 0o600)
 }
 
 // save writes the state to dps.json, if the hub has a directory.

@@ -345,26 +345,19 @@ func (s *mqttSession) reject(rid string, err error) {
 }
 
 func (s *mqttSession) handleSubscribe(p *packets.SubscribePacket) error {
-	if len(p.Topics) == 0 {
-		return fmt.Errorf("%w: SUBSCRIBE without topics", mqttwire.ErrMalformedPacket)
-	}
-	ack := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
-	ack.MessageID = p.MessageID
 	methods, methodQoS := false, byte(0)
-	for i, filter := range p.Topics {
-		qos := p.Qoss[i]
-		if qos > 2 {
-			return fmt.Errorf("%w: SUBSCRIBE with QoS %d", mqttwire.ErrMalformedPacket, qos)
-		}
-		granted := min(qos, 1)
+	ack, err := subackFor(p, func(filter string, granted byte) byte {
 		switch {
 		case filter == mqttwire.MethodsFilter:
 			methods, methodQoS = true, granted
 		case s.isOtherHubFilter(filter):
 		default:
-			granted = 0x80
+			return 0x80
 		}
-		ack.ReturnCodes = append(ack.ReturnCodes, granted)
+		return granted
+	})
+	if err != nil {
+		return err
 	}
 	if !methods {
 		return s.send(ack)
