@@ -45,7 +45,8 @@ const (
 
 	substatusInitial = "initialAssignment"
 	// substatusReprovisioned is what DPS reports, from api-version
-	// 2019-04-15 on, when a device registers again and stays on its hub
+	// 2019-04-15 on, when a device registers again and stays on its hub,
+	// or registers for the first time but is in the hub already
 	// (azure-iot-sdk-csharp pull request #2397; Azure/iotedge pull
 	// request #3834; the azure-iot-cli-extension DPS tests, where a
 	// second registration gives it). Earlier api-versions keep reporting

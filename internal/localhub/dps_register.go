@@ -208,6 +208,7 @@ func (d *dps) assign(ctx context.Context, log *slog.Logger, req deviceRequest, a
 		}
 		st.Payload = returned
 	}
+	_, inHub := d.reg.lookup(deviceID)
 	if _, err := d.reg.provision(deviceID, att.credential); err != nil {
 		log.Error("dps: creating the device in the hub failed", "err", err)
 		st.Status, st.ErrorCode, st.ErrorMessage = statusFailed, errDeviceCreationFailed, "The device could not be created in the IoT hub."
@@ -215,7 +216,7 @@ func (d *dps) assign(ctx context.Context, log *slog.Logger, req deviceRequest, a
 	}
 	st.Status, st.AssignedHub, st.DeviceID = statusAssigned, d.hostName, deviceID
 	st.Substatus = substatusInitial
-	if reassigned && req.apiVersion >= reprovisionedSince {
+	if (reassigned || inHub) && req.apiVersion >= reprovisionedSince {
 		st.Substatus = substatusReprovisioned
 	}
 	return rec

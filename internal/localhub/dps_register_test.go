@@ -284,6 +284,31 @@ func TestDPSRegisterAgain(t *testing.T) {
 	}
 }
 
+// TestDPSDeviceAlreadyInHub reports a first registration of a device the
+// hub has already as reprovisionedToInitialAssignment, from api-version
+// 2019-04-15 on; the device then has the enrollment's key.
+func TestDPSDeviceAlreadyInHub(t *testing.T) {
+	t.Parallel()
+	h := startDPSHub(t, Options{Devices: []string{"old-1", "old-2"}})
+	for _, tt := range []struct{ regID, apiVersion, want string }{
+		{"old-1", "2019-03-31", substatusInitial},
+		{"old-2", "2021-10-01", substatusReprovisioned},
+	} {
+		e, err := h.PutEnrollment(tt.regID, EnrollmentSpec{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := newDPSDevice(t, h, "https", tt.regID, dpsToken(t, h.IDScope(), tt.regID, e.PrimaryKey, time.Now().Add(time.Hour)), nil)
+		d.apiVersion = tt.apiVersion
+		if r := d.provision(t, ""); r.status != http.StatusOK || r.op.RegistrationState.Substatus != tt.want {
+			t.Errorf("%s at %s: %v, want %s", tt.regID, tt.apiVersion, r, tt.want)
+		}
+		if cs, _ := h.ConnectionString(tt.regID); !strings.HasSuffix(cs, ";SharedAccessKey="+e.PrimaryKey) {
+			t.Errorf("%s's connection string %s does not have the enrollment's key", tt.regID, cs)
+		}
+	}
+}
+
 // TestDPSThrottled refuses registrations beyond the configured rate with
 // 429 and a retry-after, over HTTPS and MQTT.
 func TestDPSThrottled(t *testing.T) {

@@ -217,8 +217,8 @@ func TestDPSServiceRefused(t *testing.T) {
 }
 
 // TestDPSServiceRegistrations reads and deletes a device's registration
-// state; once deleted, the device's next registration is an initial
-// assignment again.
+// state; once deleted, DPS registers the device anew, as one it finds in
+// the hub already.
 func TestDPSServiceRegistrations(t *testing.T) {
 	t.Parallel()
 	h := startDPSHub(t, Options{})
@@ -249,7 +249,8 @@ func TestDPSServiceRegistrations(t *testing.T) {
 	if status, b := (dpsServiceCall{method: "DELETE", path: "/registrations/reg-1", ifMatch: st.ETag}).do(t, h); status != http.StatusNoContent {
 		t.Errorf("DELETE = %d %s", status, b)
 	}
-	if again := d.provision(t, ""); again.status != http.StatusOK || again.op.RegistrationState.Substatus != substatusInitial {
-		t.Errorf("registration after its record was deleted = %v, want %s", again, substatusInitial)
+	if again := d.provision(t, ""); again.status != http.StatusOK || again.op.RegistrationState.Substatus != substatusReprovisioned ||
+		again.op.RegistrationState.CreatedDateTimeUTC == st.CreatedDateTimeUTC {
+		t.Errorf("registration after its record was deleted = %v, want a new record, %s", again, substatusReprovisioned)
 	}
 }
