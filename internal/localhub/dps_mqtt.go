@@ -68,16 +68,22 @@ func (s *mqttSession) acceptDPS(ack *packets.ConnackPacket) bool {
 	return true
 }
 
-// handleDPS processes a packet of a DPS session; an error ends it.
-func (s *mqttSession) handleDPS(p packets.ControlPacket) error {
+// handleDPS processes the packets of a DPS session that differ from the
+// hub's: publishes, their acknowledgements and subscriptions. It reports
+// false for the others (PINGREQ, DISCONNECT, …), which the hub's
+// handling serves. An error ends the session.
+func (s *mqttSession) handleDPS(p packets.ControlPacket) (handled bool, err error) {
 	switch p := p.(type) {
 	case *packets.PublishPacket:
-		return s.handleDPSPublish(p)
+		return true, s.handleDPSPublish(p)
 	case *packets.PubackPacket:
-		return nil // acknowledges an answer; nothing is redelivered
+		return true, nil // acknowledges an answer; nothing is redelivered
 	case *packets.SubscribePacket:
-		return s.handleDPSSubscribe(p)
+		return true, s.handleDPSSubscribe(p)
 	case *packets.UnsubscribePacket:
+		if len(p.Topics) == 0 {
+			return true, fmt.Errorf("%w: UNSUBSCRIBE without topics", mqttwire.ErrMalformedPacket)
+		}
 		ack := packets.NewControlPacket(packets.Unsuback).(*packets.UnsubackPacket)
 		ack.MessageID = p.MessageID
 		for _, f := range p.Topics {
@@ -85,14 +91,9 @@ func (s *mqttSession) handleDPS(p packets.ControlPacket) error {
 				s.dps.subscribed = false
 			}
 		}
-		return s.send(ack)
-	case *packets.PingreqPacket:
-		return s.send(packets.NewControlPacket(packets.Pingresp))
-	case *packets.DisconnectPacket:
-		return errClientDisconnected
-	default:
-		return fmt.Errorf("%w: unexpected %T", mqttwire.ErrMalformedPacket, p)
+		return true, s.send(ack)
 	}
+	return false, nil
 }
 
 // handleDPSSubscribe grants $dps/registrations/res/# at most QoS 1 and

@@ -281,7 +281,9 @@ func (s *mqttSession) authenticate(c *packets.ConnectPacket) (code byte, ok bool
 // handle processes one packet after CONNECT; an error ends the session.
 func (s *mqttSession) handle(p packets.ControlPacket) error {
 	if s.dps != nil {
-		return s.handleDPS(p)
+		if handled, err := s.handleDPS(p); handled {
+			return err
+		}
 	}
 	switch p := p.(type) {
 	case *packets.PublishPacket:
