@@ -19,6 +19,7 @@
 package hubtest
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/directmethods/iotdevice/internal/localhub"
 )
@@ -53,6 +55,11 @@ type Options struct {
 	// limits, so that tests run at full speed.
 	Tier      string
 	TierUnits int
+	// ProvisioningRetryAfter is the retry-after of the Device Provisioning
+	// Service's answers, and how long an assignment takes (see
+	// provisioning.go). Default 1 s, the shortest the protocol carries;
+	// DPS itself sends 3 s.
+	ProvisioningRetryAfter time.Duration
 }
 
 // Hub is a local IoT hub listening on free loopback ports: MQTT and AMQP
@@ -79,7 +86,7 @@ func New(tb testing.TB, opts *Options) *Hub {
 // Start starts a hub outside a test, for example programs; the caller
 // must Close it. ctx bounds the start only.
 func Start(ctx context.Context, opts *Options) (*Hub, error) {
-	var o localhub.Options
+	o := localhub.Options{DPS: localhub.DPSOptions{RetryAfter: time.Second}}
 	var tempDir string
 	if opts != nil {
 		o.HostName = opts.HostName
@@ -91,6 +98,7 @@ func Start(ctx context.Context, opts *Options) (*Hub, error) {
 			}
 			o.Tier = tier
 		}
+		o.DPS.RetryAfter = cmp.Or(opts.ProvisioningRetryAfter, o.DPS.RetryAfter)
 		if opts.Edge {
 			// A short path of its own: a unix socket's path is limited to
 			// about 100 bytes, which a test's TempDir can exceed.

@@ -6,6 +6,9 @@
 // -dir/workload.sock and one <device>_<module>.env of IOTEDGE_ variables
 // each. It enforces the throttles and job limits of an IoT Hub tier, S1 with
 // one unit unless -sku and -units say otherwise (-sku none for no limits).
+// On the same ports it plays the Device Provisioning Service, with the
+// enrollments of -enrollment-groups and -enrollments; its ID scope and
+// service connection string go to -dir/idscope.txt and -dir/dps.txt.
 //
 //	go run ./examples/localhub -https-port 8443 -amqp-port 5671 -devices device-1,device-2/module-1
 package main
@@ -35,10 +38,12 @@ func main() {
 	amqpPort := flag.Int("amqp-port", 5671, "AMQP over TLS port (0 picks a free port)")
 	httpsPort := flag.Int("https-port", 443, "HTTPS port for the REST API and WebSockets (0 picks a free port)")
 	devices := flag.String("devices", "device-1", "comma-separated identities to register; dev/mod registers a module")
-	dir := flag.String("dir", "./localhub-data", "directory for ca.pem, service.txt, <identity>.txt and the hub's keys")
+	dir := flag.String("dir", "./localhub-data", "directory for ca.pem, service.txt, <identity>.txt, idscope.txt, dps.txt and the hub's keys")
 	leaves := flag.String("leaf-devices", "", "comma-separated leaf=edge pairs: leaf, registered if new, connects through the IoT Edge device edge, whose modules may call it")
 	sku := flag.String("sku", "S1", "IoT Hub tier whose throttles and job limits the hub enforces: F1, S1, S2, S3, or none")
 	units := flag.Int("units", 1, "number of units of the tier (F1: 1; S1, S2: up to 200; S3: up to 10)")
+	var dpsF dpsFlags // the Device Provisioning Service (provisioning.go)
+	dpsF.register(flag.CommandLine)
 	flag.Parse()
 	tier, err := localhub.ParseTier(*sku, *units)
 	if err != nil {
@@ -64,6 +69,7 @@ func main() {
 		Devices:    append(splitList(*devices), leafPairs.identities()...),
 		Logger:     logger,
 		Tier:       tier,
+		DPS:        dpsF.options(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, explain(err, portFlags{mqtt: *mqttPort, amqp: *amqpPort, https: *httpsPort}))
@@ -75,6 +81,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+	}
+	if err := ensureEnrollments(hub, dpsF); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 
 	caFile := "(not written: -dir is empty)"
@@ -90,6 +100,7 @@ func main() {
 		first = ids[0]
 	}
 	hub.PrintSummary(os.Stdout, caFile, "getReading", first)
+	printProvisioning(os.Stdout, hub, dpsF, caFile)
 	if uri := hub.WorkloadURI(); uri != "" {
 		fmt.Printf("IoT Edge workload API for the modules: %s\nRun a module as IoT Edge would (examples/edgemodule): set -a; . %s; set +a\n\n",
 			uri, filepath.Join(*dir, "<device>_<module>.env"))

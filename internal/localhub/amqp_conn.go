@@ -22,8 +22,8 @@ import (
 type amqpConn struct {
 	hub       *Hub
 	engine    *amqp.Conn
-	transport string // "amqp" or "amqp-ws", for logs
-	peerCert  []byte // DER of the TLS client certificate, if any
+	transport string    // "amqp" or "amqp-ws", for logs
+	peerChain certChain // the TLS client certificate chain, if any
 	log       *slog.Logger
 
 	// cbsReplies carries put-token answers to the client's $cbs
@@ -42,11 +42,11 @@ type amqpAuthorization struct {
 	timer  *time.Timer // closes the connection at expiry; nil without expiry
 }
 
-func newAMQPConn(h *Hub, nc net.Conn, transport string, peerCert []byte) *amqpConn {
+func newAMQPConn(h *Hub, nc net.Conn, transport string, peerChain certChain) *amqpConn {
 	c := &amqpConn{
 		hub:        h,
 		transport:  transport,
-		peerCert:   peerCert,
+		peerChain:  peerChain,
 		log:        h.log.With("transport", transport, "remote", nc.RemoteAddr().String()),
 		cbsReplies: make(chan *amqp.Message, 16),
 		auth:       map[string]*amqpAuthorization{},
@@ -169,7 +169,7 @@ func (c *amqpConn) authorized(id *identity) bool {
 	if a != nil {
 		return a.expiry.IsZero() || time.Now().Before(a.expiry)
 	}
-	if id.thumbprint != "" && c.hub.reg.authenticateCertificate(id, c.peerCert) == nil {
+	if id.usesCertificate() && c.hub.reg.authenticateCertificate(id, c.peerChain, time.Now()) == nil {
 		c.authorize(name, time.Time{})
 		c.log.Info("amqp: authenticated by client certificate", "identity", name)
 		return true
@@ -209,12 +209,12 @@ func (h *Hub) startAMQP(conn net.Conn) bool {
 	}
 	go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
 		defer h.untrack(c)
-		peerCert, ok := h.handshake(tlsConn, time.Now().Add(h.connectTimeout))
+		peerChain, ok := h.handshake(tlsConn, time.Now().Add(h.connectTimeout))
 		if !ok {
 			_ = c.engine.Close()
 			return
 		}
-		c.peerCert = peerCert
+		c.peerChain = peerChain
 		c.serve()
 	}()
 	return true

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -132,4 +133,86 @@ func parseKeyPair(certPEM, keyPEM []byte) (*keyPair, error) {
 func thumbprint(der []byte) string {
 	sum := sha256.Sum256(der)
 	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}
+
+// certChain is a TLS peer's certificate chain in DER, leaf first, as the
+// peer sent it (unverified).
+type certChain [][]byte
+
+// chainOf returns the DER of a handshake's peer certificates, or nil.
+func chainOf(certs []*x509.Certificate) certChain {
+	if len(certs) == 0 {
+		return nil
+	}
+	chain := make(certChain, len(certs))
+	for i, c := range certs {
+		chain[i] = c.Raw
+	}
+	return chain
+}
+
+// leaf returns the DER of the leaf certificate, or nil.
+func (c certChain) leaf() []byte {
+	if len(c) == 0 {
+		return nil
+	}
+	return c[0]
+}
+
+// verifyChain verifies that the chain's leaf is a client certificate,
+// valid at now, that chains to one of roots through the certificates the
+// peer sent after it, and returns the leaf.
+func verifyChain(chain certChain, roots []*x509.Certificate, now time.Time) (*x509.Certificate, error) {
+	if len(chain) == 0 {
+		return nil, errors.New("no client certificate presented")
+	}
+	leaf, err := x509.ParseCertificate(chain[0])
+	if err != nil {
+		return nil, fmt.Errorf("parse the client certificate: %w", err)
+	}
+	rootPool, intermediates := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range roots {
+		rootPool.AddCert(r)
+	}
+	for _, der := range chain[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			intermediates.AddCert(c)
+		}
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{
+		Roots:         rootPool,
+		Intermediates: intermediates,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the client certificate does not chain to a trusted certificate authority: %w", err)
+	}
+	return leaf, nil
+}
+
+// parseCertificatesPEM parses certificates, each in PEM.
+func parseCertificatesPEM(pems []string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	for _, p := range pems {
+		block, _ := pem.Decode([]byte(p))
+		if block == nil || block.Type != "CERTIFICATE" {
+			return nil, errors.New("not a PEM certificate")
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse certificate: %w", err)
+		}
+		certs = append(certs, c)
+	}
+	return certs, nil
+}
+
+// certificatesPEM writes certificates in PEM, one string each.
+func certificatesPEM(certs []*x509.Certificate) []string {
+	var pems []string
+	for _, c := range certs {
+		pems = append(pems, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})))
+	}
+	return pems
 }

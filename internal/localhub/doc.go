@@ -46,6 +46,48 @@
 // {"message": …} without an IoT Hub error code. Without the header, module
 // tokens are refused as IoT Hub's service API refuses them.
 //
+// # Device Provisioning Service
+//
+// On the same listeners the hub plays the Azure IoT Hub Device
+// Provisioning Service (DPS), with itself as the only linked IoT hub. Its
+// ID scope ("0ne" and 8 hex digits) and service key are made once and,
+// with Options.Dir, kept in dps.json with the enrollments, registration
+// records and operations, and written to idscope.txt and dps.txt.
+//
+//   - Devices register over MQTT (a CONNECT whose username is
+//     "{idScope}/registrations/{registrationId}/api-version=…", then
+//     $dps/registrations/PUT/iotdps-register and
+//     $dps/registrations/GET/iotdps-get-operationstatus, answered on
+//     $dps/registrations/res/#), MQTT over WebSockets, or HTTPS (PUT
+//     /{idScope}/registrations/{id}/register and GET
+//     /{idScope}/registrations/{id}/operations/{operationId}).
+//   - A device attests with a SAS token for
+//     "{idScope}/registrations/{id}", key name "registration", signed by
+//     its individual enrollment's key or the key derived from its group's,
+//     or with a client certificate whose CN is its registration id,
+//     registered in its enrollment or chaining to its group's signing
+//     certificate. Every refusal is the same 401.
+//   - The first answer is 202 "assigning" with an operation id and a
+//     retry-after (DPSOptions.RetryAfter); polls before it has passed get
+//     202 again, later ones 200 "assigned" with the registration state.
+//     The assignment creates or updates the device in the registry with
+//     the key it attested with, or with trust in its certificate (by
+//     thumbprint, or by certificate authority for a group), so that it
+//     can connect at once. An enrollment with a custom allocation policy
+//     calls its webhook with the device's payload, and the webhook's
+//     payload goes back to the device.
+//   - Registrations beyond DPSOptions.RegistrationsPerMinute get 429 with
+//     a retry-after.
+//   - The service API serves PUT, GET and DELETE
+//     /enrollments/{registrationId} and /enrollmentGroups/{groupId}
+//     (symmetric-key and X.509 attestation, provisioningStatus, etags with
+//     If-Match), and GET and DELETE /registrations/{registrationId}, to a
+//     provisioningserviceowner token. Bulk operations, queries and TPM
+//     attestation are not served.
+//
+// Errors take DPS's form: an HTTP status (in the topic over MQTT) and
+// {"errorCode":…,"trackingId":…,"message":…,"timestampUtc":…}.
+//
 // # Connection limits
 //
 // On the HTTPS port, a peer that has not authenticated cannot hold a

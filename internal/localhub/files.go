@@ -28,9 +28,11 @@ func ConnectionFileName(identity string) string {
 }
 
 // WriteConnectionFiles writes into dir: ca.pem, service.txt (the service
-// connection string) and one <identity>.txt per identity, and, when the
-// hub serves a workload API, one <dev>_<mod>.env per module (see
-// EdgeEnvironment). The files holding keys get mode 0600.
+// connection string), one <identity>.txt per identity, idscope.txt and
+// dps.txt (the Device Provisioning Service's ID scope and service
+// connection string) and, when the hub serves a workload API, one
+// <dev>_<mod>.env per module (see EdgeEnvironment). The files holding
+// keys get mode 0600.
 func (h *Hub) WriteConnectionFiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("localhub: create %s: %w", dir, err)
@@ -46,6 +48,9 @@ func (h *Hub) WriteConnectionFiles(dir string) error {
 		if err := writeFileAtomic(filepath.Join(dir, ConnectionFileName(id.name())), []byte(cs), 0o600); err != nil {
 			return err
 		}
+	}
+	if err := h.dps.writeFiles(dir); err != nil {
+		return err
 	}
 	return h.writeEnvFiles(dir)
 }

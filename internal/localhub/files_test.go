@@ -19,7 +19,8 @@ func TestWriteConnectionFiles(t *testing.T) {
 	if err := h.WriteConnectionFiles(dir); err != nil {
 		t.Fatalf("WriteConnectionFiles: %v", err)
 	}
-	want := map[string]string{"ca.pem": string(h.CACertPEM()), "service.txt": h.ServiceConnectionString() + "\n"}
+	want := map[string]string{"ca.pem": string(h.CACertPEM()), "service.txt": h.ServiceConnectionString() + "\n",
+		"idscope.txt": h.IDScope() + "\n", "dps.txt": h.DPSConnectionString() + "\n"}
 	for _, id := range []string{"dev", "dev/mod"} {
 		cs, _ := h.ConnectionString(id)
 		want[ConnectionFileName(id)] = cs + "\n"

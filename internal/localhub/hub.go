@@ -61,6 +61,9 @@ type Options struct {
 	// links, and a stalled device holds at most one queue of requests for
 	// that long. IoT Hub documents no such value.
 	MQTTWriteTimeout time.Duration
+	// DPS configures the Device Provisioning Service the hub plays on its
+	// listeners (dps.go).
+	DPS DPSOptions
 
 	// connectTimeout, when set, replaces defaultConnectTimeout (tests
 	// shorten it).
@@ -104,6 +107,8 @@ type Hub struct {
 	// (see requestCorrelationID); the rest is the request's number on its
 	// link pair, so ids repeat across connections as MQTT $rid values do.
 	amqpRIDPrefix [8]byte
+	// dps is the Device Provisioning Service (dps*.go).
+	dps *dps
 
 	mqttListener  net.Listener
 	amqpListener  net.Listener
@@ -165,6 +170,9 @@ func Start(ctx context.Context, opts Options) (*Hub, error) {
 		}
 	}
 	if err := h.save(); err != nil {
+		return nil, err
+	}
+	if err := h.initDPS(opts); err != nil {
 		return nil, err
 	}
 	if err := h.listen(opts); err != nil {
@@ -295,21 +303,22 @@ func (h *Hub) startMQTT(conn net.Conn) bool {
 	}
 	go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
 		defer h.untrack(s)
-		peerCert, ok := h.handshake(tlsConn, s.connectBy)
+		peerChain, ok := h.handshake(tlsConn, s.connectBy)
 		if !ok {
 			conn.Close()
 			return
 		}
-		s.peerCert = peerCert
+		s.peerChain = peerChain
 		s.serve()
 	}()
 	return true
 }
 
 // handshake completes the TLS handshake of an accepted connection by
-// deadline, and returns the client's certificate (nil when it sent none).
-// ok is false when the handshake failed; the caller closes the connection.
-func (h *Hub) handshake(conn *tls.Conn, deadline time.Time) (peerCert []byte, ok bool) {
+// deadline, and returns the client's certificate chain (nil when it sent
+// none). ok is false when the handshake failed; the caller closes the
+// connection.
+func (h *Hub) handshake(conn *tls.Conn, deadline time.Time) (peerChain certChain, ok bool) {
 	ctx, cancel := context.WithDeadline(h.ctx, deadline)
 	err := conn.HandshakeContext(ctx)
 	cancel()
@@ -317,10 +326,7 @@ func (h *Hub) handshake(conn *tls.Conn, deadline time.Time) (peerCert []byte, ok
 		h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
 		return nil, false
 	}
-	if certs := conn.ConnectionState().PeerCertificates; len(certs) > 0 {
-		return certs[0].Raw, true
-	}
-	return nil, true
+	return chainOf(conn.ConnectionState().PeerCertificates), true
 }
 
 // track registers a connection to close on shutdown and counts its

@@ -50,9 +50,13 @@ func (h *Hub) loadOrCreate(dir string) error {
 	h.reg = newRegistry(h.hostName, serviceKey)
 	for _, p := range st.Identities {
 		id := &identity{deviceID: p.DeviceID, moduleID: p.ModuleID, key: p.Key, thumbprint: p.Thumbprint,
-			certPEM: []byte(p.CertPEM), keyPEM: []byte(p.KeyPEM)}
+			certPEM: []byte(p.CertPEM), keyPEM: []byte(p.KeyPEM),
+			secondaryKey: p.SecondaryKey, secondaryThumbprint: p.SecondaryThumbprint}
 		if err := sas.ValidateID(id.deviceID); err != nil {
 			return fmt.Errorf("localhub: %s: %w", stateFileName, err)
+		}
+		if id.caCerts, err = parseCertificatesPEM(p.CACerts); err != nil {
+			return fmt.Errorf("localhub: %s: device %q: %w", stateFileName, id.deviceID, err)
 		}
 		h.reg.identities[id.name()] = id
 		if p.Parent != "" && p.ModuleID == "" {
@@ -99,6 +103,8 @@ func (h *Hub) snapshot() *persistedState {
 		p := persistedIdentity{
 			DeviceID: id.deviceID, ModuleID: id.moduleID, Key: id.key, Thumbprint: id.thumbprint,
 			CertPEM: string(id.certPEM), KeyPEM: string(id.keyPEM),
+			SecondaryKey: id.secondaryKey, SecondaryThumbprint: id.secondaryThumbprint,
+			CACerts: certificatesPEM(id.caCerts),
 		}
 		if id.moduleID == "" {
 			p.Parent = h.reg.parent(id.deviceID)

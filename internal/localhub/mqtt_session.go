@@ -53,8 +53,8 @@ var errClientDisconnected = errors.New("localhub: client sent DISCONNECT")
 type mqttSession struct {
 	hub       *Hub
 	conn      net.Conn
-	transport string // "mqtt" or "mqtt-ws", for logs
-	peerCert  []byte // DER of the TLS client certificate, if any
+	transport string    // "mqtt" or "mqtt-ws", for logs
+	peerChain certChain // the TLS client certificate chain, if any
 	log       *slog.Logger
 
 	// out is the writer's queue. It holds at most outQueueLen packets, so
@@ -85,14 +85,17 @@ type mqttSession struct {
 	modelID     string // the username's model-id, "" when none
 	keepAlive   time.Duration
 	tokenExpiry time.Time
+	// dps is set on a session with the Device Provisioning Service
+	// instead of IoT Hub (dps_mqtt.go).
+	dps *dpsSession
 }
 
-func newMQTTSession(h *Hub, conn net.Conn, transport string, peerCert []byte) *mqttSession {
+func newMQTTSession(h *Hub, conn net.Conn, transport string, peerChain certChain) *mqttSession {
 	return &mqttSession{
 		hub:         h,
 		conn:        conn,
 		transport:   transport,
-		peerCert:    peerCert,
+		peerChain:   peerChain,
 		log:         h.log.With("transport", transport, "remote", conn.RemoteAddr().String()),
 		out:         make(chan outbound, outQueueLen),
 		done:        make(chan struct{}),
@@ -203,6 +206,9 @@ func (s *mqttSession) connect(br *bufio.Reader) bool {
 		_ = ack.Write(s.conn)
 		return false
 	}
+	if s.dps != nil {
+		return s.acceptDPS(ack)
+	}
 	// A persistent session may get its method subscription back from the
 	// router; deliver must then accept requests at once. (Without a saved
 	// subscription the router routes nothing here until a SUBSCRIBE.)
@@ -238,6 +244,9 @@ func (s *mqttSession) authenticate(c *packets.ConnectPacket) (code byte, ok bool
 	if !c.UsernameFlag {
 		return refuse(connackBadUsernameOrPassord, "no username")
 	}
+	if s.isDPSUsername(c.Username) {
+		return s.authenticateDPS(c)
+	}
 	u, err := parseUsername(c.Username)
 	if err != nil {
 		return refuse(connackBadUsernameOrPassord, err.Error())
@@ -252,8 +261,8 @@ func (s *mqttSession) authenticate(c *packets.ConnectPacket) (code byte, ok bool
 	if !found {
 		return refuse(connackNotAuthorized, "identity not registered", "identity", u.identity())
 	}
-	if len(c.Password) == 0 && id.thumbprint != "" {
-		if err := s.hub.reg.authenticateCertificate(id, s.peerCert); err != nil {
+	if len(c.Password) == 0 && id.usesCertificate() {
+		if err := s.hub.reg.authenticateCertificate(id, s.peerChain, time.Now()); err != nil {
 			return refuse(connackNotAuthorized, err.Error(), "identity", u.identity())
 		}
 	} else {
@@ -271,6 +280,11 @@ func (s *mqttSession) authenticate(c *packets.ConnectPacket) (code byte, ok bool
 
 // handle processes one packet after CONNECT; an error ends the session.
 func (s *mqttSession) handle(p packets.ControlPacket) error {
+	if s.dps != nil {
+		if handled, err := s.handleDPS(p); handled {
+			return err
+		}
+	}
 	switch p := p.(type) {
 	case *packets.PublishPacket:
 		return s.handlePublish(p)
@@ -333,26 +347,19 @@ func (s *mqttSession) reject(rid string, err error) {
 }
 
 func (s *mqttSession) handleSubscribe(p *packets.SubscribePacket) error {
-	if len(p.Topics) == 0 {
-		return fmt.Errorf("%w: SUBSCRIBE without topics", mqttwire.ErrMalformedPacket)
-	}
-	ack := packets.NewControlPacket(packets.Suback).(*packets.SubackPacket)
-	ack.MessageID = p.MessageID
 	methods, methodQoS := false, byte(0)
-	for i, filter := range p.Topics {
-		qos := p.Qoss[i]
-		if qos > 2 {
-			return fmt.Errorf("%w: SUBSCRIBE with QoS %d", mqttwire.ErrMalformedPacket, qos)
-		}
-		granted := min(qos, 1)
+	ack, err := subackFor(p, func(filter string, granted byte) byte {
 		switch {
 		case filter == mqttwire.MethodsFilter:
 			methods, methodQoS = true, granted
 		case s.isOtherHubFilter(filter):
 		default:
-			granted = 0x80
+			return 0x80
 		}
-		ack.ReturnCodes = append(ack.ReturnCodes, granted)
+		return granted
+	})
+	if err != nil {
+		return err
 	}
 	if !methods {
 		return s.send(ack)

@@ -2,6 +2,7 @@ package localhub
 
 import (
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -30,12 +31,27 @@ var (
 	ErrUnauthorized = errors.New("localhub: unauthorized")
 )
 
-// identity is one registered device or module.
+// identity is one registered device or module. It is never changed once
+// registered: a change replaces it in the registry, so that readers may
+// use the one they looked up without a lock.
 type identity struct {
 	deviceID, moduleID string
 	key                string // base64 symmetric key; empty for X.509 devices
+	secondaryKey       string // base64, or empty; devices provisioned by DPS have one
 	thumbprint         string // upper-case hex SHA-256 of the client certificate
-	certPEM, keyPEM    []byte // an X.509 device's certificate, kept to hand it out again
+	// secondaryThumbprint is a second certificate's, or empty.
+	secondaryThumbprint string
+	certPEM, keyPEM     []byte // an X.509 device's certificate, kept to hand it out again
+	// caCerts, for a device authenticated by certificate authority,
+	// are the CAs its certificate must chain to (an X.509 enrollment
+	// group's signing certificates); its CN must be the device id.
+	caCerts []*x509.Certificate
+}
+
+// usesCertificate reports whether the identity authenticates with a
+// client certificate: by thumbprint or by certificate authority.
+func (id *identity) usesCertificate() bool {
+	return id.thumbprint != "" || len(id.caCerts) > 0
 }
 
 // name is "dev" or "dev/mod", the form used throughout the hub.
@@ -159,8 +175,8 @@ func (r *registry) addX509Device(deviceID string) (*identity, error) {
 	existing, ok := r.identities[deviceID]
 	r.mu.Unlock()
 	if ok {
-		if existing.thumbprint == "" {
-			return nil, fmt.Errorf("%w: %q uses a symmetric key", ErrIdentityExists, deviceID)
+		if existing.thumbprint == "" || existing.keyPEM == nil {
+			return nil, fmt.Errorf("%w: %q does not authenticate by a certificate of the hub's", ErrIdentityExists, deviceID)
 		}
 		return existing, nil
 	}
@@ -173,8 +189,8 @@ func (r *registry) addX509Device(deviceID string) (*identity, error) {
 	r.mu.Lock()
 	if existing, ok := r.identities[deviceID]; ok { // registered concurrently
 		r.mu.Unlock()
-		if existing.thumbprint == "" {
-			return nil, fmt.Errorf("%w: %q uses a symmetric key", ErrIdentityExists, deviceID)
+		if existing.thumbprint == "" || existing.keyPEM == nil {
+			return nil, fmt.Errorf("%w: %q does not authenticate by a certificate of the hub's", ErrIdentityExists, deviceID)
 		}
 		return existing, nil
 	}
@@ -249,22 +265,21 @@ func (r *registry) authenticateToken(id *identity, token string, now time.Time) 
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
-	var key []byte
 	if t.KeyName != "" {
-		var ok bool
-		if key, ok = r.policyKey(t.KeyName); !ok {
+		key, ok := r.policyKey(t.KeyName)
+		if !ok {
 			return time.Time{}, fmt.Errorf("%w: unknown policy %q", ErrUnauthorized, t.KeyName)
+		}
+		if err := t.Verify(key, now); err != nil {
+			return time.Time{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 		}
 	} else {
 		if id.key == "" {
 			return time.Time{}, fmt.Errorf("%w: %q authenticates with a certificate", ErrUnauthorized, id.name())
 		}
-		if key, err = sas.DecodeKey(id.key); err != nil {
-			return time.Time{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
+		if err := verifyWithKeys(t, now, id.key, id.secondaryKey); err != nil {
+			return time.Time{}, err
 		}
-	}
-	if err := t.Verify(key, now); err != nil {
-		return time.Time{}, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
 	if !t.Covers(sas.Resource(r.hostName, id.deviceID, id.moduleID)) {
 		return time.Time{}, fmt.Errorf("%w: %w", ErrUnauthorized, sas.ErrWrongResource)
@@ -272,16 +287,49 @@ func (r *registry) authenticateToken(id *identity, token string, now time.Time) 
 	return t.Expiry, nil
 }
 
+// verifyWithKeys checks a token signed by the primary or the secondary
+// key (which may be empty) of an identity.
+func verifyWithKeys(t *sastoken.Token, now time.Time, primary, secondary string) error {
+	var err error
+	for _, k := range []string{primary, secondary} {
+		if k == "" {
+			continue
+		}
+		key, decodeErr := sas.DecodeKey(k)
+		if decodeErr != nil {
+			return fmt.Errorf("%w: %w", ErrUnauthorized, decodeErr)
+		}
+		if err = t.Verify(key, now); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrUnauthorized, err)
+}
+
 // authenticateCertificate checks that an X.509 device presented the
-// certificate registered for it.
-func (r *registry) authenticateCertificate(id *identity, leafDER []byte) error {
+// certificate registered for it (by thumbprint) or one that chains to its
+// certificate authority and names it. chain is the TLS client
+// certificate chain, leaf first.
+func (r *registry) authenticateCertificate(id *identity, chain certChain, now time.Time) error {
+	leafDER := chain.leaf()
 	switch {
-	case id.thumbprint == "":
+	case !id.usesCertificate():
 		return fmt.Errorf("%w: %q authenticates with a key, not a certificate", ErrUnauthorized, id.name())
 	case leafDER == nil:
 		return fmt.Errorf("%w: no client certificate presented", ErrUnauthorized)
-	case !strings.EqualFold(thumbprint(leafDER), id.thumbprint):
-		return fmt.Errorf("%w: client certificate thumbprint not registered for %q", ErrUnauthorized, id.name())
+	case id.thumbprint != "":
+		tp := thumbprint(leafDER)
+		if !strings.EqualFold(tp, id.thumbprint) && (id.secondaryThumbprint == "" || !strings.EqualFold(tp, id.secondaryThumbprint)) {
+			return fmt.Errorf("%w: client certificate thumbprint not registered for %q", ErrUnauthorized, id.name())
+		}
+		return nil
+	}
+	leaf, err := verifyChain(chain, id.caCerts, now)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	if leaf.Subject.CommonName != id.deviceID {
+		return fmt.Errorf("%w: the certificate's CN is not %q", ErrUnauthorized, id.deviceID)
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ func (h *Hub) httpHandler() http.Handler {
 			h.serveWebSocket(w, r)
 			return
 		}
+		if h.serveDPS(w, r) { // the Device Provisioning Service (dps_https.go)
+			return
+		}
 		if h.serveTwin(w, r) || h.serveDigitalTwin(w, r) {
 			return
 		}

@@ -67,8 +67,11 @@ func (h *Hub) twinDocument(id *identity) twinJSON {
 		state = "Connected"
 	}
 	auth, thumbprint := "sas", (*string)(nil)
-	if id.thumbprint != "" {
+	switch {
+	case id.thumbprint != "":
 		auth, thumbprint = "selfSigned", &id.thumbprint
+	case len(id.caCerts) > 0:
+		auth = "certificateAuthority"
 	}
 	tags := h.tags.get(name)
 	empty := propertySet{Metadata: map[string]string{"$lastUpdated": dotnetZeroTime}, Version: 1}

@@ -2,11 +2,6 @@ package localhub
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -56,12 +51,12 @@ func (h *Hub) initService(dir string, tier Tier) error {
 	}
 	h.files = &serviceFiles{dir: dir, wake: make(chan struct{}, 1)}
 	var twins persistedTwins
-	if err := readJSONFile(filepath.Join(dir, twinsFileName), &twins); err != nil {
+	if _, err := readJSONFile(filepath.Join(dir, twinsFileName), &twins); err != nil {
 		return err
 	}
 	h.tags.restore(twins.Twins)
 	var jobs persistedJobs
-	if err := readJSONFile(filepath.Join(dir, jobsFileName), &jobs); err != nil {
+	if _, err := readJSONFile(filepath.Join(dir, jobsFileName), &jobs); err != nil {
 		return err
 	}
 	h.jobs.restore(jobs.Jobs)
@@ -75,22 +70,6 @@ func (h *Hub) initService(dir string, tier Tier) error {
 		case h.files.wake <- struct{}{}:
 		default: // a save is due already
 		}
-	}
-	return nil
-}
-
-// readJSONFile decodes path into v; a file that does not exist leaves v
-// as it is.
-func readJSONFile(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("localhub: read %s: %w", filepath.Base(path), err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("localhub: parse %s: %w", filepath.Base(path), err)
 	}
 	return nil
 }
@@ -110,11 +89,7 @@ func (h *Hub) saveJobs() error {
 func (h *Hub) saveFile(name string, snapshot func() any) error {
 	h.files.mu.Lock()
 	defer h.files.mu.Unlock()
-	b, err := json.MarshalIndent(snapshot(), "", "  ")
-	if err != nil {
-		return fmt.Errorf("localhub: encode %s: %w", name, err)
-	}
-	return writeFileAtomic(filepath.Join(h.files.dir, name), b, 0o600)
+	return writeJSONFile(filepath.Join(h.files.dir, name), snapshot(), 0o600)
 }
 
 // startService starts the jobs saver and resumes the jobs that had not

@@ -1,10 +1,7 @@
 package localhub
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -34,21 +31,18 @@ type persistedIdentity struct {
 	CertPEM    string `json:"certPem,omitempty"`
 	KeyPEM     string `json:"keyPem,omitempty"`
 	Parent     string `json:"parent,omitempty"` // a leaf device's IoT Edge device
+	// Set on devices provisioned by DPS.
+	SecondaryKey        string   `json:"secondaryKey,omitempty"`
+	SecondaryThumbprint string   `json:"secondaryThumbprint,omitempty"`
+	CACerts             []string `json:"caCerts,omitempty"` // PEM
 }
 
 // loadState reads state.json from dir; it returns nil and no error when
 // the file does not exist yet.
 func loadState(dir string) (*persistedState, error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFileName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("localhub: read state: %w", err)
-	}
 	var st persistedState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("localhub: parse %s: %w", stateFileName, err)
+	if found, err := readJSONFile(filepath.Join(dir, stateFileName), &st); !found {
+		return nil, err
 	}
 	return &st, nil
 }
@@ -67,14 +61,7 @@ func (w *stateWriter) save(snapshot func() *persistedState) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	st := snapshot()
-	if err := os.MkdirAll(w.dir, 0o700); err != nil {
-		return fmt.Errorf("localhub: create state directory: %w", err)
-	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return fmt.Errorf("localhub: encode state: %w", err)
-	}
-	if err := writeFileAtomic(filepath.Join(w.dir, stateFileName), b, 0o600); err != nil {
+	if err := writeJSONFile(filepath.Join(w.dir, stateFileName), st, 0o600); err != nil {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(w.dir, caFileName), []byte(st.CACert), 0o644)

@@ -23,14 +23,14 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// From here the MQTT or AMQP session bounds the connection (MQTT
 	// allows connectTimeout for its CONNECT), not the HTTPS guard.
 	requestGuard(r).lift()
-	var peerCert []byte
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		peerCert = r.TLS.PeerCertificates[0].Raw
+	var peerChain certChain
+	if r.TLS != nil {
+		peerChain = chainOf(r.TLS.PeerCertificates)
 	}
 	switch strings.ToLower(c.Subprotocol()) {
 	case "mqtt":
 		conn := websocket.NetConn(h.ctx, c, websocket.MessageBinary)
-		s := newMQTTSession(h, conn, "mqtt-ws", peerCert)
+		s := newMQTTSession(h, conn, "mqtt-ws", peerChain)
 		if !h.track(s) {
 			conn.Close()
 			return
@@ -39,7 +39,7 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.serve()
 	case "amqpwsb10":
 		conn := websocket.NetConn(h.ctx, c, websocket.MessageBinary)
-		ac := newAMQPConn(h, conn, "amqp-ws", peerCert)
+		ac := newAMQPConn(h, conn, "amqp-ws", peerChain)
 		if !h.track(ac) {
 			conn.Close()
 			return
