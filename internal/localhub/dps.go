@@ -2,6 +2,7 @@ package localhub
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -70,6 +71,7 @@ type dps struct {
 	groups          map[string]*enrollment
 	registrations   map[string]*registrationRecord
 	operations      map[string]*operation
+	started         chan struct{} // closed and replaced each time an operation is stored; see WaitRegistrationStarted
 }
 
 // initDPS creates the hub's DPS, or loads it from dir, and writes
@@ -85,6 +87,7 @@ func (h *Hub) initDPS(opts Options) error {
 		groups:        map[string]*enrollment{},
 		registrations: map[string]*registrationRecord{},
 		operations:    map[string]*operation{},
+		started:       make(chan struct{}),
 	}
 	if rate := cmp.Or(opts.DPS.RegistrationsPerMinute, defaultDPSRegistrationsPerMinute); rate > 0 {
 		d.limit = newDPSRateLimiter(rate)
@@ -154,6 +157,29 @@ func (d *dps) connectionString() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return fmt.Sprintf("HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s", d.hostName, DPSServicePolicy, d.serviceKey)
+}
+
+// WaitRegistrationStarted waits until DPS has stored a registration
+// operation of registrationID (and saved it, with a state directory), or
+// ctx ends. Tests use it to act between a registration and its poll.
+func (h *Hub) WaitRegistrationStarted(ctx context.Context, registrationID string) error {
+	d := h.dps
+	for {
+		d.mu.Lock()
+		for _, op := range d.operations {
+			if strings.EqualFold(op.RegistrationID, registrationID) {
+				d.mu.Unlock()
+				return nil
+			}
+		}
+		started := d.started
+		d.mu.Unlock()
+		select {
+		case <-started:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // IDScope returns the ID scope of the hub's Device Provisioning Service,

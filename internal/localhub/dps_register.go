@@ -128,6 +128,10 @@ func (d *dps) register(ctx context.Context, req deviceRequest, now time.Time) dp
 	d.pruneOperationsLocked(now)
 	d.mu.Unlock()
 	d.saveOrLog()
+	d.mu.Lock()
+	close(d.started)
+	d.started = make(chan struct{})
+	d.mu.Unlock()
 	log.Info("dps: registration accepted", "operation_id", op.ID, "outcome", rec.State.Status, "device_id", rec.State.DeviceID)
 	return dpsAnswer{status: 202, body: encodeAnswer(operationStatusJSON{OperationID: op.ID, Status: statusAssigning}), retryAfter: d.retryAfter}
 }
