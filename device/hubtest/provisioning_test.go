@@ -1,15 +1,20 @@
 package hubtest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/directmethods/iotdevice/device/hubtest"
+	"github.com/directmethods/iotdevice/sas"
 )
 
 // TestProvisioning provisions a device of each kind of enrollment through
@@ -103,4 +108,70 @@ func deviceCredential(t *testing.T, e *hubtest.Enrollment, registrationID string
 		t.Fatal(err)
 	}
 	return key, nil
+}
+
+// registrationState is the part of DPS's answer a device needs.
+type registrationState struct {
+	Status      string `json:"status"`
+	AssignedHub string `json:"assignedHub"`
+	DeviceID    string `json:"deviceId"`
+}
+
+// register registers registrationID with the hub's DPS over HTTPS, signed
+// with key (or with the client certificate cert when key is empty), and
+// polls, waiting the retry-after DPS asks for, until the answer is final.
+// It returns the registration state and the final HTTP status.
+func register(ctx context.Context, hub *hubtest.Hub, registrationID, key string, cert *tls.Certificate) (*registrationState, int, error) {
+	token := ""
+	if key != "" {
+		decoded, err := sas.DecodeKey(key)
+		if err != nil {
+			return nil, 0, err
+		}
+		token = sas.Sign(decoded, sas.ProvisioningResource(hub.IDScope(), registrationID), sas.ProvisioningKeyName, time.Now().Add(time.Hour))
+	}
+	tlsConfig := &tls.Config{RootCAs: hub.CertPool(), ServerName: hub.HostName()}
+	if cert != nil {
+		tlsConfig.Certificates = []tls.Certificate{*cert}
+	}
+	tr := &http.Transport{TLSClientConfig: tlsConfig}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	base := "https://127.0.0.1:" + strconv.Itoa(hub.HTTPSPort()) + "/" + hub.IDScope() + "/registrations/" + registrationID
+	body := []byte(`{"registrationId":"` + registrationID + `"}`)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+"/register?api-version=2019-03-31", bytes.NewReader(body))
+	status := 0
+	for attempt := 0; err == nil && attempt < 10; attempt++ {
+		if token != "" {
+			req.Header.Set("Authorization", token)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		var resp *http.Response
+		if resp, err = client.Do(req); err != nil {
+			break
+		}
+		status = resp.StatusCode
+		var answer struct {
+			OperationID       string             `json:"operationId"`
+			Status            string             `json:"status"`
+			RegistrationState *registrationState `json:"registrationState"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		switch {
+		case err != nil:
+		case resp.StatusCode == http.StatusOK:
+			return answer.RegistrationState, status, nil
+		case resp.StatusCode != http.StatusAccepted:
+			err = fmt.Errorf("DPS answered %s", resp.Status)
+		default:
+			seconds, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			time.Sleep(time.Duration(seconds) * time.Second)
+			req, err = http.NewRequestWithContext(ctx, http.MethodGet, base+"/operations/"+answer.OperationID+"?api-version=2019-03-31", nil)
+		}
+	}
+	if err == nil {
+		err = fmt.Errorf("still assigning")
+	}
+	return nil, status, err
 }
