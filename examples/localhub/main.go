@@ -44,6 +44,7 @@ func main() {
 	units := flag.Int("units", 1, "number of units of the tier (F1: 1; S1, S2: up to 200; S3: up to 10)")
 	var dpsF dpsFlags // the Device Provisioning Service (provisioning.go)
 	dpsF.register(flag.CommandLine)
+	flag.Usage = usage
 	flag.Parse()
 	tier, err := localhub.ParseTier(*sku, *units)
 	if err != nil {
@@ -87,28 +88,29 @@ func main() {
 		os.Exit(1)
 	}
 
-	caFile := "(not written: -dir is empty)"
 	if *dir != "" {
 		if err := hub.WriteConnectionFiles(*dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		caFile = filepath.Join(*dir, "ca.pem")
 	}
 	first := ""
 	if ids := splitList(*devices); len(ids) > 0 {
 		first = ids[0]
 	}
-	hub.PrintSummary(os.Stdout, caFile, "getReading", first)
-	printProvisioning(os.Stdout, hub, dpsF, caFile)
-	if uri := hub.WorkloadURI(); uri != "" {
-		fmt.Printf("IoT Edge workload API for the modules: %s\nRun a module as IoT Edge would (examples/edgemodule): set -a; . %s; set +a\n\n",
-			uri, filepath.Join(*dir, "<device>_<module>.env"))
-	}
+	hub.PrintSummary(os.Stdout, *dir, first)
+	printProvisioning(os.Stdout, hub, dpsF, filepath.Join(*dir, "ca.pem"))
 	fmt.Printf("Throttles and job limits of IoT Hub tier %s (-sku, -units).\n", tier)
 	fmt.Printf("Press Ctrl+C to stop.\n")
 	<-ctx.Done()
 	fmt.Println("Stopping.")
+}
+
+// usage is -h's text: the two ways to run the command, then the flags.
+func usage() {
+	out := flag.CommandLine.Output()
+	fmt.Fprintf(out, "Usage:\n  localhub [flags]             run the hub until Ctrl+C\n  localhub token [-dir d] [-ttl 1h]\n                               print a service token (for curl's Authorization header) from a running hub's -dir\n\nFlags:\n")
+	flag.PrintDefaults()
 }
 
 // leafPair is one -leaf-devices entry.

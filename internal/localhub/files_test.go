@@ -2,7 +2,6 @@ package localhub
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,30 +95,6 @@ func TestNonResolvingHostName(t *testing.T) {
 			t.Errorf("result (-want +got):\n%s", diff)
 		}
 		d.close()
-	}
-}
-
-func TestPrintSummary(t *testing.T) {
-	h := startHub(t, Options{Devices: []string{"zeta", "dev", "dev/mod"}})
-	var b strings.Builder
-	h.PrintSummary(&b, "ca.pem", "getReading", "zeta")
-	out := b.String()
-	// The curl command targets the identity named first, not the first in
-	// sorted order.
-	want := []string{h.MQTTAddr(), h.AMQPAddr(), h.HTTPSAddr(), h.ServiceConnectionString(), "curl --cacert 'ca.pem'", "/twins/zeta/methods"}
-	for _, id := range h.Identities() {
-		cs, _ := h.ConnectionString(id)
-		// The exact command that runs a device as this identity, with the
-		// hub's MQTT port (not the standard 8883 in tests).
-		want = append(want, cs, fmt.Sprintf("go run ./examples/sensor -connection-string '%s' -ca 'ca.pem' -port %d", cs, h.MQTTPort()))
-	}
-	for _, w := range want {
-		if !strings.Contains(out, w) {
-			t.Errorf("summary lacks %q:\n%s", w, out)
-		}
-	}
-	if diff := cmp.Diff([]string{"dev", "dev/mod", "zeta"}, h.Identities()); diff != "" {
-		t.Errorf("Identities (-want +got):\n%s", diff)
 	}
 }
 
