@@ -1,6 +1,8 @@
 package localhub
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"time"
@@ -56,4 +58,19 @@ func (h *Hub) acceptLoop(protocol string, l net.Listener, start func(net.Conn) b
 			return
 		}
 	}
+}
+
+// handshake completes the TLS handshake of an accepted connection by
+// deadline, and returns the client's certificate chain (nil when it sent
+// none). ok is false when the handshake failed; the caller closes the
+// connection.
+func (h *Hub) handshake(conn *tls.Conn, deadline time.Time) (peerChain certChain, ok bool) {
+	ctx, cancel := context.WithDeadline(h.ctx, deadline)
+	err := conn.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
+		return nil, false
+	}
+	return chainOf(conn.ConnectionState().PeerCertificates), true
 }

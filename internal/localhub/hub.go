@@ -119,7 +119,7 @@ type Hub struct {
 	workload      *workloadServer // nil without a workload API
 
 	// The service side's twins, jobs and throttles (tags.go, jobs.go,
-	// throttle.go, service_state.go).
+	// throttle.go, persist_service.go).
 	tags     *tagStore
 	jobs     *jobStore
 	throttle *throttles
@@ -286,47 +286,6 @@ func (h *Hub) serve() {
 		defer h.wg.Done()
 		_ = h.httpServer.Serve(h.httpsListener)
 	}()
-}
-
-// startMQTT runs an accepted MQTT connection on its own goroutine; it
-// reports false once the hub is closing.
-func (h *Hub) startMQTT(conn net.Conn) bool {
-	tlsConn, ok := conn.(*tls.Conn)
-	if !ok { // tls.NewListener always returns *tls.Conn
-		conn.Close()
-		return true
-	}
-	s := newMQTTSession(h, tlsConn, "mqtt", nil)
-	if !h.track(s) {
-		conn.Close()
-		return false
-	}
-	go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
-		defer h.untrack(s)
-		peerChain, ok := h.handshake(tlsConn, s.connectBy)
-		if !ok {
-			conn.Close()
-			return
-		}
-		s.peerChain = peerChain
-		s.serve()
-	}()
-	return true
-}
-
-// handshake completes the TLS handshake of an accepted connection by
-// deadline, and returns the client's certificate chain (nil when it sent
-// none). ok is false when the handshake failed; the caller closes the
-// connection.
-func (h *Hub) handshake(conn *tls.Conn, deadline time.Time) (peerChain certChain, ok bool) {
-	ctx, cancel := context.WithDeadline(h.ctx, deadline)
-	err := conn.HandshakeContext(ctx)
-	cancel()
-	if err != nil {
-		h.log.Debug("localhub: tls handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
-		return nil, false
-	}
-	return chainOf(conn.ConnectionState().PeerCertificates), true
 }
 
 // track registers a connection to close on shutdown and counts its

@@ -3,6 +3,7 @@ package localhub
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -88,6 +89,32 @@ type mqttSession struct {
 	// dps is set on a session with the Device Provisioning Service
 	// instead of IoT Hub (dps_mqtt.go).
 	dps *dpsSession
+}
+
+// startMQTT runs an accepted MQTT connection on its own goroutine; it
+// reports false once the hub is closing.
+func (h *Hub) startMQTT(conn net.Conn) bool {
+	tlsConn, ok := conn.(*tls.Conn)
+	if !ok { // tls.NewListener always returns *tls.Conn
+		conn.Close()
+		return true
+	}
+	s := newMQTTSession(h, tlsConn, "mqtt", nil)
+	if !h.track(s) {
+		conn.Close()
+		return false
+	}
+	go func() { // owned by the hub: ends when the connection closes (Close closes it); joined in Close
+		defer h.untrack(s)
+		peerChain, ok := h.handshake(tlsConn, s.connectBy)
+		if !ok {
+			conn.Close()
+			return
+		}
+		s.peerChain = peerChain
+		s.serve()
+	}()
+	return true
 }
 
 func newMQTTSession(h *Hub, conn net.Conn, transport string, peerChain certChain) *mqttSession {

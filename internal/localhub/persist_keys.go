@@ -3,9 +3,74 @@ package localhub
 import (
 	"crypto/x509"
 	"fmt"
+	"path/filepath"
+	"sync"
 
 	"github.com/directmethods/iotdevice/sas"
 )
+
+// The hub's identity kept in Options.Dir: its CA, server certificate and
+// service key, and the registered identities, in state.json.
+
+// File names inside Options.Dir.
+const (
+	stateFileName = "state.json" // keys and certificates, mode 0600
+	caFileName    = "ca.pem"     // the CA certificate clients trust
+)
+
+// persistedState is the content of state.json.
+type persistedState struct {
+	CACert     string              `json:"caCert"`
+	CAKey      string              `json:"caKey"`
+	ServerCert string              `json:"serverCert"`
+	ServerKey  string              `json:"serverKey"`
+	ServiceKey string              `json:"serviceKey"`
+	Identities []persistedIdentity `json:"identities"`
+}
+
+type persistedIdentity struct {
+	DeviceID   string `json:"deviceId"`
+	ModuleID   string `json:"moduleId,omitempty"`
+	Key        string `json:"key,omitempty"`
+	Thumbprint string `json:"thumbprint,omitempty"`
+	CertPEM    string `json:"certPem,omitempty"`
+	KeyPEM     string `json:"keyPem,omitempty"`
+	Parent     string `json:"parent,omitempty"` // a leaf device's IoT Edge device
+	// Set on devices provisioned by DPS.
+	SecondaryKey        string   `json:"secondaryKey,omitempty"`
+	SecondaryThumbprint string   `json:"secondaryThumbprint,omitempty"`
+	CACerts             []string `json:"caCerts,omitempty"` // PEM
+}
+
+// loadState reads state.json from dir; it returns nil and no error when
+// the file does not exist yet.
+func loadState(dir string) (*persistedState, error) {
+	var st persistedState
+	if found, err := readJSONFile(filepath.Join(dir, stateFileName), &st); !found {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// stateWriter writes state.json atomically. Its mutex serialises the file
+// writes themselves and guards nothing else.
+type stateWriter struct {
+	dir string
+	mu  sync.Mutex
+}
+
+// save writes the state that snapshot returns to state.json (mode 0600)
+// and the CA to ca.pem. snapshot runs under the writer's lock, so that the
+// last write always holds the newest state.
+func (w *stateWriter) save(snapshot func() *persistedState) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	st := snapshot()
+	if err := writeJSONFile(filepath.Join(w.dir, stateFileName), st, 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(w.dir, caFileName), []byte(st.CACert), 0o644)
+}
 
 // loadOrCreate loads the CA, server certificate and registry from dir, or
 // creates them; with dir empty everything is new and kept in memory.
