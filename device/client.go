@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device/internal/clientcfg"
+	"github.com/directmethods/iotdevice/internal/idcheck"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
 )
@@ -116,14 +117,14 @@ func newClient(host, deviceID, moduleID string, cred sas.Credential, gateway str
 	if cred == nil {
 		return nil, fmt.Errorf("%w: nil credential", ErrInvalidConfig)
 	}
-	if err := sas.ValidateHostName(host); err != nil {
+	if err := idcheck.HostName(host); err != nil {
 		return nil, fmt.Errorf("%w: host name: %w", ErrInvalidConfig, err)
 	}
-	if err := sas.ValidateID(deviceID); err != nil {
+	if err := idcheck.ID(deviceID); err != nil {
 		return nil, fmt.Errorf("%w: device id: %w", ErrInvalidConfig, err)
 	}
 	if moduleID != "" {
-		if err := sas.ValidateID(moduleID); err != nil {
+		if err := idcheck.ID(moduleID); err != nil {
 			return nil, fmt.Errorf("%w: module id: %w", ErrInvalidConfig, err)
 		}
 	}
@@ -131,7 +132,7 @@ func newClient(host, deviceID, moduleID string, cred sas.Credential, gateway str
 		gateway = o.GatewayHostName
 	}
 	if gateway != "" {
-		if err := sas.ValidateHostName(gateway); err != nil {
+		if err := idcheck.HostName(gateway); err != nil {
 			return nil, fmt.Errorf("%w: gateway host name: %w", ErrInvalidConfig, err)
 		}
 	}

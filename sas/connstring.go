@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/directmethods/iotdevice/internal/idcheck"
 )
 
 // ErrInvalidConnectionString is wrapped by every error of
@@ -97,19 +99,19 @@ func (cs *ConnectionString) validate() error {
 	case cs.DeviceID == "":
 		return bad("missing DeviceId")
 	}
-	if err := ValidateHostName(cs.HostName); err != nil {
+	if err := idcheck.HostName(cs.HostName); err != nil {
 		return bad("HostName: %w", err)
 	}
-	if err := ValidateID(cs.DeviceID); err != nil {
+	if err := idcheck.ID(cs.DeviceID); err != nil {
 		return bad("DeviceId: %w", err)
 	}
 	if cs.ModuleID != "" {
-		if err := ValidateID(cs.ModuleID); err != nil {
+		if err := idcheck.ID(cs.ModuleID); err != nil {
 			return bad("ModuleId: %w", err)
 		}
 	}
 	if cs.GatewayHostName != "" {
-		if err := ValidateHostName(cs.GatewayHostName); err != nil {
+		if err := idcheck.HostName(cs.GatewayHostName); err != nil {
 			return bad("GatewayHostName: %w", err)
 		}
 	}
@@ -243,4 +245,8 @@ func clip(s string) string {
 		}
 	}
 	return s
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/idcheck"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -43,7 +44,7 @@ func TestParseConnectionStringErrors(t *testing.T) {
 	const dev = "DeviceId=dev-01;"
 	const key = "SharedAccessKey=" + testKey
 	badKey := "bG9jYWwtaHViLXRlc3Qta2V5*TAxMjM0NTY3ODlhYmNkZWY="
-	longID := strings.Repeat("a", MaxIDLength+1)
+	longID := strings.Repeat("a", idcheck.MaxIDLength+1)
 	tests := []struct {
 		name    string
 		s       string

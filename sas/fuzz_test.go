@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/idcheck"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -38,10 +39,10 @@ func FuzzParseConnectionString(f *testing.F) {
 			}
 			return
 		}
-		if err := ValidateHostName(cs.HostName); err != nil {
+		if err := idcheck.HostName(cs.HostName); err != nil {
 			t.Errorf("accepted host name %q: %v", cs.HostName, err)
 		}
-		if err := ValidateID(cs.DeviceID); err != nil {
+		if err := idcheck.ID(cs.DeviceID); err != nil {
 			t.Errorf("accepted device id %q: %v", cs.DeviceID, err)
 		}
 		schemes := 0

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/directmethods/iotdevice/device"
+	"github.com/directmethods/iotdevice/internal/idcheck"
 	"github.com/directmethods/iotdevice/internal/netdial"
 	"github.com/directmethods/iotdevice/sas"
 	"github.com/directmethods/iotdevice/transport"
@@ -201,7 +202,7 @@ func (o *Options) withDefaults() (Options, error) {
 	if c.Host == "" {
 		c.Host = DefaultHost
 	}
-	if err := sas.ValidateHostName(c.Host); err != nil {
+	if err := idcheck.HostName(c.Host); err != nil {
 		return c, fmt.Errorf("%w: Host: %w", ErrInvalidConfig, err)
 	}
 	if c.Network == nil {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/internal/idcheck"
 )
 
 // Result is a device's assignment: the hub and device ID to connect with,
@@ -53,10 +53,10 @@ func ParseResult(data []byte) (*Result, error) {
 
 // validate checks the fields a device client needs.
 func (r *Result) validate() error {
-	if err := sas.ValidateHostName(r.AssignedHub); err != nil {
+	if err := idcheck.HostName(r.AssignedHub); err != nil {
 		return fmt.Errorf("%w: assignedHub: %w", errBadResult, err)
 	}
-	if err := sas.ValidateID(r.DeviceID); err != nil {
+	if err := idcheck.ID(r.DeviceID); err != nil {
 		return fmt.Errorf("%w: deviceId: %w", errBadResult, err)
 	}
 	if len(r.Payload) > 0 && !json.Valid(r.Payload) {

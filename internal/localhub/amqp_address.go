@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/internal/idcheck"
 )
 
 // errBadAddress reports an AMQP address or audience that names no
@@ -55,7 +55,7 @@ func parseIdentityPath(path string, suffix ...string) (deviceID, moduleID string
 		if err != nil {
 			return "", "", fmt.Errorf("%w: id is not URL-encoded correctly", errBadAddress)
 		}
-		if err := sas.ValidateID(id); err != nil {
+		if err := idcheck.ID(id); err != nil {
 			return "", "", fmt.Errorf("%w: %w", errBadAddress, err)
 		}
 		ids[i] = id
@@ -90,7 +90,7 @@ func parseAudience(audience string) (host, identity string, hostOnly bool, err e
 		decoded = rest
 	}
 	host, path, hasPath := strings.Cut(decoded, "/")
-	if err := sas.ValidateHostName(host); err != nil {
+	if err := idcheck.HostName(host); err != nil {
 		return "", "", false, fmt.Errorf("%w: %w", errBadAddress, err)
 	}
 	if !hasPath || path == "" {
@@ -118,11 +118,11 @@ func parsePlainUsername(username string) (identity, hubName string, err error) {
 	deviceID, moduleID := who, ""
 	if d, m, ok := strings.Cut(who, "/modules/"); ok {
 		deviceID, moduleID = d, m
-		if err := sas.ValidateID(moduleID); err != nil {
+		if err := idcheck.ID(moduleID); err != nil {
 			return "", "", fmt.Errorf("%w: %w", errBadAddress, err)
 		}
 	}
-	if err := sas.ValidateID(deviceID); err != nil {
+	if err := idcheck.ID(deviceID); err != nil {
 		return "", "", fmt.Errorf("%w: %w", errBadAddress, err)
 	}
 	return identityName(deviceID, moduleID), hubName, nil

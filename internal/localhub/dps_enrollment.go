@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/idcheck"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -179,7 +180,7 @@ func decodeEnrollment(body []byte, group bool, pathID, hostName string) (*enroll
 		return nil, fmt.Errorf("%w: %s: %w", errBadEnrollment, idField, err)
 	}
 	if doc.DeviceID != "" {
-		if err := sas.ValidateID(doc.DeviceID); err != nil {
+		if err := idcheck.ID(doc.DeviceID); err != nil {
 			return nil, fmt.Errorf("%w: deviceId: %w", errBadEnrollment, err)
 		}
 	}

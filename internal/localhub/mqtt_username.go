@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/internal/idcheck"
 )
 
 // mqttModelIDParameter is the username parameter that announces an IoT
@@ -62,14 +62,14 @@ func parseUsername(s string) (mqttUsername, error) {
 	default:
 		return mqttUsername{}, fmt.Errorf("%w: want host/device[/module][/[?]query], got %d path segments", ErrBadUsername, len(ids))
 	}
-	if err := sas.ValidateHostName(u.hostName); err != nil {
+	if err := idcheck.HostName(u.hostName); err != nil {
 		return mqttUsername{}, fmt.Errorf("%w: %w", ErrBadUsername, err)
 	}
-	if err := sas.ValidateID(u.deviceID); err != nil {
+	if err := idcheck.ID(u.deviceID); err != nil {
 		return mqttUsername{}, fmt.Errorf("%w: device id: %w", ErrBadUsername, err)
 	}
 	if len(ids) == 3 {
-		if err := sas.ValidateID(u.moduleID); err != nil {
+		if err := idcheck.ID(u.moduleID); err != nil {
 			return mqttUsername{}, fmt.Errorf("%w: module id: %w", ErrBadUsername, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/directmethods/iotdevice/internal/idcheck"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -117,7 +118,7 @@ func (h *Hub) loadOrCreate(dir string) error {
 		id := &identity{deviceID: p.DeviceID, moduleID: p.ModuleID, key: p.Key, thumbprint: p.Thumbprint,
 			certPEM: []byte(p.CertPEM), keyPEM: []byte(p.KeyPEM),
 			secondaryKey: p.SecondaryKey, secondaryThumbprint: p.SecondaryThumbprint}
-		if err := sas.ValidateID(id.deviceID); err != nil {
+		if err := idcheck.ID(id.deviceID); err != nil {
 			return fmt.Errorf("localhub: %s: %w", stateFileName, err)
 		}
 		if id.caCerts, err = parseCertificatesPEM(p.CACerts); err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/idcheck"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 )
@@ -67,11 +68,11 @@ func identityName(deviceID, moduleID string) string {
 // splitIdentity splits "dev" or "dev/mod" and validates both ids.
 func splitIdentity(name string) (deviceID, moduleID string, err error) {
 	deviceID, moduleID, hasModule := strings.Cut(name, "/")
-	if err := sas.ValidateID(deviceID); err != nil {
+	if err := idcheck.ID(deviceID); err != nil {
 		return "", "", fmt.Errorf("localhub: device id: %w", err)
 	}
 	if hasModule {
-		if err := sas.ValidateID(moduleID); err != nil {
+		if err := idcheck.ID(moduleID); err != nil {
 			return "", "", fmt.Errorf("localhub: module id: %w", err)
 		}
 	}
@@ -137,11 +138,11 @@ func newKey() string {
 // addKeyIdentity registers a symmetric-key device or module, or returns
 // the existing one unchanged, so that restarts keep their keys.
 func (r *registry) addKeyIdentity(deviceID, moduleID string) (*identity, error) {
-	if err := sas.ValidateID(deviceID); err != nil {
+	if err := idcheck.ID(deviceID); err != nil {
 		return nil, fmt.Errorf("localhub: device id: %w", err)
 	}
 	if moduleID != "" {
-		if err := sas.ValidateID(moduleID); err != nil {
+		if err := idcheck.ID(moduleID); err != nil {
 			return nil, fmt.Errorf("localhub: module id: %w", err)
 		}
 	}
@@ -168,7 +169,7 @@ func (r *registry) addKeyIdentity(deviceID, moduleID string) (*identity, error) 
 // addX509Device registers a device authenticated by a new self-signed
 // client certificate, or returns the existing one.
 func (r *registry) addX509Device(deviceID string) (*identity, error) {
-	if err := sas.ValidateID(deviceID); err != nil {
+	if err := idcheck.ID(deviceID); err != nil {
 		return nil, fmt.Errorf("localhub: device id: %w", err)
 	}
 	r.mu.Lock()

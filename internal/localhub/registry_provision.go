@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/directmethods/iotdevice/sas"
+	"github.com/directmethods/iotdevice/internal/idcheck"
 )
 
 // deviceCredential is how a device that DPS assigns to the hub
@@ -41,7 +41,7 @@ func (c deviceCredential) validate() error {
 // assigns a device to its hub. The device's modules and parent are kept;
 // connections already authenticated stay up.
 func (r *registry) provision(deviceID string, cred deviceCredential) (*identity, error) {
-	if err := sas.ValidateID(deviceID); err != nil {
+	if err := idcheck.ID(deviceID); err != nil {
 		return nil, fmt.Errorf("localhub: device id: %w", err)
 	}
 	if err := cred.validate(); err != nil {

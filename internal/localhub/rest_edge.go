@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/idcheck"
 	"github.com/directmethods/iotdevice/internal/sastoken"
 	"github.com/directmethods/iotdevice/sas"
 )
@@ -184,7 +185,7 @@ func (h *Hub) authenticateModuleCall(r *http.Request, log *slog.Logger) (*identi
 // both ids valid.
 func parseEdgeCaller(v string) (deviceID, moduleID string, ok bool) {
 	deviceID, moduleID, ok = strings.Cut(v, "/")
-	if !ok || sas.ValidateID(deviceID) != nil || sas.ValidateID(moduleID) != nil {
+	if !ok || idcheck.ID(deviceID) != nil || idcheck.ID(moduleID) != nil {
 		return "", "", false
 	}
 	return deviceID, moduleID, true

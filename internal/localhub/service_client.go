@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/idcheck"
 	"github.com/directmethods/iotdevice/sas"
 )
 
@@ -123,7 +124,7 @@ func parseServiceConnectionString(s string) (hostName, keyName string, key []byt
 		values[strings.TrimSpace(k)] = v
 	}
 	hostName, keyName = values["HostName"], values["SharedAccessKeyName"]
-	if err := sas.ValidateHostName(hostName); err != nil {
+	if err := idcheck.HostName(hostName); err != nil {
 		return "", "", nil, fmt.Errorf("%w: HostName: %w", ErrInvalidServiceConnectionString, err)
 	}
 	if keyName == "" {
