@@ -3,7 +3,7 @@
 // getFanState. Each answers 200 with {"on": bool, "speed": n}.
 //
 //	IOTHUB_DEVICE_CONNECTION_STRING='HostName=…' fan -pin GPIO18
-//	(cd examples/fan && go run . -connection-string "$(cat ../../localhub-data/fan-1.txt)" -ca ../../localhub-data/ca.pem)
+//	(cd examples/fan && IOTHUB_DEVICE_CONNECTION_STRING="$(cat ../../localhub-data/fan-1.txt)" go run . -ca ../../localhub-data/ca.pem)
 //
 // It speaks MQTT over TLS only, the lightest transport for a Pi Zero.
 // With -pin the fan is a real GPIO output (through periph.io), with PWM

@@ -6,7 +6,7 @@
 // cancelReboot cancels a pending reboot (409 when none is pending).
 //
 //	IOTHUB_DEVICE_CONNECTION_STRING='HostName=…' reboot
-//	go run ./examples/reboot -connection-string "$(cat localhub-data/pi-1.txt)" -ca localhub-data/ca.pem
+//	IOTHUB_DEVICE_CONNECTION_STRING="$(cat localhub-data/pi-1.txt)" go run ./examples/reboot -ca localhub-data/ca.pem
 //
 // The reboot runs "systemctl reboot", or the command of -command. Off a
 // Raspberry Pi the program runs in dry-run mode by default: it only logs.

@@ -5,7 +5,7 @@
 // "fahrenheit" too when asked for.
 //
 //	IOTHUB_DEVICE_CONNECTION_STRING='HostName=…' sensor
-//	go run ./examples/sensor -connection-string "$(cat localhub-data/sensor-1.txt)" -ca localhub-data/ca.pem
+//	IOTHUB_DEVICE_CONNECTION_STRING="$(cat localhub-data/sensor-1.txt)" go run ./examples/sensor -ca localhub-data/ca.pem
 //
 // On a Raspberry Pi the value is the SoC's temperature from
 // /sys/class/thermal/thermal_zone0/temp. Where that file does not exist,

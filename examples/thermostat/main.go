@@ -13,7 +13,7 @@
 // Run it against the local hub, then call a command through the digital
 // twin API (or IoT Explorer, or IoT Central):
 //
-//	go run ./examples/thermostat -connection-string "$(cat localhub-data/thermostat-1.txt)" -ca localhub-data/ca.pem
+//	IOTHUB_DEVICE_CONNECTION_STRING="$(cat localhub-data/thermostat-1.txt)" go run ./examples/thermostat -ca localhub-data/ca.pem
 //	IOTHUB_DEVICE_CONNECTION_STRING='HostName=…' thermostat -transport amqp
 package main
 
