@@ -47,7 +47,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.transports, "transport", "mqtt", "transports, comma-separated: mqtt, mqtt-ws, amqp, amqp-ws; with -soak, all four by default")
-	fs.StringVar(&o.device, "device", KindSDK, "device kind: sdk (this SDK; answers acknowledged: MQTT QoS 1, AMQP unsettled), sdk-at-most-once (this SDK with AnswerAtMostOnce: MQTT QoS 0, AMQP pre-settled), raw (the protocol library alone, answering at most once) or raw-at-least-once (raw, answers acknowledged)")
+	fs.StringVar(&o.device, "device", KindSDK, "device kind: sdk (this SDK; answers acknowledged: MQTT QoS 1, AMQP unsettled), sdk-at-most-once (this SDK with AnswerAtMostOnce: MQTT QoS 0, AMQP pre-settled), raw (the protocol library alone, answering at most once), raw-at-least-once (raw, answers acknowledged), floor (MQTT by hand, one goroutine, QoS 0 answers; mqtt and mqtt-ws only) or floor-at-least-once (floor, QoS 1 answers)")
 	fs.IntVar(&o.devices, "devices", 1, "device connections the calls are spread over; with -soak, devices per transport (default 8)")
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent callers")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each run (unless -count)")
