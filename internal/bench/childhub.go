@@ -134,7 +134,7 @@ func (info HubInfo) target() (*Target, error) {
 		return nil, err
 	}
 	return &Target{
-		Service: service, Roots: roots, MQTTPort: info.MQTTPort, AMQPPort: info.AMQPPort, HTTPSPort: info.HTTPSPort,
+		Service: service, Roots: roots, RootsPEM: []byte(info.CACertPEM), MQTTPort: info.MQTTPort, AMQPPort: info.AMQPPort, HTTPSPort: info.HTTPSPort,
 		ConnectionStrings: info.ConnectionStrings,
 	}, nil
 }
