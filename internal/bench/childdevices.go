@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"time"
 )
@@ -139,17 +138,8 @@ func startChildDevices(ctx context.Context, t *Target, cfg Config) (*childDevice
 	if t.Roots != nil && len(t.RootsPEM) == 0 {
 		return nil, errors.New("bench: devices in a child process need Target.RootsPEM")
 	}
-	cmd := exec.Command(cfg.DeviceCommand[0], cfg.DeviceCommand[1:]...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := startChild(cfg.DeviceCommand[0], cfg.DeviceCommand[1:]...)
 	if err != nil {
-		return nil, fmt.Errorf("bench: child devices: %w", err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("bench: child devices: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: child devices: %w", err)
 	}
 	c := &childDevices{cmd: cmd, stdin: stdin, enc: json.NewEncoder(stdin), dec: json.NewDecoder(stdout)}

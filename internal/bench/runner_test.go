@@ -172,13 +172,7 @@ func TestServeChildDevices(t *testing.T) {
 	target := startHub(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() { // owned by the test: ends when inW is closed, joined below
-		done <- ServeChildDevices(ctx, inR, outW)
-		outW.Close()
-	}()
+	inW, outR, done := serveOnPipes(func(in io.Reader, out io.Writer) error { return ServeChildDevices(ctx, in, out) })
 	enc, dec := json.NewEncoder(inW), json.NewDecoder(outR)
 	spec := childDeviceSpec{Kind: KindFloor, Transport: "mqtt", MQTTPort: target.MQTTPort, RootsPEM: string(target.RootsPEM), ConnectionStrings: target.ConnectionStrings}
 	var replies []childReply
@@ -287,16 +281,24 @@ func TestMainBadFlags(t *testing.T) {
 	}
 }
 
+// serveOnPipes runs serve, the child side of a child process, on pipes
+// that stand for its standard input and output. The test closes inW to
+// end it, reads its result from done and then drains outR.
+func serveOnPipes(serve func(in io.Reader, out io.Writer) error) (inW io.WriteCloser, outR io.Reader, done <-chan error) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	result := make(chan error, 1)
+	go func() { // owned by the test: ends when inW is closed, joined through done
+		result <- serve(inR, outW)
+		outW.Close()
+	}()
+	return inW, outR, result
+}
+
 func TestServeChildHub(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() { // owned by the test: ends when inW is closed, joined below
-		done <- ServeChildHub(ctx, 3, inR, outW)
-		outW.Close()
-	}()
+	inW, outR, done := serveOnPipes(func(in io.Reader, out io.Writer) error { return ServeChildHub(ctx, 3, in, out) })
 	var info HubInfo
 	if err := json.NewDecoder(outR).Decode(&info); err != nil {
 		t.Fatal(err)
