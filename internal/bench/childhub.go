@@ -79,17 +79,8 @@ const childHubStop = 30 * time.Second
 // StartChildHub runs exe with args (which must make it call ServeChildHub)
 // and returns once the child's hub is listening.
 func StartChildHub(ctx context.Context, exe string, args ...string) (*ChildHub, error) {
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	cmd, stdin, stdout, err := startChild(exe, args...)
 	if err != nil {
-		return nil, fmt.Errorf("bench: child hub: %w", err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, fmt.Errorf("bench: child hub: %w", err)
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: child hub: %w", err)
 	}
 	c := &ChildHub{cmd: cmd, stdin: stdin, done: make(chan error, 1)}
@@ -123,6 +114,23 @@ func StartChildHub(ctx context.Context, exe string, args ...string) (*ChildHub, 
 	}
 }
 
+// startChild starts exe with args, with pipes to its standard input and
+// output; its standard error is this process's.
+func startChild(exe string, args ...string) (cmd *exec.Cmd, stdin io.WriteCloser, stdout io.ReadCloser, err error) {
+	cmd = exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	if stdin, err = cmd.StdinPipe(); err != nil {
+		return nil, nil, nil, err
+	}
+	if stdout, err = cmd.StdoutPipe(); err != nil {
+		return nil, nil, nil, err
+	}
+	if err = cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, stdin, stdout, nil
+}
+
 // target turns the child's info into a Target.
 func (info HubInfo) target() (*Target, error) {
 	roots := x509.NewCertPool()
@@ -134,7 +142,7 @@ func (info HubInfo) target() (*Target, error) {
 		return nil, err
 	}
 	return &Target{
-		Service: service, Roots: roots, MQTTPort: info.MQTTPort, AMQPPort: info.AMQPPort, HTTPSPort: info.HTTPSPort,
+		Service: service, Roots: roots, RootsPEM: []byte(info.CACertPEM), MQTTPort: info.MQTTPort, AMQPPort: info.AMQPPort, HTTPSPort: info.HTTPSPort,
 		ConnectionStrings: info.ConnectionStrings,
 	}, nil
 }

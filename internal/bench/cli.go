@@ -33,7 +33,10 @@ type options struct {
 	fleet       int
 	fleetInProc bool
 	childHub    int
+	childDevs   bool
+	inProcess   bool
 	cpuProfile  string
+	devProfile  string
 	external    ExternalHub
 	soak        time.Duration
 	seed        uint64
@@ -47,14 +50,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.transports, "transport", "mqtt", "transports, comma-separated: mqtt, mqtt-ws, amqp, amqp-ws; with -soak, all four by default")
-	fs.StringVar(&o.device, "device", KindSDK, "device kind: sdk (this SDK; answers acknowledged: MQTT QoS 1, AMQP unsettled), sdk-at-most-once (this SDK with AnswerAtMostOnce: MQTT QoS 0, AMQP pre-settled), raw (the protocol library alone, answering at most once) or raw-at-least-once (raw, answers acknowledged)")
+	fs.StringVar(&o.device, "device", KindSDK, "device kind: sdk (this SDK; answers acknowledged: MQTT QoS 1, AMQP unsettled), sdk-at-most-once (this SDK with AnswerAtMostOnce: MQTT QoS 0, AMQP pre-settled), raw (the protocol library alone, answering at most once), raw-at-least-once (raw, answers acknowledged), floor (MQTT by hand, one goroutine, QoS 0 answers; mqtt and mqtt-ws only) or floor-at-least-once (floor, QoS 1 answers)")
 	fs.IntVar(&o.devices, "devices", 1, "device connections the calls are spread over; with -soak, devices per transport (default 8)")
 	fs.IntVar(&o.concurrency, "concurrency", 1, "concurrent callers")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each run (unless -count)")
 	fs.IntVar(&o.count, "count", 0, "calls per run (overrides -duration)")
 	fs.IntVar(&o.payload, "payload", DefaultPayloadBytes, "request payload bytes, echoed back")
 	fs.BoolVar(&o.asJSON, "json", false, "one JSON object per line")
-	fs.BoolVar(&o.compare, "compare", false, "per transport, run each SDK device and its raw floor back to back and print the ratios: sdk vs raw-at-least-once, sdk-at-most-once vs raw")
+	fs.BoolVar(&o.compare, "compare", false, "per transport, run each SDK device, its raw floor and (MQTT) its hand-written floor back to back and print the ratios: sdk vs raw-at-least-once and floor-at-least-once, sdk-at-most-once vs raw and floor")
 	fs.IntVar(&o.runs, "runs", 1, "with -compare: runs of each kind; medians are reported")
 	fs.IntVar(&o.fleet, "fleet", 0, "fleet mode: connect this many idle SDK clients over MQTT, measure, invoke each once")
 	fs.BoolVar(&o.fleetInProc, "fleet-hub-in-process", false, "fleet mode: run the hub in this process instead of a child process")
@@ -63,7 +66,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&o.seed, "seed", 0, "with -soak: seed of the random faults and calls (default: from the clock; printed)")
 	fs.DurationVar(&o.reportEvery, "report-every", 30*time.Second, "with -soak: period of the progress reports")
 	fs.BoolVar(&o.verbose, "v", false, "with -soak: also log each fault to standard error (hub restarts, wrong answers and the clients' and hub's warnings always are)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (device side and, when in process, hub) to this file")
+	fs.BoolVar(&o.childDevs, "child-devices", false, "internal: serve devices for a parent bench process")
+	fs.BoolVar(&o.inProcess, "devices-in-process", !ChildDevicesSupported, "run the devices under test in this process, with the hub and the callers, instead of a child process; their CPU time is then not measured")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the hub unless -hub-url, the callers, and the devices with -devices-in-process) to this file")
+	fs.StringVar(&o.devProfile, "device-cpuprofile", "", "write a CPU profile of the devices' child process to this file (with several runs, the last one's is left)")
 	fs.StringVar(&o.external.URL, "hub-url", "", "use the hub at this https URL instead of starting one")
 	fs.StringVar(&o.external.Service, "service", "", "with -hub-url: the service connection string")
 	fs.StringVar(&o.external.CAFile, "ca", "", "with -hub-url: PEM file of the hub's CA (default: system roots)")
@@ -104,6 +110,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if o.childHub > 0 {
 		if err := ServeChildHub(ctx, o.childHub, os.Stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	if o.childDevs {
+		if err := ServeChildDevices(ctx, os.Stdin, stdout); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -158,6 +171,13 @@ func (o *options) run(ctx context.Context, w, stderr io.Writer) error {
 	}
 	defer closeHub()
 	cfg := Config{Devices: o.devices, Concurrency: o.concurrency, Duration: o.duration, Count: o.count, PayloadBytes: o.payload}
+	if !o.inProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: find own executable for the child devices: %w", err)
+		}
+		cfg.DeviceCommand, cfg.DeviceCPUProfile = []string{exe, "-child-devices"}, o.devProfile
+	}
 	failed := false
 	report := func(r Result) {
 		failed = failed || r.Errors > 0
@@ -174,7 +194,7 @@ func (o *options) run(ctx context.Context, w, stderr io.Writer) error {
 			report(r)
 			continue
 		}
-		for _, pair := range Pairs() {
+		for _, pair := range Pairs(cfg.Transport) {
 			c, err := Compare(ctx, t, cfg, pair, o.runs, report)
 			if err != nil {
 				return err

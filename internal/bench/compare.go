@@ -5,24 +5,28 @@ import (
 	"time"
 )
 
-// Compare runs the two devices of pair on cfg.Transport back to back on
-// t, runs rounds of one run each, alternating which goes first, and
-// returns the medians of each device and the median of the rounds'
-// ratios. Each round's two runs are adjacent in time, so its ratio is
-// little affected by load that drifts over the whole comparison, which
-// the ratio of the two medians is not. report, when not nil, receives
+// Compare runs the devices of pair on cfg.Transport on t: rounds of one
+// run of each, back to back, in an order that reverses from one round to
+// the next. It returns the medians of each device and the medians of the
+// rounds' ratios. Each round's runs are adjacent in time, so its ratios
+// are little affected by load that drifts over the whole comparison,
+// which the ratio of two medians is not. report, when not nil, receives
 // every run's result as it completes.
 func Compare(ctx context.Context, t *Target, cfg Config, pair Pair, runs int, report func(Result)) (Comparison, error) {
 	runs = max(runs, 1)
-	var sdk, raw []Result // round i is sdk[i] and raw[i]
+	kinds := []string{pair.SDK, pair.Raw}
+	if pair.Floor != "" {
+		kinds = append(kinds, pair.Floor)
+	}
+	results := make([][]Result, len(kinds)) // results[k][i]: kind k in round i
 	for i := range runs {
-		order := []string{pair.SDK, pair.Raw}
-		if i%2 == 1 {
-			order = []string{pair.Raw, pair.SDK}
-		}
-		for _, kind := range order {
+		for j := range kinds {
+			k := j
+			if i%2 == 1 {
+				k = len(kinds) - 1 - j
+			}
 			c := cfg
-			c.Device = kind
+			c.Device = kinds[k]
 			r, err := Run(ctx, t, c)
 			if err != nil {
 				return Comparison{}, err
@@ -30,32 +34,37 @@ func Compare(ctx context.Context, t *Target, cfg Config, pair Pair, runs int, re
 			if report != nil {
 				report(r)
 			}
-			if kind == pair.SDK {
-				sdk = append(sdk, r)
-			} else {
-				raw = append(raw, r)
-			}
+			results[k] = append(results[k], r)
 		}
 	}
+	sdk, raw := results[0], results[1]
 	c := Comparison{Transport: cfg.Transport, SDKKind: pair.SDK, RawKind: pair.Raw, Runs: runs, SDK: medianResult(sdk), Raw: medianResult(raw)}
-	c.P50Ratio, c.RateRatio = roundRatios(sdk, raw)
+	c.P50Ratio, c.RateRatio, c.CPURatio = roundRatios(sdk, raw)
+	if pair.Floor != "" {
+		floor := results[2]
+		c.FloorKind, c.Floor = pair.Floor, medianResult(floor)
+		c.FloorP50Ratio, c.FloorRateRatio, c.FloorCPURatio = roundRatios(sdk, floor)
+	}
 	return c, nil
 }
 
-// roundRatios returns the medians over the rounds (sdk[i], raw[i]) of the
-// p50 ratio and of the rate ratio. Rounds where raw has no p50 or no rate
-// are left out of that ratio.
-func roundRatios(sdk, raw []Result) (p50Ratio, rateRatio float64) {
-	var p50s, rates []float64
-	for i := range min(len(sdk), len(raw)) {
-		if raw[i].P50 > 0 {
-			p50s = append(p50s, float64(sdk[i].P50)/float64(raw[i].P50))
+// roundRatios returns the medians over the rounds (sdk[i], other[i]) of
+// the p50 ratio, the rate ratio and the ratio of CPU per call. Rounds
+// where other has no such figure are left out of that ratio.
+func roundRatios(sdk, other []Result) (p50Ratio, rateRatio, cpuRatio float64) {
+	var p50s, rates, cpus []float64
+	for i := range min(len(sdk), len(other)) {
+		if other[i].P50 > 0 {
+			p50s = append(p50s, float64(sdk[i].P50)/float64(other[i].P50))
 		}
-		if raw[i].Rate > 0 {
-			rates = append(rates, sdk[i].Rate/raw[i].Rate)
+		if other[i].Rate > 0 {
+			rates = append(rates, sdk[i].Rate/other[i].Rate)
+		}
+		if other[i].CPUPerCall > 0 {
+			cpus = append(cpus, float64(sdk[i].CPUPerCall)/float64(other[i].CPUPerCall))
 		}
 	}
-	return median(p50s), median(rates)
+	return median(p50s), median(rates), median(cpus)
 }
 
 // medianResult returns the first result with every measure replaced by its
@@ -86,5 +95,6 @@ func medianResult(results []Result) Result {
 	m.P90 = dur(func(r Result) time.Duration { return r.P90 })
 	m.P99 = dur(func(r Result) time.Duration { return r.P99 })
 	m.Max = dur(func(r Result) time.Duration { return r.Max })
+	m.CPUPerCall = dur(func(r Result) time.Duration { return r.CPUPerCall })
 	return m
 }

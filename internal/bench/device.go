@@ -25,6 +25,14 @@ const (
 	// KindRawAtLeastOnce is KindRaw with acknowledged answers (MQTT QoS 1,
 	// AMQP unsettled), as KindSDK sends them.
 	KindRawAtLeastOnce = "raw-at-least-once"
+	// KindFloor is the echo written by hand, MQTT only: no MQTT or
+	// WebSocket library, one goroutine that reads each request and writes
+	// its answer at QoS 0. It is the floor of the CPU a device spends per
+	// call.
+	KindFloor = "floor"
+	// KindFloorAtLeastOnce is KindFloor answering at QoS 1; it reads and
+	// discards the hub's acknowledgements in the same loop.
+	KindFloorAtLeastOnce = "floor-at-least-once"
 )
 
 // EchoMethod is the method every benchmark device answers: status 200 and
@@ -44,8 +52,18 @@ func Connect(ctx context.Context, kind, name string, t *Target, connectionString
 		return connectSDK(ctx, kind, name, t, connectionString)
 	case KindRaw, KindRawAtLeastOnce:
 		return connectRaw(ctx, name, kind == KindRawAtLeastOnce, t, connectionString)
+	case KindFloor, KindFloorAtLeastOnce:
+		var qos byte
+		if kind == KindFloorAtLeastOnce {
+			qos = 1
+		}
+		switch name {
+		case "mqtt", "mqtt-ws":
+			return connectFloor(ctx, name == "mqtt-ws", qos, t, connectionString)
+		}
+		return nil, fmt.Errorf("bench: no floor device for transport %q (MQTT only)", name)
 	}
-	return nil, fmt.Errorf("bench: unknown device kind %q: want %s, %s, %s or %s", kind, KindSDK, KindSDKAtMostOnce, KindRaw, KindRawAtLeastOnce)
+	return nil, fmt.Errorf("bench: unknown device kind %q: want %s, %s, %s, %s, %s or %s", kind, KindSDK, KindSDKAtMostOnce, KindRaw, KindRawAtLeastOnce, KindFloor, KindFloorAtLeastOnce)
 }
 
 // connectRaw picks the raw device of a transport; acknowledged selects
@@ -76,15 +94,24 @@ func echoPayload(request []byte) []byte {
 	return request
 }
 
-// Pair is an SDK device kind and the raw kind that is its floor: the same
-// protocol behaviour with none of the SDK's code.
+// Pair is an SDK device kind and the devices it is measured against: the
+// raw kind that is its floor in latency and rate (the same protocol
+// behaviour on the protocol library, with none of the SDK's code), and
+// the floor kind that is the floor of its CPU per call.
 type Pair struct {
 	SDK, Raw string
+	// Floor is the hand-written device answering as SDK does; empty on a
+	// transport that has none (AMQP).
+	Floor string
 }
 
-// Pairs returns the comparisons to make on a transport: the SDK's default
-// against the raw device with acknowledged answers, and the SDK with
-// AnswerAtMostOnce against the raw device answering at most once.
-func Pairs() []Pair {
-	return []Pair{{KindSDK, KindRawAtLeastOnce}, {KindSDKAtMostOnce, KindRaw}}
+// Pairs returns the comparisons to make on transport name: the SDK's
+// default against the devices with acknowledged answers, and the SDK with
+// AnswerAtMostOnce against those answering at most once.
+func Pairs(name string) []Pair {
+	pairs := []Pair{{SDK: KindSDK, Raw: KindRawAtLeastOnce}, {SDK: KindSDKAtMostOnce, Raw: KindRaw}}
+	if name == "mqtt" || name == "mqtt-ws" {
+		pairs[0].Floor, pairs[1].Floor = KindFloorAtLeastOnce, KindFloor
+	}
+	return pairs
 }

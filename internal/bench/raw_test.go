@@ -72,6 +72,14 @@ func TestRawDeviceAnswers(t *testing.T) {
 	}
 }
 
+func TestFloorDeviceAnswers(t *testing.T) {
+	for _, kind := range []string{KindFloor, KindFloorAtLeastOnce} {
+		for _, transportName := range []string{"mqtt", "mqtt-ws"} {
+			t.Run(kind+"/"+transportName, func(t *testing.T) { testRawDeviceAnswers(t, kind, transportName) })
+		}
+	}
+}
+
 func testRawDeviceAnswers(t *testing.T, kind, transportName string) {
 	target := startHub(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -21,11 +22,16 @@ type Result struct {
 	Errors  int           `json:"errors"`
 	Elapsed time.Duration `json:"-"`
 	// Rate is successful calls per second of Elapsed.
-	Rate      float64 `json:"calls_per_second"`
-	Latencies `json:"-"`
+	Rate float64 `json:"calls_per_second"`
+	// CPUPerCall is the CPU time (user and system) the devices spent
+	// during the run, per call; 0 when not measured, as when the devices
+	// share the process of the hub and the callers.
+	CPUPerCall time.Duration `json:"-"`
+	Latencies  `json:"-"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // MarshalJSON writes the durations as milliseconds (elapsed in seconds).
 func (r Result) MarshalJSON() ([]byte, error) {
@@ -37,46 +43,79 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		P90            float64 `json:"p90_ms"`
 		P99            float64 `json:"p99_ms"`
 		Max            float64 `json:"max_ms"`
-	}{plain(r), r.Elapsed.Seconds(), ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max)})
+		CPUPerCall     float64 `json:"cpu_us_per_call,omitempty"`
+	}{plain(r), r.Elapsed.Seconds(), ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), us(r.CPUPerCall)})
 }
 
 // String is the one-line text form.
 func (r Result) String() string {
-	return fmt.Sprintf("%-8s %-4s calls=%-7d rate=%8.1f/s p50=%s p90=%s p99=%s max=%s errors=%d (devices=%d concurrency=%d payload=%dB)",
-		r.Transport, r.Device, r.Calls, r.Rate, fmtMS(r.P50), fmtMS(r.P90), fmtMS(r.P99), fmtMS(r.Max), r.Errors,
+	cpu := ""
+	if r.CPUPerCall > 0 {
+		cpu = fmt.Sprintf(" cpu/call=%.1fµs", us(r.CPUPerCall))
+	}
+	return fmt.Sprintf("%-8s %-4s calls=%-7d rate=%8.1f/s p50=%s p90=%s p99=%s max=%s%s errors=%d (devices=%d concurrency=%d payload=%dB)",
+		r.Transport, r.Device, r.Calls, r.Rate, fmtMS(r.P50), fmtMS(r.P90), fmtMS(r.P99), fmtMS(r.Max), cpu, r.Errors,
 		r.Devices, r.Concurrency, r.PayloadBytes)
 }
 
 func fmtMS(d time.Duration) string { return fmt.Sprintf("%.3fms", ms(d)) }
 
-// Targets for the SDK against the raw device, as examples/bench/README.md
-// states them.
+// Targets for the SDK against the raw device and the floor device, as
+// examples/bench/README.md states them.
 const (
-	MaxP50Ratio  = 1.15
-	MinRateRatio = 0.9
+	MaxP50Ratio      = 1.15
+	MinRateRatio     = 0.9
+	MaxFloorCPURatio = 1.5
 )
 
-// Comparison is an SDK device against its raw floor on one transport: the
-// medians over Runs alternating runs of each.
+// Comparison is an SDK device against its raw floor, and on MQTT its
+// hand-written floor, on one transport: the medians over Runs rounds of
+// one run of each.
 type Comparison struct {
-	Transport string  `json:"transport"`
-	SDKKind   string  `json:"sdk_device"` // KindSDK or KindSDKAtMostOnce
-	RawKind   string  `json:"raw_device"` // KindRawAtLeastOnce or KindRaw
-	Runs      int     `json:"runs"`
-	SDK       Result  `json:"sdk"`
-	Raw       Result  `json:"raw"`
-	P50Ratio  float64 `json:"p50_ratio"`  // median over the rounds of p50(sdk) / p50(raw)
-	RateRatio float64 `json:"rate_ratio"` // median over the rounds of rate(sdk) / rate(raw)
+	Transport string `json:"transport"`
+	SDKKind   string `json:"sdk_device"`             // KindSDK or KindSDKAtMostOnce
+	RawKind   string `json:"raw_device"`             // KindRawAtLeastOnce or KindRaw
+	FloorKind string `json:"floor_device,omitempty"` // KindFloorAtLeastOnce, KindFloor or none
+	Runs      int    `json:"runs"`
+	SDK       Result `json:"sdk"`
+	Raw       Result `json:"raw"`
+	Floor     Result `json:"floor,omitzero"`
+	// Medians over the rounds of sdk / raw: p50, rate and CPU per call
+	// (0 when the CPU was not measured).
+	P50Ratio  float64 `json:"p50_ratio"`
+	RateRatio float64 `json:"rate_ratio"`
+	CPURatio  float64 `json:"cpu_ratio,omitempty"`
+	// The same, of sdk / floor.
+	FloorP50Ratio  float64 `json:"floor_p50_ratio,omitempty"`
+	FloorRateRatio float64 `json:"floor_rate_ratio,omitempty"`
+	FloorCPURatio  float64 `json:"floor_cpu_ratio,omitempty"`
 }
 
-// Met reports whether both targets are met.
-func (c Comparison) Met() bool { return c.P50Ratio <= MaxP50Ratio && c.RateRatio >= MinRateRatio }
+// Met reports whether the targets are met: p50 and rate against raw and,
+// when it was measured, CPU per call against the floor.
+func (c Comparison) Met() bool {
+	return c.P50Ratio <= MaxP50Ratio && c.RateRatio >= MinRateRatio && c.floorCPUMet()
+}
+
+func (c Comparison) floorCPUMet() bool { return c.FloorCPURatio <= MaxFloorCPURatio }
 
 // String is the one-line text form of the ratios.
 func (c Comparison) String() string {
-	return fmt.Sprintf("compare  %-8s %s vs %s: p50 sdk/raw=%.3f (target <= %.2f: %s) rate sdk/raw=%.3f (target >= %.2f: %s) runs=%d",
+	var b strings.Builder
+	fmt.Fprintf(&b, "compare  %-8s %s vs %s: p50 sdk/raw=%.3f (target <= %.2f: %s) rate sdk/raw=%.3f (target >= %.2f: %s)",
 		c.Transport, c.SDKKind, c.RawKind, c.P50Ratio, MaxP50Ratio, verdict(c.P50Ratio <= MaxP50Ratio),
-		c.RateRatio, MinRateRatio, verdict(c.RateRatio >= MinRateRatio), c.Runs)
+		c.RateRatio, MinRateRatio, verdict(c.RateRatio >= MinRateRatio))
+	if c.CPURatio > 0 {
+		fmt.Fprintf(&b, " cpu sdk/raw=%.3f", c.CPURatio)
+	}
+	if c.FloorKind != "" {
+		fmt.Fprintf(&b, "; vs %s: p50 sdk/floor=%.3f rate sdk/floor=%.3f", c.FloorKind, c.FloorP50Ratio, c.FloorRateRatio)
+		if c.FloorCPURatio > 0 {
+			fmt.Fprintf(&b, " cpu sdk/floor=%.3f (target <= %.2f: %s)", c.FloorCPURatio, MaxFloorCPURatio, verdict(c.floorCPUMet()))
+		}
+	}
+	fmt.Fprintf(&b, " runs=%d", c.Runs)
+	return b.String()
 }
 
 func verdict(ok bool) string {

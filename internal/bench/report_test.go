@@ -28,6 +28,24 @@ func TestResultText(t *testing.T) {
 	}
 }
 
+func TestResultWithCPU(t *testing.T) {
+	r := sampleResult
+	r.CPUPerCall = 12500 * time.Nanosecond
+	if s := r.String(); !strings.Contains(s, " max=40.000ms cpu/call=12.5µs errors=1 ") {
+		t.Errorf("text = %q, want the CPU per call after max", s)
+	}
+	var got struct {
+		CPU float64 `json:"cpu_us_per_call"`
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, r, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil || got.CPU != 12.5 {
+		t.Errorf("JSON %s: cpu_us_per_call = %v (%v), want 12.5", buf.Bytes(), got.CPU, err)
+	}
+}
+
 func TestResultJSON(t *testing.T) {
 	var buf bytes.Buffer
 	if err := Write(&buf, sampleResult, true); err != nil {
@@ -52,17 +70,23 @@ func TestResultJSON(t *testing.T) {
 
 func TestComparison(t *testing.T) {
 	for _, tt := range []struct {
-		name      string
-		p50, rate float64
-		met       bool
-		text      string
+		name           string
+		p50, rate, cpu float64
+		met            bool
+		text           string
 	}{
-		{"both met", 1.10, 0.95, true, "p50 sdk/raw=1.100 (target <= 1.15: met) rate sdk/raw=0.950 (target >= 0.90: met)"},
-		{"latency missed", 1.20, 0.95, false, "p50 sdk/raw=1.200 (target <= 1.15: MISSED)"},
-		{"rate missed", 1.00, 0.85, false, "rate sdk/raw=0.850 (target >= 0.90: MISSED)"},
+		{"both met", 1.10, 0.95, 0, true, "p50 sdk/raw=1.100 (target <= 1.15: met) rate sdk/raw=0.950 (target >= 0.90: met) runs=3"},
+		{"latency missed", 1.20, 0.95, 0, false, "p50 sdk/raw=1.200 (target <= 1.15: MISSED)"},
+		{"rate missed", 1.00, 0.85, 0, false, "rate sdk/raw=0.850 (target >= 0.90: MISSED)"},
+		{"floor CPU met", 1.00, 1.00, 1.5, true, "cpu sdk/raw=0.900; vs floor-at-least-once: p50 sdk/floor=1.200 rate sdk/floor=0.800 cpu sdk/floor=1.500 (target <= 1.50: met) runs=3"},
+		{"floor CPU missed", 1.00, 1.00, 1.6, false, "cpu sdk/floor=1.600 (target <= 1.50: MISSED)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Comparison{Transport: "mqtt-ws", SDKKind: KindSDK, RawKind: KindRawAtLeastOnce, Runs: 3, SDK: sampleResult, Raw: sampleResult, P50Ratio: tt.p50, RateRatio: tt.rate}
+			if tt.cpu > 0 {
+				c.FloorKind, c.Floor, c.CPURatio = KindFloorAtLeastOnce, sampleResult, 0.9
+				c.FloorP50Ratio, c.FloorRateRatio, c.FloorCPURatio = 1.2, 0.8, tt.cpu
+			}
 			if c.Met() != tt.met {
 				t.Errorf("Met() = %v, want %v", c.Met(), tt.met)
 			}
@@ -92,10 +116,10 @@ func TestComparison(t *testing.T) {
 
 func TestMedianResult(t *testing.T) {
 	mk := func(p50 time.Duration, rate float64, calls int) Result {
-		return Result{Transport: "mqtt", Device: KindRaw, Calls: calls, Rate: rate, Latencies: Latencies{P50: p50, P90: p50, P99: p50, Max: p50}}
+		return Result{Transport: "mqtt", Device: KindRaw, Calls: calls, Rate: rate, CPUPerCall: 10 * p50, Latencies: Latencies{P50: p50, P90: p50, P99: p50, Max: p50}}
 	}
 	got := medianResult([]Result{mk(3, 30, 1), mk(1, 10, 2), mk(2, 20, 4)})
-	want := Result{Transport: "mqtt", Device: KindRaw, Calls: 7, Rate: 20, Latencies: Latencies{P50: 2, P90: 2, P99: 2, Max: 2}}
+	want := Result{Transport: "mqtt", Device: KindRaw, Calls: 7, Rate: 20, CPUPerCall: 20, Latencies: Latencies{P50: 2, P90: 2, P99: 2, Max: 2}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("medianResult (-want +got):\n%s", diff)
 	}
@@ -115,25 +139,26 @@ func TestFleetResultText(t *testing.T) {
 }
 
 func TestRoundRatios(t *testing.T) {
-	mk := func(p50 time.Duration, rate float64) Result {
-		return Result{Rate: rate, Latencies: Latencies{P50: p50}}
+	mk := func(p50 time.Duration, rate float64, cpu time.Duration) Result {
+		return Result{Rate: rate, CPUPerCall: cpu, Latencies: Latencies{P50: p50}}
 	}
 	tests := []struct {
-		name          string
-		sdk, raw      []Result
-		wantP50, want float64
+		name                   string
+		sdk, raw               []Result
+		wantP50, want, wantCPU float64
 	}{
-		{"none", nil, nil, 0, 0},
-		{"one round", []Result{mk(110, 90)}, []Result{mk(100, 100)}, 1.1, 0.9},
+		{"none", nil, nil, 0, 0, 0},
+		{"one round", []Result{mk(110, 90, 30)}, []Result{mk(100, 100, 20)}, 1.1, 0.9, 1.5},
 		// Load rose during rounds 2 and 3: the ratio of the medians
 		// would be 150/100 = 1.5, the rounds' ratios say 1.0 to 1.1.
-		{"drifting load", []Result{mk(100, 100), mk(200, 50), mk(300, 40)}, []Result{mk(100, 100), mk(190, 50), mk(300, 40)}, 1.0, 1.0},
-		{"raw without figures is skipped", []Result{mk(120, 80), mk(100, 100)}, []Result{mk(0, 0), mk(100, 100)}, 1.0, 1.0},
+		{"drifting load", []Result{mk(100, 100, 10), mk(200, 50, 20), mk(300, 40, 30)}, []Result{mk(100, 100, 10), mk(190, 50, 19), mk(300, 40, 30)}, 1.0, 1.0, 1.0},
+		{"other without figures is skipped", []Result{mk(120, 80, 12), mk(100, 100, 10)}, []Result{mk(0, 0, 0), mk(100, 100, 10)}, 1.0, 1.0, 1.0},
+		{"CPU not measured", []Result{mk(100, 100, 0)}, []Result{mk(100, 100, 0)}, 1.0, 1.0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p50, rate := roundRatios(tt.sdk, tt.raw)
-			if diff := cmp.Diff([2]float64{tt.wantP50, tt.want}, [2]float64{p50, rate}, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+			p50, rate, cpu := roundRatios(tt.sdk, tt.raw)
+			if diff := cmp.Diff([3]float64{tt.wantP50, tt.want, tt.wantCPU}, [3]float64{p50, rate, cpu}, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
 				t.Errorf("roundRatios (-want +got):\n%s", diff)
 			}
 		})

@@ -33,6 +33,17 @@ type Config struct {
 	CallTimeout time.Duration
 	// ConnectTimeout bounds connecting the devices. Default 30 s.
 	ConnectTimeout time.Duration
+	// DeviceCommand, when set, runs the devices in a child process
+	// started with this command line (the program, then its arguments),
+	// which must serve ServeChildDevices on its standard input and output;
+	// Result.CPUPerCall is then the child's CPU time per call, the
+	// devices' alone. Empty: the devices run in this process, and their
+	// CPU time is not measured.
+	DeviceCommand []string
+	// DeviceCPUProfile, with DeviceCommand, has the child write a CPU
+	// profile of its devices to this file, from when they are connected
+	// until they are closed.
+	DeviceCPUProfile string
 }
 
 // DefaultPayloadBytes is the default echo payload size.
@@ -77,11 +88,18 @@ func Run(ctx context.Context, t *Target, cfg Config) (Result, error) {
 	if len(t.ConnectionStrings) < cfg.Devices {
 		return Result{}, fmt.Errorf("bench: %d devices asked for, %d identities available", cfg.Devices, len(t.ConnectionStrings))
 	}
-	devices, ids, err := connectAll(ctx, cfg, t)
+	ids := make([]string, cfg.Devices)
+	for i := range ids {
+		var err error
+		if ids[i], err = t.DeviceID(i); err != nil {
+			return Result{}, err
+		}
+	}
+	devices, err := startDevices(ctx, t, cfg)
 	if err != nil {
 		return Result{}, err
 	}
-	defer closeAll(devices)
+	defer devices.close()
 
 	payload := Payload(cfg.PayloadBytes)
 	want := echoPayload(payload)
@@ -90,6 +108,10 @@ func Run(ctx context.Context, t *Target, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 
+	cpuBefore, cpuErr := devices.cpu()
+	if cpuErr != nil && !errors.Is(cpuErr, ErrNoDeviceCPU) {
+		return Result{}, cpuErr
+	}
 	latencies, calls, failures, elapsed := drive(ctx, inv, cfg)
 	r := Result{
 		Transport: cfg.Transport, Device: cfg.Device, Devices: cfg.Devices, Concurrency: cfg.Concurrency,
@@ -99,7 +121,27 @@ func Run(ctx context.Context, t *Target, cfg Config) (Result, error) {
 	if elapsed > 0 {
 		r.Rate = float64(calls-failures) / elapsed.Seconds()
 	}
+	if cpuErr == nil && calls > 0 {
+		cpuAfter, err := devices.cpu()
+		if err != nil {
+			return Result{}, err
+		}
+		r.CPUPerCall = (cpuAfter - cpuBefore) / time.Duration(calls)
+	}
 	return r, ctx.Err()
+}
+
+// startDevices connects the devices of a run: in a child process when
+// cfg.DeviceCommand is set, otherwise in this one.
+func startDevices(ctx context.Context, t *Target, cfg Config) (deviceSet, error) {
+	if len(cfg.DeviceCommand) > 0 {
+		return startChildDevices(ctx, t, cfg)
+	}
+	devices, _, err := connectAll(ctx, cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	return localDevices(devices), nil
 }
 
 // warmUpAttempts bounds the calls each caller makes before the measured

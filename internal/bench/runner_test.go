@@ -62,30 +62,138 @@ func TestRunNeedsIdentities(t *testing.T) {
 	}
 }
 
+func TestPairs(t *testing.T) {
+	mqtt := []Pair{{KindSDK, KindRawAtLeastOnce, KindFloorAtLeastOnce}, {KindSDKAtMostOnce, KindRaw, KindFloor}}
+	amqp := []Pair{{KindSDK, KindRawAtLeastOnce, ""}, {KindSDKAtMostOnce, KindRaw, ""}}
+	for name, want := range map[string][]Pair{"mqtt": mqtt, "mqtt-ws": mqtt, "amqp": amqp, "amqp-ws": amqp} {
+		if diff := cmp.Diff(want, Pairs(name)); diff != "" {
+			t.Errorf("Pairs(%q) (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
 func TestCompare(t *testing.T) {
 	target := startHub(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	pairs := Pairs()
-	if diff := cmp.Diff([]Pair{{KindSDK, KindRawAtLeastOnce}, {KindSDKAtMostOnce, KindRaw}}, pairs); diff != "" {
-		t.Fatalf("Pairs (-want +got):\n%s", diff)
-	}
 	for _, transportName := range []string{"mqtt-ws", "amqp"} {
-		for _, pair := range pairs {
+		for _, pair := range Pairs(transportName) {
 			var kinds []string
 			c, err := Compare(ctx, target, Config{Transport: transportName, Count: 5, PayloadBytes: 10}, pair, 2, func(r Result) { kinds = append(kinds, r.Device) })
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff([]string{pair.SDK, pair.Raw, pair.Raw, pair.SDK}, kinds); diff != "" {
+			want := []string{pair.SDK, pair.Raw, pair.Raw, pair.SDK}
+			if pair.Floor != "" {
+				want = []string{pair.SDK, pair.Raw, pair.Floor, pair.Floor, pair.Raw, pair.SDK}
+			}
+			if diff := cmp.Diff(want, kinds); diff != "" {
 				t.Errorf("%s: run order (-want +got):\n%s", transportName, diff)
 			}
 			if c.Runs != 2 || c.SDK.Calls != 10 || c.Raw.Calls != 10 || c.P50Ratio <= 0 || c.RateRatio <= 0 ||
 				c.SDKKind != pair.SDK || c.RawKind != pair.Raw || c.SDK.Errors != 0 || c.Raw.Errors != 0 {
 				t.Errorf("%s: Compare = %+v", transportName, c)
 			}
+			if c.FloorKind != pair.Floor || pair.Floor != "" && (c.Floor.Calls != 10 || c.Floor.Errors != 0 || c.FloorP50Ratio <= 0 || c.FloorRateRatio <= 0) {
+				t.Errorf("%s: Compare's floor = %+v", transportName, c)
+			}
+			if c.CPURatio != 0 || c.FloorCPURatio != 0 { // devices in this process: not measured
+				t.Errorf("%s: CPU ratios %v and %v without child devices", transportName, c.CPURatio, c.FloorCPURatio)
+			}
 		}
 	}
+}
+
+// childDevicesCommand runs the devices of a test in a child process: the
+// test binary, which TestMain turns into Main with -child-devices.
+func childDevicesCommand(t *testing.T) []string {
+	t.Helper()
+	if !ChildDevicesSupported {
+		t.Skip("no child devices on this platform")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{exe, "-child-devices"}
+}
+
+func TestRunChildDevicesMeasuresCPU(t *testing.T) {
+	target := startHub(t, 2)
+	command := childDevicesCommand(t)
+	for _, tt := range []struct{ kind, transport string }{{KindSDK, "mqtt"}, {KindFloor, "mqtt-ws"}, {KindRawAtLeastOnce, "amqp"}} {
+		t.Run(tt.kind+"/"+tt.transport, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			profile := filepath.Join(t.TempDir(), "device.prof")
+			r, err := Run(ctx, target, Config{Transport: tt.transport, Device: tt.kind, Devices: 2, Concurrency: 2, Count: 20, DeviceCommand: command, DeviceCPUProfile: profile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Calls != 20 || r.Errors != 0 || r.CPUPerCall <= 0 || r.CPUPerCall > time.Second {
+				t.Errorf("Run = %v, CPU per call %v", r, r.CPUPerCall)
+			}
+			if st, err := os.Stat(profile); err != nil || st.Size() == 0 {
+				t.Errorf("device profile %s: %v, %v", profile, st, err)
+			}
+		})
+	}
+}
+
+func TestRunChildDevicesFailures(t *testing.T) {
+	target := startHub(t, 1)
+	command := childDevicesCommand(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		name   string
+		target *Target
+		cfg    Config
+		want   string
+	}{
+		{"a device that cannot connect", target, Config{Transport: "amqp", Device: KindFloor}, "no floor device"},
+		{"roots without PEM", &Target{Roots: target.Roots, ConnectionStrings: target.ConnectionStrings}, Config{Transport: "mqtt", Device: KindRaw}, "RootsPEM"},
+		{"a command that is not a child", target, Config{Transport: "mqtt", Device: KindRaw, DeviceCommand: []string{"true"}}, "read reply"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			if cfg.DeviceCommand == nil {
+				cfg.DeviceCommand = command
+			}
+			cfg.Count = 1
+			if _, err := Run(ctx, tt.target, cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Run: %v, want an error about %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestServeChildDevices(t *testing.T) {
+	target := startHub(t, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	inW, outR, done := serveOnPipes(func(in io.Reader, out io.Writer) error { return ServeChildDevices(ctx, in, out) })
+	enc, dec := json.NewEncoder(inW), json.NewDecoder(outR)
+	spec := childDeviceSpec{Kind: KindFloor, Transport: "mqtt", MQTTPort: target.MQTTPort, RootsPEM: string(target.RootsPEM), ConnectionStrings: target.ConnectionStrings}
+	var replies []childReply
+	for _, v := range []any{spec, childRequest{Op: "cpu"}, childRequest{Op: "dance"}} {
+		if err := enc.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		var r childReply
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		replies = append(replies, r)
+	}
+	if replies[0] != (childReply{}) || replies[1].CPU <= 0 && ChildDevicesSupported || !strings.Contains(replies[2].Error, "dance") {
+		t.Errorf("replies %+v: want ready, a CPU time, an error about the unknown request", replies)
+	}
+	inW.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, outR)
 }
 
 func TestFleetInProcess(t *testing.T) {
@@ -139,8 +247,8 @@ func TestMainCompareText(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	wantPrefixes := []string{
-		"mqtt     sdk  calls=3 ", "mqtt     raw-at-least-once calls=3 ", "compare  mqtt     sdk vs raw-at-least-once: ",
-		"mqtt     sdk-at-most-once calls=3 ", "mqtt     raw  calls=3 ", "compare  mqtt     sdk-at-most-once vs raw: ",
+		"mqtt     sdk  calls=3 ", "mqtt     raw-at-least-once calls=3 ", "mqtt     floor-at-least-once calls=3 ", "compare  mqtt     sdk vs raw-at-least-once: ",
+		"mqtt     sdk-at-most-once calls=3 ", "mqtt     raw  calls=3 ", "mqtt     floor calls=3 ", "compare  mqtt     sdk-at-most-once vs raw: ",
 	}
 	if len(lines) != len(wantPrefixes) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(wantPrefixes), out.String())
@@ -148,6 +256,9 @@ func TestMainCompareText(t *testing.T) {
 	for i, prefix := range wantPrefixes {
 		if !strings.HasPrefix(lines[i], prefix) {
 			t.Errorf("line %d = %q, want prefix %q", i, lines[i], prefix)
+		}
+		if ChildDevicesSupported && !strings.Contains(lines[i], "cpu") { // the devices ran in child processes
+			t.Errorf("line %d = %q, without CPU figures", i, lines[i])
 		}
 	}
 }
@@ -170,16 +281,24 @@ func TestMainBadFlags(t *testing.T) {
 	}
 }
 
+// serveOnPipes runs serve, the child side of a child process, on pipes
+// that stand for its standard input and output. The test closes inW to
+// end it, reads its result from done and then drains outR.
+func serveOnPipes(serve func(in io.Reader, out io.Writer) error) (inW io.WriteCloser, outR io.Reader, done <-chan error) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	result := make(chan error, 1)
+	go func() { // owned by the test: ends when inW is closed, joined through done
+		result <- serve(inR, outW)
+		outW.Close()
+	}()
+	return inW, outR, result
+}
+
 func TestServeChildHub(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	done := make(chan error, 1)
-	go func() { // owned by the test: ends when inW is closed, joined below
-		done <- ServeChildHub(ctx, 3, inR, outW)
-		outW.Close()
-	}()
+	inW, outR, done := serveOnPipes(func(in io.Reader, out io.Writer) error { return ServeChildHub(ctx, 3, in, out) })
 	var info HubInfo
 	if err := json.NewDecoder(outR).Decode(&info); err != nil {
 		t.Fatal(err)

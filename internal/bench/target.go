@@ -20,6 +20,9 @@ type Target struct {
 	Service *localhub.ServiceClient
 	// Roots trusts the hub's certificate.
 	Roots *x509.CertPool
+	// RootsPEM is Roots in PEM, for devices run in a child process (see
+	// Config.DeviceCommand); nil when Roots is nil (the system's roots).
+	RootsPEM []byte
 	// MQTTPort, AMQPPort and HTTPSPort are the hub's ports; the WebSocket
 	// transports use HTTPSPort. 0 means the transport's standard port.
 	MQTTPort, AMQPPort, HTTPSPort int
@@ -55,7 +58,7 @@ func BenchDeviceID(i int) string { return fmt.Sprintf("bench-%05d", i) }
 // named by BenchDeviceID.
 func LocalTarget(hub *localhub.Hub, devices int) (*Target, error) {
 	t := &Target{
-		Service: hub.ServiceClient(), Roots: hub.CertPool(),
+		Service: hub.ServiceClient(), Roots: hub.CertPool(), RootsPEM: hub.CACertPEM(),
 		MQTTPort: hub.MQTTPort(), AMQPPort: hub.AMQPPort(), HTTPSPort: hub.HTTPSPort(),
 	}
 	for i := range devices {
@@ -108,9 +111,13 @@ func (e ExternalHub) Target() (*Target, error) {
 	if len(e.ConnectionStrings) == 0 {
 		return nil, ErrNoDevices
 	}
-	var roots *x509.CertPool
+	var (
+		roots *x509.CertPool
+		pem   []byte
+	)
 	if e.CAFile != "" {
-		pem, err := os.ReadFile(e.CAFile)
+		var err error
+		pem, err = os.ReadFile(e.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("bench: read CA: %w", err)
 		}
@@ -133,7 +140,7 @@ func (e ExternalHub) Target() (*Target, error) {
 		}
 	}
 	return &Target{
-		Service: service, Roots: roots, MQTTPort: e.MQTTPort, AMQPPort: e.AMQPPort, HTTPSPort: httpsPort,
+		Service: service, Roots: roots, RootsPEM: pem, MQTTPort: e.MQTTPort, AMQPPort: e.AMQPPort, HTTPSPort: httpsPort,
 		ConnectionStrings: e.ConnectionStrings,
 	}, nil
 }
