@@ -63,8 +63,8 @@ func fmtMS(d time.Duration) string { return fmt.Sprintf("%.3fms", ms(d)) }
 // Targets for the SDK against the raw device and the floor device, as
 // examples/bench/README.md states them.
 const (
-	MaxP50Ratio      = 1.15
-	MinRateRatio     = 0.9
+	MaxP50Ratio      = 1.05
+	MinRateRatio     = 0.95
 	MaxFloorCPURatio = 1.5
 )
 

@@ -75,9 +75,9 @@ func TestComparison(t *testing.T) {
 		met            bool
 		text           string
 	}{
-		{"both met", 1.10, 0.95, 0, true, "p50 sdk/raw=1.100 (target <= 1.15: met) rate sdk/raw=0.950 (target >= 0.90: met) runs=3"},
-		{"latency missed", 1.20, 0.95, 0, false, "p50 sdk/raw=1.200 (target <= 1.15: MISSED)"},
-		{"rate missed", 1.00, 0.85, 0, false, "rate sdk/raw=0.850 (target >= 0.90: MISSED)"},
+		{"both met", 1.05, 0.95, 0, true, "p50 sdk/raw=1.050 (target <= 1.05: met) rate sdk/raw=0.950 (target >= 0.95: met) runs=3"},
+		{"latency missed", 1.06, 0.95, 0, false, "p50 sdk/raw=1.060 (target <= 1.05: MISSED)"},
+		{"rate missed", 1.00, 0.94, 0, false, "rate sdk/raw=0.940 (target >= 0.95: MISSED)"},
 		{"floor CPU met", 1.00, 1.00, 1.5, true, "cpu sdk/raw=0.900; vs floor-at-least-once: p50 sdk/floor=1.200 rate sdk/floor=0.800 cpu sdk/floor=1.500 (target <= 1.50: met) runs=3"},
 		{"floor CPU missed", 1.00, 1.00, 1.6, false, "cpu sdk/floor=1.600 (target <= 1.50: MISSED)"},
 	} {
