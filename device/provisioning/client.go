@@ -253,7 +253,7 @@ func validateRegistrationID(id string) error {
 	for i := 0; i < len(id); i++ {
 		c := id[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == ':') {
-			return fmt.Errorf("%w: registration id %q: want lowercase letters, digits and - . _ :", ErrInvalidConfig, id)
+			return fmt.Errorf("%w: registration id %q: only lowercase letters, digits, '-', '.', '_' and ':' are allowed", ErrInvalidConfig, id)
 		}
 	}
 	return nil

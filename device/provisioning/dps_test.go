@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -196,9 +195,6 @@ func (d *scriptedDPS) serve(c net.Conn, n int) {
 		}
 	}
 }
-
-// errNever is what a script returns for a case it does not expect.
-var errNever = errors.New("unexpected request")
 
 // receive waits for a value from ch (see testwait.Receive).
 func receive[T any](t *testing.T, ch <-chan T, what string) T {

@@ -47,8 +47,6 @@ type awaited struct {
 	acked   bool // its PUBACK came before written was set
 }
 
-func newAcks() acks { return acks{byID: make(map[uint16]*awaited)} }
-
 // add gives a a free packet identifier. Identifiers are handed out in
 // turn, so one is reused only after 65,534 others: an acknowledgement that
 // comes very late cannot complete a newer exchange.

@@ -27,12 +27,6 @@ const (
 	// "Default keep-alive timeout"). With a keep-alive of at most 1767/1.5
 	// seconds the device pings before the hub gives up on it.
 	maxKeepAlive = 1178 * time.Second
-	// maxAckGrace bounds how long Close waits for the PUBACKs of answers
-	// already sent, so that a deliberate close does not count them lost.
-	maxAckGrace = time.Second
-	// disconnectTimeout is how long Close waits for the DISCONNECT packet
-	// to be written before it closes the network connection anyway.
-	disconnectTimeout = 250 * time.Millisecond
 	// tlsPort is the standard port of MQTT over TLS.
 	tlsPort = 8883
 )
