@@ -15,7 +15,7 @@ import (
 )
 
 // BenchmarkDispatchEcho measures one method call through the client on the
-// in-memory transport: receive, pool, handler, validation, answer. The
+// in-memory transport: receive, handler, validation, answer. The
 // fake's own bookkeeping is included.
 func BenchmarkDispatchEcho(b *testing.B) {
 	for _, size := range []int{100, 64 * 1024} {
@@ -82,8 +82,7 @@ func BenchmarkDispatchSDK(b *testing.B) {
 // BenchmarkDispatchFloor is BenchmarkDispatchSDK's floor: the same
 // transport answered by a bare loop that receives and echoes on one
 // goroutine, with none of the client in the path. BenchmarkDispatchSDK
-// minus this is the client's cost per call; it includes one more goroutine
-// handoff, from the receive loop to the handler's worker.
+// minus this is the client's cost per call.
 func BenchmarkDispatchFloor(b *testing.B) {
 	for _, size := range []int{100, 64 * 1024} {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {

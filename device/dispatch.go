@@ -41,12 +41,10 @@ const respondTimeout = 30 * time.Second
 // the shutdown grace period is over.
 const answerGrace = time.Second
 
-// dispatcher runs handlers for the requests a connection's receive loop
-// takes, at most MaxConcurrentMethods at a time, and answers each request
-// exactly once, on the connection it arrived on. It works as x/net/http2's
-// server schedules handlers (serverConn.scheduleHandler): the receive loop
-// takes a request only when a handler slot is free, and starts its handler
-// on a goroutine of its own; a handler that finishes frees its slot. So
+// dispatcher runs handlers for the requests that the connections' crews
+// take (crew.go), at most MaxConcurrentMethods at a time, and answers each
+// request exactly once, on the connection it arrived on. A crew's
+// goroutine takes a request only while it holds a handler slot, so
 // requests beyond the slots wait in the transport's queue, the only one,
 // whose overflow the transport answers 503.
 type dispatcher struct {
@@ -65,6 +63,7 @@ type dispatcher struct {
 	giveUpAnswers context.CancelFunc
 
 	mu       sync.Mutex
+	crew     *crew              // the current connection's (crew.go)
 	running  map[*call]struct{} // calls whose handlers run, or whose answers go out
 	idle     chan struct{}      // closed when running empties; made by waitIdle
 	stopping bool               // shutting down: no handler starts any more
@@ -97,42 +96,6 @@ func newDispatcher(runCtx context.Context, h MethodHandler, o *ClientOptions, co
 	return d
 }
 
-// receive takes the requests of the connection o, each once a handler
-// slot is free, and starts their handlers, until Receive fails or ctx
-// ends; it returns why. Once the connection has ended it takes what is
-// still buffered without waiting for slots, and drops it (see run).
-func (d *dispatcher) receive(ctx context.Context, o *origin) error {
-	for {
-		select {
-		case d.slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-o.lost: // a failed connection: its requests could not be answered
-			return d.dropRest(ctx, o)
-		case <-o.closedCh: // the client closed it
-			return d.dropRest(ctx, o)
-		}
-		req, err := o.conn.Receive(ctx)
-		if err != nil {
-			<-d.slots
-			return err
-		}
-		d.start(req, o)
-	}
-}
-
-// dropRest takes the requests buffered on a connection that has ended and
-// drops them: their answers could go nowhere else.
-func (d *dispatcher) dropRest(ctx context.Context, o *origin) error {
-	for {
-		req, err := o.conn.Receive(ctx)
-		if err != nil {
-			return err
-		}
-		d.dropped(req)
-	}
-}
-
 // dropped counts and logs a request whose connection ended before its
 // handler could start. The handler does not run for a caller that cannot
 // hear back.
@@ -141,39 +104,36 @@ func (d *dispatcher) dropped(req *transport.MethodRequest) {
 	d.log.Warn("request dropped: its connection closed before its handler started", "method", req.Name, "request_id", req.RequestID)
 }
 
-// start serves req, which holds a slot, on a goroutine of its own.
-func (d *dispatcher) start(req *transport.MethodRequest, o *origin) {
-	c := &call{req: req, origin: o}
+// take counts req, just received on the connection o, as a call in the
+// client's care.
+func (d *dispatcher) take(req *transport.MethodRequest, o *origin) *call {
 	o.add()
 	d.calls.Add(1)
-	d.goroutines.Add(1)
-	go d.run(c) // owned by the dispatcher: joined through d.goroutines, unless its handler overruns (see overrun)
+	return &call{req: req, origin: o}
 }
 
-// run serves one call that holds a slot: it checks the request, runs the
-// handler under its deadline and answers. If the deadline passes (or the
-// shutdown gives up on the handler) first, overrun answers on the
-// handler's behalf and frees its slot; the result, when the handler
-// returns, is dropped.
-func (d *dispatcher) run(c *call) {
+// run serves one call on a goroutine that holds a slot: it checks the
+// request, runs the handler under its deadline and answers. If the
+// deadline passes (or the shutdown gives up on the handler) first,
+// overrun answers on the handler's behalf and frees the slot, and run
+// reports false when the handler returns: its result is dropped, and the
+// goroutine, no longer the dispatcher's, must end.
+func (d *dispatcher) run(c *call) bool {
 	if c.origin.closed() {
 		d.dropped(c.req)
 		c.origin.done()
 		d.calls.Done()
-		d.finish()
-		return
+		return true
 	}
 	if status, body, ok := checkRequest(c.req); !ok {
 		d.answer(c, status, body)
-		d.finish()
-		return
+		return true
 	}
 	d.mu.Lock()
 	if d.stopping {
 		d.mu.Unlock()
 		d.answer(c, StatusServiceUnavailable, errorBody("device shutting down"))
-		d.finish()
-		return
+		return true
 	}
 	c.deadline = time.Now().Add(d.timeout)
 	ctx, cancel := context.WithDeadline(d.handlers, c.deadline)
@@ -188,7 +148,7 @@ func (d *dispatcher) run(c *call) {
 		// it took this goroutine out of d.goroutines.
 		cancel()
 		d.log.Warn("method handler returned after its deadline; result dropped", "method", c.req.Name, "request_id", c.req.RequestID)
-		return
+		return false
 	}
 	ended := ctx.Err() // the deadline or the shutdown, before this cancel
 	cancel()
@@ -200,14 +160,20 @@ func (d *dispatcher) run(c *call) {
 	}
 	d.answer(c, status, body)
 	d.stopped(c)
-	d.finish()
+	return true
 }
 
-// finish frees the slot of a call that has been answered and ends its
-// goroutine's count.
+// finish frees the slot of a goroutine that leaves the dispatcher: the
+// current connection's crew may need a member in its place.
 func (d *dispatcher) finish() {
 	<-d.slots
-	d.goroutines.Done()
+	d.mu.Lock()
+	w := d.crew
+	d.mu.Unlock()
+	if w != nil {
+		w.grow()
+	}
+	d.goroutines.Done() // last: grow may count a goroutine in
 }
 
 // stopped takes c out of the running calls, once it is answered.
@@ -314,7 +280,7 @@ func (d *dispatcher) response(req *transport.MethodRequest, resp *MethodResponse
 	case len(body) > MaxPayloadSize:
 		d.log.Error("method response too large; answering 500", "method", req.Name, "request_id", req.RequestID, "size", len(body))
 		return StatusInternalServerError, errorBody(fmt.Sprintf("invalid response: payload of %d bytes exceeds the limit of %d", len(body), MaxPayloadSize))
-	case !json.Valid(body):
+	case !validJSON(body):
 		d.log.Error("method response is not valid JSON; answering 500", "method", req.Name, "request_id", req.RequestID)
 		return StatusInternalServerError, errorBody("invalid response: payload is not valid JSON")
 	}
@@ -328,7 +294,7 @@ func checkRequest(req *transport.MethodRequest) (int, []byte, bool) {
 	switch {
 	case len(req.Payload) > MaxPayloadSize:
 		return StatusRequestEntityTooLarge, errorBody(fmt.Sprintf("request payload of %d bytes exceeds the limit of %d", len(req.Payload), MaxPayloadSize)), false
-	case len(req.Payload) > 0 && !json.Valid(req.Payload):
+	case len(req.Payload) > 0 && !validJSON(req.Payload):
 		return StatusBadRequest, errorBody("request payload is not valid JSON"), false
 	}
 	return 0, nil, true
@@ -354,12 +320,11 @@ func (d *dispatcher) waitIdle(ctx context.Context) {
 }
 
 // shutdown lets running handlers finish and their answers go out for up to
-// grace, then cancels
-// them (their calls are answered 503 on their behalf), gives their
-// answers answerGrace, and waits until every call has been answered and
-// every goroutine has ended. Handlers that ignore cancellation are left
-// behind: Go cannot stop them. The receive loops have ended before
-// shutdown starts.
+// grace, then cancels them (their calls are answered 503 on their
+// behalf), gives their answers answerGrace, and waits until every call has
+// been answered and every goroutine has ended. Handlers that ignore
+// cancellation are left behind: Go cannot stop them. The crews have
+// stopped taking requests before shutdown starts.
 func (d *dispatcher) shutdown(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()

@@ -65,13 +65,19 @@ func newTestDispatcher(h MethodHandlerFunc, max int, timeout time.Duration) *tes
 	return td
 }
 
-// submit hands the dispatcher a request with the next id, as the receive
-// loop does: once a slot is free.
+// submit runs a request with the next id on a goroutine of its own, as a
+// crew's member would: once a slot is free.
 func (td *testDispatcher) submit(method string) string {
 	td.nextID++
 	id := fmt.Sprint(td.nextID)
 	td.slots <- struct{}{}
-	td.start(&transport.MethodRequest{Name: method, RequestID: id}, td.origin)
+	c := td.take(&transport.MethodRequest{Name: method, RequestID: id}, td.origin)
+	td.goroutines.Add(1)
+	go func() { // owned by the dispatcher: joined through td.goroutines
+		if td.run(c) {
+			td.finish()
+		}
+	}()
 	return id
 }
 

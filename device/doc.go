@@ -33,22 +33,24 @@
 //
 // # The path of a request
 //
-// Four steps, each owned by one goroutine:
+// Three steps, over one goroutine handoff:
 //
 //  1. The transport's reader (the MQTT session's, or go-amqp's receiver
 //     and the AMQP adapter's pump) queues the request for Receive; when
 //     the queue is full it answers 503 itself.
-//  2. The connection's receive loop (dispatcher.receive, in dispatch.go)
-//     takes a request off the queue once a handler slot is free, and
-//     starts a goroutine for it (dispatcher.start).
-//  3. That goroutine checks the request, runs the handler under its
-//     deadline (dispatcher.run) and writes the answer itself
-//     (dispatcher.answer), on the connection the request arrived on
-//     (origin.go): over MQTT, the write goes straight to the network when
-//     no other is in progress. If the deadline passes first, a timer
-//     (context.AfterFunc) answers 504 on the handler's behalf and frees
-//     its slot.
-//  4. The hub's acknowledgement of the answer is awaited by the transport,
+//  2. A goroutine of the connection's crew (crew.go), waiting in Receive,
+//     takes it. Each of the crew's goroutines holds a handler slot, so
+//     requests beyond MaxConcurrentMethods stay in the transport's queue;
+//     the one that takes a request starts another if none is left
+//     waiting and a slot is free. The same goroutine checks the request,
+//     runs the handler under its deadline (dispatcher.run, in
+//     dispatch.go) and writes the answer itself (dispatcher.answer), on
+//     the connection the request arrived on (origin.go): over MQTT, the
+//     write goes straight to the network when no other is in progress.
+//     If the deadline passes first, a timer (context.AfterFunc) answers
+//     504 on the handler's behalf and hands its slot to a new goroutine.
+//     Then it waits for the next request, or ends if two others wait.
+//  3. The hub's acknowledgement of the answer is awaited by the transport,
 //     apart from the handler, which is done (Stats.AnswersLost counts the
 //     answers the hub did not confirm).
 //

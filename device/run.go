@@ -143,35 +143,37 @@ type serveEnd struct {
 	err     error        // why the connection ended
 }
 
-// serveConn runs the receive loop of the connection o (see
-// dispatcher.receive) until the connection fails, ctx ends, or its token
-// is due for renewal. Tokens are renewed at 80 % of their lifetime: in
-// band when the connection can (transport.TokenRefresher), otherwise by
-// handing a new token to the next dial once the connection's calls are
-// answered (see retire).
+// serveConn serves the connection o with a crew of the dispatcher (see
+// crew.go) until the connection fails, ctx ends, or its token is due for
+// renewal. Tokens are renewed at 80 % of their lifetime: in band when the
+// connection can (transport.TokenRefresher), otherwise by handing a new
+// token to the next dial once the connection's calls are answered (see
+// retire). When ctx ends, the crew stops taking requests and the
+// connection stays open for Run's shutdown; otherwise the crew ends with
+// the connection, and its calls finish on their own.
 func (c *Client) serveConn(ctx context.Context, o *origin, cred *recordingCredential, d *dispatcher) serveEnd {
-	var loop sync.WaitGroup
-	defer loop.Wait() // runs last, after stopRecv
-	recvCtx, stopRecv := context.WithCancel(ctx)
-	defer stopRecv()
-	recvErr := make(chan error, 1)
-	loop.Go(func() { recvErr <- d.receive(recvCtx, o) }) // owned by serveConn: ends with recvCtx or the connection, joined above
-
+	w := d.serve(o)
 	renew := newRenewTimer(cred.lifetime())
 	defer renew.stop()
 	for {
 		select {
-		case err := <-recvErr:
+		case <-w.ended():
 			if ctx.Err() != nil {
+				w.stop()
 				return serveEnd{stopped: true}
 			}
-			return serveEnd{err: err}
+			return serveEnd{err: w.Err()}
+		case <-o.lost:
+			// Every member may be busy with a call, none in Receive to
+			// hear of the end: notice it here.
+			return serveEnd{err: lostError(w)}
 		case <-ctx.Done():
+			w.stop()
 			return serveEnd{stopped: true}
 		case <-renew.expired():
 			// The token could not be renewed and has expired: the next dial
 			// gets a fresh one or fails for good.
-			drain(o, recvErr)
+			o.close()
 			return serveEnd{redial: true, err: fmt.Errorf("token expired at %v", cred.expiryTime())}
 		case <-renew.due():
 			if r, ok := o.conn.(transport.TokenRefresher); ok {
@@ -182,17 +184,18 @@ func (c *Client) serveConn(ctx context.Context, o *origin, cred *recordingCreden
 					continue
 				}
 				if ctx.Err() != nil {
+					w.stop()
 					return serveEnd{stopped: true}
 				}
 				// A refused renewal is not the end: the old token may have
 				// expired under load. The next dial presents a fresh token,
 				// and only its refusal is final.
 				c.log.Warn("in-band token renewal failed; reconnecting with a fresh token", "err", err)
-				return c.retire(ctx, o, recvErr, false, cred.expiryTime(), serveEnd{redial: true, err: fmt.Errorf("renew token: %w", err)})
+				return c.retire(ctx, o, w, false, cred.expiryTime(), serveEnd{redial: true, err: fmt.Errorf("renew token: %w", err)})
 			}
 			tok, err := cred.fresh(ctx, c.cfg.Resource())
 			if err != nil {
-				drain(o, recvErr)
+				o.close()
 				return serveEnd{err: fmt.Errorf("renew token: %w", err), fatal: classify(err) == fatal}
 			}
 			if tok == nil { // the credential cannot renew: run until expiry
@@ -200,7 +203,7 @@ func (c *Client) serveConn(ctx context.Context, o *origin, cred *recordingCreden
 				continue
 			}
 			quiesced := c.quiesce(ctx, o.conn)
-			return c.retire(ctx, o, recvErr, quiesced, cred.expiryTime(), serveEnd{redial: true, renewed: tok})
+			return c.retire(ctx, o, w, quiesced, cred.expiryTime(), serveEnd{redial: true, renewed: tok})
 		}
 	}
 }
@@ -210,18 +213,19 @@ func (c *Client) serveConn(ctx context.Context, o *origin, cred *recordingCreden
 // it, so it stays open until none is left, the token expires (the hub
 // closes the connection then), or the connection fails. When the
 // connection was quiesced, the calls include every request it received:
-// the receive loop ends with transport.ErrQuiesced once it has taken them
-// all, and only then can the connection be settled. It returns end, or a
+// the crew w ends with transport.ErrQuiesced once it has taken them all,
+// and only then can the connection be settled. It returns end, or a
 // stopped end when ctx ends first: the connection then stays live for
 // Run's shutdown.
-func (c *Client) retire(ctx context.Context, o *origin, recvErr <-chan error, quiesced bool, expiry time.Time, end serveEnd) serveEnd {
+func (c *Client) retire(ctx context.Context, o *origin, w *crew, quiesced bool, expiry time.Time, end serveEnd) serveEnd {
 	var expired <-chan time.Time
 	if !expiry.IsZero() {
 		t := time.NewTimer(time.Until(expiry))
 		defer t.Stop()
 		expired = t.C
 	}
-	received := false // the receive loop has ended with ErrQuiesced
+	received := false // the crew has ended with ErrQuiesced
+	crewEnded := w.ended()
 wait:
 	for {
 		var settled <-chan struct{} // nil, never ready, until every request is taken
@@ -234,26 +238,41 @@ wait:
 		case <-expired:
 			c.log.Warn("token expired before the connection's calls were answered; closing it")
 			break wait
-		case err := <-recvErr:
-			if quiesced && errors.Is(err, transport.ErrQuiesced) {
+		case <-crewEnded:
+			crewEnded = nil
+			if err := w.Err(); quiesced && errors.Is(err, transport.ErrQuiesced) {
 				received = true
 				continue
 			}
 			o.close() // failed: nothing more comes from it
 			if end.err == nil {
-				end.err = err
+				end.err = w.Err()
+			}
+			return end
+		case <-o.lost:
+			o.close()
+			if end.err == nil {
+				end.err = lostError(w)
 			}
 			return end
 		case <-ctx.Done():
+			w.stop()
 			return serveEnd{stopped: true}
 		}
 	}
-	if received {
-		o.close() // the receive loop has ended already
-	} else {
-		drain(o, recvErr)
-	}
+	o.close()
 	return end
+}
+
+// lostError is why the connection of the crew w ended: the error its
+// Receive returned, or ErrConnLost before any member has heard of it.
+func lostError(w *crew) error {
+	select {
+	case <-w.ended():
+		return w.Err()
+	default:
+		return fmt.Errorf("connection ended while every handler was busy: %w", transport.ErrConnLost)
+	}
 }
 
 // quiesceTimeout bounds Quiesce; the connection is closed anyway after it.
@@ -289,14 +308,6 @@ func (c *Client) refuse(conn transport.Conn) {
 		}
 		cancel()
 	}
-}
-
-// drain closes the connection o and waits until the receive loop has
-// taken every request it had buffered (they are dropped: see
-// dispatcher.receive).
-func drain(o *origin, recvErr <-chan error) {
-	o.close()
-	<-recvErr
 }
 
 // sleep waits for d or ctx; it reports whether d passed.

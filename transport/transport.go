@@ -37,6 +37,8 @@ type Conn interface {
 	// unusable). After Close, Receive first returns the requests already
 	// received and buffered, then an error wrapping net.ErrClosed, so that
 	// a client replacing a connection loses nothing the hub delivered.
+	// Several goroutines may wait in Receive at once; each request goes
+	// to one of them.
 	Receive(ctx context.Context) (*MethodRequest, error)
 
 	// Respond sends the response to req, which this Conn's Receive

@@ -10,7 +10,7 @@ import (
 
 // TestQuiesceThenCloseLosesNoRequest: requests the hub sent before the
 // UNSUBACK all come out of Receive, even for a receiver that is already
-// waiting when Close starts, as the client's receive loop is during a
+// waiting when Close starts, as the client's goroutines are during a
 // reconnection to renew its token.
 func TestQuiesceThenCloseLosesNoRequest(t *testing.T) {
 	const requests = 200

@@ -124,6 +124,7 @@ func TestDialer(t *testing.T, mh MakeHarness) {
 		{"TokenRenewal", testTokenRenewal},
 		{"Overload", testOverload},
 		{"Concurrency", testConcurrency},
+		{"ManyReceivers", testManyReceivers},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(newSuite(t, mh)) })
 	}

@@ -434,3 +434,82 @@ func testConcurrency(s *suite) {
 		t.Errorf("Receive did not return within %v of Close", waitTimeout)
 	}
 }
+
+// manyReceivers is how many goroutines wait in Receive at once in
+// testManyReceivers.
+const manyReceivers = 4
+
+// testManyReceivers: several goroutines wait in Receive at once, as a
+// client's handler goroutines do; each request goes to exactly one of
+// them, none waits while a request is queued, and once the hub drops the
+// connection every one of them returns.
+func testManyReceivers(s *suite) {
+	t := s.t
+	conn := s.dial()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var receivers sync.WaitGroup
+	ends := make(chan error, manyReceivers)
+	for range manyReceivers {
+		receivers.Go(func() { // owned by the subtest: ends when Receive fails after the drop, joined below
+			for {
+				req, err := conn.Receive(t.Context())
+				if err != nil {
+					ends <- err
+					return
+				}
+				mu.Lock()
+				seen[req.RequestID]++
+				mu.Unlock()
+				ctx, cancel := s.bounded()
+				if err := conn.Respond(ctx, req, 200, req.Payload); err != nil {
+					t.Errorf("Respond: %v", err)
+				}
+				cancel()
+			}
+		})
+	}
+	size := s.h.QueueSize
+	var callers sync.WaitGroup
+	for c := range size {
+		callers.Go(func() { // owned by the subtest: ends after its calls, joined below
+			for round := range concurrencyRounds {
+				n := round*size + c
+				ctx, cancel := s.bounded()
+				status, body, err := s.h.Invoke(ctx, "many-receivers", payload(n))
+				cancel()
+				if err != nil || status != 200 || !sameJSON(payload(n), body) {
+					t.Errorf("call %d = %d %s, %v; want 200 %s", n, status, body, err, payload(n))
+				}
+			}
+		})
+	}
+	callers.Wait()
+	if !s.h.Drop() {
+		t.Fatal("Drop found no connection to drop")
+	}
+	timeout := time.NewTimer(waitTimeout)
+	defer timeout.Stop()
+	for range manyReceivers {
+		select {
+		case err := <-ends:
+			if !errors.Is(err, transport.ErrConnLost) {
+				t.Errorf("Receive after the drop = %v, want transport.ErrConnLost", err)
+			}
+		case <-timeout.C:
+			conn.Close() // let the rest return, so that the subtest can end
+			t.Fatalf("goroutines still in Receive %v after the connection was dropped", waitTimeout)
+		}
+	}
+	receivers.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := len(seen), size*concurrencyRounds; got != want {
+		t.Errorf("%d distinct requests received, want %d", got, want)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("request %s received %d times", id, n)
+		}
+	}
+}

@@ -457,7 +457,8 @@ func (c *fakeConn) armExpiry(expiry time.Time) {
 	})
 }
 
-// Receive implements transport.Conn.
+// Receive implements transport.Conn. Any number of goroutines may wait in
+// it; each request goes to one of them.
 func (c *fakeConn) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 	for {
 		c.mu.Lock()
@@ -469,16 +470,21 @@ func (c *fakeConn) Receive(ctx context.Context) (*transport.MethodRequest, error
 			c.queue[n] = nil
 			c.queue = c.queue[:n]
 			c.mu.Unlock()
+			if n > 0 {
+				c.poke() // for another goroutine in Receive
+			}
 			return req, nil
 		}
 		err := c.err
 		c.mu.Unlock()
 		if err != nil {
+			c.poke() // every goroutine in Receive learns of the end
 			return nil, err
 		}
 		select {
 		case <-c.wake:
 		case <-ctx.Done():
+			c.poke() // the wake-up this call may have taken is another's
 			return nil, ctx.Err()
 		}
 	}

@@ -32,7 +32,8 @@ const (
 // Inbox holds one connection's received requests until Receive takes
 // them, and the connection's end: lost (Fail) or closed by its owner
 // (Close). Its methods are safe for concurrent use. One goroutine, the
-// adapter's reader, calls Put; one goroutine at a time calls Receive.
+// adapter's reader, calls Put; any number may wait in Receive, and each
+// request goes to one of them.
 type Inbox struct {
 	name     string // the adapter, prefixing errors: "mqtt"
 	maxCount int
@@ -145,7 +146,9 @@ func (b *Inbox) Stop() {
 	b.signal()
 }
 
-// signal wakes the goroutine waiting in Receive, if any.
+// signal wakes a goroutine waiting in Receive, if any. A waiter that
+// wakes passes the signal on while there is more for the others (see
+// Receive), so one pending signal is enough.
 func (b *Inbox) signal() {
 	select {
 	case b.wake <- struct{}{}:
@@ -187,10 +190,14 @@ func (b *Inbox) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 			b.queue[b.head] = nil
 			b.head++
 			b.bytes -= len(req.Payload)
-			if b.head == len(b.queue) {
+			more := b.head < len(b.queue)
+			if !more {
 				b.queue, b.head = b.queue[:0], 0
 			}
 			b.mu.Unlock()
+			if more {
+				b.signal() // for another waiter
+			}
 			return req, nil
 		}
 		var end error
@@ -208,11 +215,13 @@ func (b *Inbox) Receive(ctx context.Context) (*transport.MethodRequest, error) {
 		}
 		b.mu.Unlock()
 		if end != nil {
+			b.signal() // every waiter learns of the end
 			return nil, fmt.Errorf("%s: receive: %w", b.name, end)
 		}
 		select {
 		case <-b.wake:
 		case <-ctx.Done():
+			b.signal() // the signal this waiter may have taken is another's
 			return nil, ctx.Err()
 		}
 	}

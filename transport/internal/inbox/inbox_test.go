@@ -293,3 +293,69 @@ func TestQueueReusesItsRoom(t *testing.T) {
 		t.Errorf("queue capacity grew to %d", c)
 	}
 }
+
+// TestManyReceivers: with several goroutines in Receive, a burst of
+// requests put at once reaches them all, each request exactly once (one
+// pending wake-up is passed on from waiter to waiter), and the end wakes
+// every one of them. A waiter whose context ends does not swallow the
+// wake-up meant for another.
+func TestManyReceivers(t *testing.T) {
+	const receivers, requests = 8, 1000
+	b := New("test", requests, 0)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	ends := make(chan error, receivers)
+	var wg sync.WaitGroup
+	for range receivers {
+		wg.Go(func() { // ends when Receive fails after Fail, joined below
+			ids, err := receiveAll(t, b)
+			mu.Lock()
+			for _, id := range ids {
+				seen[id]++
+			}
+			mu.Unlock()
+			ends <- err
+		})
+	}
+	// A waiter that gives up while the others wait.
+	impatient, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	wg.Go(func() { // ends with its context, cancelled below
+		for {
+			r, err := b.Receive(impatient)
+			if err != nil {
+				if !errors.Is(err, context.Canceled) && !errors.Is(err, errLost) {
+					t.Errorf("cancelled Receive = %v, want context.Canceled or the failure", err)
+				}
+				return
+			}
+			mu.Lock()
+			seen[r.RequestID]++
+			mu.Unlock()
+		}
+	})
+	for i := range requests {
+		if !b.Put(req(fmt.Sprint(i))) {
+			t.Fatalf("Put %d refused", i)
+		}
+		if i == requests/2 {
+			cancel()
+		}
+	}
+	b.Fail(errLost)
+	wg.Wait()
+	close(ends)
+	for err := range ends {
+		if !errors.Is(err, errLost) {
+			t.Errorf("Receive ended with %v, want the failure", err)
+		}
+	}
+	if len(seen) != requests {
+		t.Errorf("%d distinct requests received, want %d", len(seen), requests)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("request %s received %d times", id, n)
+		}
+	}
+}
