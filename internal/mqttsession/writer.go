@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/directmethods/iotdevice/internal/mqttwire"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
@@ -26,17 +27,20 @@ const writeChunk = 16 << 10
 // (paho.golang's callers write too), a burst of answers shares flushes,
 // and no caller writes for others for long.
 //
-// Every chunk written to the network must be taken within the timeout: a
+// Every chunk written to the network must be taken within the timeout (at
+// least three quarters of it: see chunkWriter): a
 // write that makes no progress for that long fails, and with it the
 // connection. Once a write has failed, every write fails with that error.
 type writer struct {
-	nc      net.Conn
-	timeout time.Duration
-	failed  func(error)   // told of the failed write that broke the writer
-	bw      *bufio.Writer // used only by the goroutine that writes
+	nc       net.Conn
+	timeout  time.Duration
+	failed   func(error)   // told of the failed write that broke the writer
+	bw       *bufio.Writer // used only by the goroutine that writes, as is
+	deadline time.Time     // the network connection's write deadline
 
 	mu      sync.Mutex
 	queue   []*queued // waiting to be written, in order
+	spare   []*queued // an empty array for the next writer's batch
 	writing bool      // a goroutine is writing
 	err     error     // the first failure; every write fails from then on
 
@@ -136,6 +140,9 @@ func (w *writer) flush(mine *queued) error {
 	var batch []*queued
 	for {
 		w.mu.Lock()
+		if batch == nil {
+			batch, w.spare = w.spare, nil
+		}
 		if w.err != nil { // the connection ended under the writer
 			err := w.err
 			w.mu.Unlock()
@@ -146,6 +153,7 @@ func (w *writer) flush(mine *queued) error {
 		}
 		if len(w.queue) == 0 {
 			w.writing = false
+			w.spare = batch[:0]
 			w.mu.Unlock()
 			return mineErr
 		}
@@ -153,15 +161,14 @@ func (w *writer) flush(mine *queued) error {
 			for _, q := range w.queue {
 				if q.done != nil {
 					q.turn = true
+					w.spare = batch[:0]
 					w.mu.Unlock()
 					q.done <- errYourTurn
 					return mineErr
 				}
 			}
 		}
-		batch = append(batch[:0], w.queue...)
-		clear(w.queue)
-		w.queue = w.queue[:0]
+		batch, w.queue = w.queue, batch[:0] // the two arrays take turns
 		w.mu.Unlock()
 
 		err := w.writeBatch(batch)
@@ -182,10 +189,17 @@ func (w *writer) flush(mine *queued) error {
 	}
 }
 
-// writeBatch writes packets and flushes them to the network.
+// writeBatch writes packets and flushes them to the network. A PUBLISH,
+// the answers' packet, is encoded straight into the buffer.
 func (w *writer) writeBatch(batch []*queued) error {
 	for _, q := range batch {
-		if err := q.packet.Write(w.bw); err != nil {
+		var err error
+		if p, ok := q.packet.(*packets.PublishPacket); ok {
+			err = mqttwire.WritePublish(w.bw, p)
+		} else {
+			err = q.packet.Write(w.bw)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -213,14 +227,19 @@ func (w *writer) fail(err error) {
 }
 
 // chunkWriter writes to the network in chunks of at most writeChunk
-// bytes, each with its own deadline.
+// bytes, each with at least three quarters of the timeout before its
+// deadline: the deadline is moved only once a quarter of the timeout has
+// passed, since moving it costs a timer update per write.
 type chunkWriter struct{ w *writer }
 
 func (c chunkWriter) Write(b []byte) (int, error) {
 	written := 0
 	for len(b) > 0 {
 		n := min(len(b), writeChunk)
-		_ = c.w.nc.SetWriteDeadline(time.Now().Add(c.w.timeout))
+		if now := time.Now(); c.w.deadline.Sub(now) < c.w.timeout*3/4 {
+			c.w.deadline = now.Add(c.w.timeout)
+			_ = c.w.nc.SetWriteDeadline(c.w.deadline)
+		}
 		m, err := c.w.nc.Write(b[:n])
 		written += m
 		if err != nil {

@@ -60,6 +60,12 @@ func ReadPacket(r *bufio.Reader, limit int) (packets.ControlPacket, error) {
 		}
 		return nil, err
 	}
+	if header.MessageType == packets.Publish {
+		if err := decodePublish(packet.(*packets.PublishPacket), body); err != nil {
+			return nil, err
+		}
+		return packet, nil
+	}
 	rest := bytes.NewReader(body)
 	var src io.Reader = exactReader{rest}
 	if header.MessageType == packets.Suback {
@@ -134,3 +140,73 @@ func PacketName(packetType byte) string {
 	}
 	return fmt.Sprintf("packet type %d", packetType)
 }
+
+// decodePublish fills p from the body of a PUBLISH as paho's Unpack does,
+// but with the payload left in body rather than copied, and no other
+// allocation than the topic's string: every method request comes this way.
+func decodePublish(p *packets.PublishPacket, body []byte) error {
+	if len(body) < 2 {
+		return fmt.Errorf("%w: PUBLISH: topic length runs past the end of the packet", ErrMalformedPacket)
+	}
+	n := int(body[0])<<8 | int(body[1])
+	rest := body[2:]
+	if n > len(rest) {
+		return fmt.Errorf("%w: PUBLISH: topic runs past the end of the packet", ErrMalformedPacket)
+	}
+	p.TopicName, rest = string(rest[:n]), rest[n:]
+	if p.Qos > 0 {
+		if len(rest) < 2 {
+			return fmt.Errorf("%w: PUBLISH: packet identifier runs past the end of the packet", ErrMalformedPacket)
+		}
+		p.MessageID, rest = uint16(rest[0])<<8|uint16(rest[1]), rest[2:]
+	}
+	p.Payload = rest[:len(rest):len(rest)]
+	return nil
+}
+
+// WritePublish writes p to w as paho's Write does, without its
+// intermediate buffers: every answer goes out this way.
+func WritePublish(w *bufio.Writer, p *packets.PublishPacket) error {
+	if len(p.TopicName) > 0xffff {
+		return fmt.Errorf("%w: PUBLISH topic of %d bytes", ErrMalformedPacket, len(p.TopicName))
+	}
+	length := 2 + len(p.TopicName) + len(p.Payload)
+	if p.Qos > 0 {
+		length += 2
+	}
+	if length > maxRemainingLength {
+		return fmt.Errorf("%w: PUBLISH of %d bytes", ErrPacketTooLarge, length)
+	}
+	first := byte(packets.Publish<<4) | p.Qos<<1
+	if p.Dup {
+		first |= 0x08
+	}
+	if p.Retain {
+		first |= 0x01
+	}
+	w.WriteByte(first)
+	for {
+		b := byte(length & 0x7f)
+		length >>= 7
+		if length > 0 {
+			b |= 0x80
+		}
+		w.WriteByte(b)
+		if length == 0 {
+			break
+		}
+	}
+	w.WriteByte(byte(len(p.TopicName) >> 8))
+	w.WriteByte(byte(len(p.TopicName)))
+	w.WriteString(p.TopicName)
+	if p.Qos > 0 {
+		w.WriteByte(byte(p.MessageID >> 8))
+		w.WriteByte(byte(p.MessageID))
+	}
+	_, err := w.Write(p.Payload)
+	return err
+}
+
+// maxRemainingLength is the largest remaining length four bytes encode
+// (MQTT 3.1.1 section 2.2.3).
+const maxRemainingLength = 268_435_455

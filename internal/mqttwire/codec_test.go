@@ -43,6 +43,8 @@ func TestReadPacket(t *testing.T) {
 		{"reserved type 0", []byte{0x00, 0x00}, 1024, ErrMalformedPacket},
 		{"trailing bytes", []byte{0xd0, 0x01, 0x00}, 1024, ErrMalformedPacket},
 		{"topic past the end", []byte{0x30, 0x03, 0x00, 0x05, 'a'}, 1024, ErrMalformedPacket},
+		{"no topic length", []byte{0x30, 0x01, 0x00}, 1024, ErrMalformedPacket},
+		{"no packet identifier", []byte{0x32, 0x04, 0x00, 0x01, 'a', 0x00}, 1024, ErrMalformedPacket},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +98,31 @@ func FuzzReadPacket(f *testing.F) {
 		p, err := ReadPacket(bufio.NewReader(bytes.NewReader(data)), 1024)
 		if (p == nil) == (err == nil) {
 			t.Errorf("ReadPacket(%x) = %v, %v", data, p, err)
+		}
+		if pub, ok := p.(*packets.PublishPacket); ok {
+			// The PUBLISH fast path reads what paho's codec reads, and
+			// WritePublish writes what paho's writes.
+			start := 2 // the first byte and the remaining length's
+			for data[start-1]&0x80 != 0 {
+				start++
+			}
+			body := data[start : start+pub.RemainingLength]
+			want, _ := packets.NewControlPacketWithHeader(pub.FixedHeader)
+			if uerr := want.Unpack(bytes.NewReader(body)); uerr == nil {
+				w := want.(*packets.PublishPacket)
+				if w.TopicName != pub.TopicName || w.MessageID != pub.MessageID || !bytes.Equal(w.Payload, pub.Payload) {
+					t.Errorf("PUBLISH %x read as %q %d %x, paho reads %q %d %x", data, pub.TopicName, pub.MessageID, pub.Payload, w.TopicName, w.MessageID, w.Payload)
+				}
+			}
+			var got bytes.Buffer
+			bw := bufio.NewWriter(&got)
+			if err := WritePublish(bw, pub); err != nil {
+				t.Fatalf("WritePublish: %v", err)
+			}
+			bw.Flush()
+			if want := encode(t, pub); !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("WritePublish wrote %x, paho writes %x", got.Bytes(), want)
+			}
 		}
 	})
 }
