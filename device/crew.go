@@ -112,6 +112,7 @@ func (w *crew) first() {
 
 // member is a member's loop; it holds a slot and counts in w.waiting.
 func (w *crew) member() {
+	dt := newDeadlineTimer(w.d)
 	for {
 		req, err := w.o.conn.Receive(w.ctx)
 		if err != nil {
@@ -121,7 +122,7 @@ func (w *crew) member() {
 		}
 		c := w.d.take(req, w.o)
 		w.took()
-		if !w.d.run(c) {
+		if !w.d.run(c, dt) {
 			return // the call overran: overrun answered and freed the slot
 		}
 		if !w.again() {

@@ -78,8 +78,9 @@ type call struct {
 	origin *origin       // the connection req arrived on, where its answer goes
 	handed MethodRequest // what the handler sees; kept here to spare an allocation
 
-	deadline time.Time          // the handler's, once it starts
-	cancel   context.CancelFunc // ends the handler's context; set before it is in running
+	deadline   time.Time   // the handler's, once it starts
+	handlerCtx callContext // set up before the call is in running
+	answerCtx  callContext
 }
 
 // newDispatcher returns a dispatcher whose handlers' contexts carry the
@@ -112,13 +113,13 @@ func (d *dispatcher) take(req *transport.MethodRequest, o *origin) *call {
 	return &call{req: req, origin: o}
 }
 
-// run serves one call on a goroutine that holds a slot: it checks the
-// request, runs the handler under its deadline and answers. If the
-// deadline passes (or the shutdown gives up on the handler) first,
-// overrun answers on the handler's behalf and frees the slot, and run
-// reports false when the handler returns: its result is dropped, and the
-// goroutine, no longer the dispatcher's, must end.
-func (d *dispatcher) run(c *call) bool {
+// run serves one call on a goroutine that holds a slot, whose timer dt
+// keeps the handler's deadline: it checks the request, runs the handler
+// and answers. If the deadline passes (or the shutdown gives up on the
+// handler) first, overrun answers on the handler's behalf and frees the
+// slot, and run reports false when the handler returns: its result is
+// dropped, and the goroutine, no longer the dispatcher's, must end.
+func (d *dispatcher) run(c *call, dt *deadlineTimer) bool {
 	if c.origin.closed() {
 		d.dropped(c.req)
 		c.origin.done()
@@ -136,28 +137,21 @@ func (d *dispatcher) run(c *call) bool {
 		return true
 	}
 	c.deadline = time.Now().Add(d.timeout)
-	ctx, cancel := context.WithDeadline(d.handlers, c.deadline)
-	c.cancel = cancel
+	c.handlerCtx.parent, c.handlerCtx.deadline = d.handlers, c.deadline
 	d.running[c] = struct{}{}
 	d.mu.Unlock()
-	stopOverrun := context.AfterFunc(ctx, func() { d.overrun(c) }) // on its own goroutine, when ctx ends first; its answer counts in d.calls
 
-	resp, err := d.call(ctx, c)
-	if !stopOverrun() {
-		// overrun answered, at the deadline or the end of the shutdown;
-		// it took this goroutine out of d.goroutines.
-		cancel()
+	dt.arm(c)
+	resp, err := d.call(&c.handlerCtx, c)
+	dt.disarm()
+	if !c.handlerCtx.end(context.Canceled) {
+		// Its context ended first, at the deadline or the end of the
+		// shutdown, and overrun answered; it took this goroutine out of
+		// d.goroutines.
 		d.log.Warn("method handler returned after its deadline; result dropped", "method", c.req.Name, "request_id", c.req.RequestID)
 		return false
 	}
-	ended := ctx.Err() // the deadline or the shutdown, before this cancel
-	cancel()
 	status, body := d.response(c.req, resp, err)
-	if ended != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		// It gave up as its context ended, just before overrun would have
-		// answered for it: the same answer.
-		status, body = d.overrunAnswer()
-	}
 	d.answer(c, status, body)
 	d.stopped(c)
 	return true
@@ -223,9 +217,9 @@ func (d *dispatcher) answer(c *call, status int, body []byte) {
 	if deadline.IsZero() {
 		deadline = time.Now()
 	}
-	ctx, cancel := context.WithDeadline(d.answers, deadline.Add(answerGrace))
-	err := c.origin.respond(ctx, c.req, status, body)
-	cancel()
+	c.answerCtx.parent, c.answerCtx.deadline, c.answerCtx.answer = d.answers, deadline.Add(answerGrace), true
+	err := c.origin.respond(&c.answerCtx, c.req, status, body)
+	c.answerCtx.release()
 	if err != nil {
 		d.counters.answersLost.Add(1)
 		d.log.Warn("method answer not sent; the caller gets a timeout from the hub",
@@ -338,13 +332,15 @@ func (d *dispatcher) shutdownUntil(graceCtx context.Context) {
 	d.mu.Unlock()
 	d.waitIdle(graceCtx)
 	d.mu.Lock()
-	cancels := make([]context.CancelFunc, 0, len(d.running))
+	running := make([]*call, 0, len(d.running))
 	for c := range d.running {
-		cancels = append(cancels, c.cancel)
+		running = append(running, c)
 	}
 	d.mu.Unlock()
-	for _, cancel := range cancels {
-		cancel() // overrun answers 503 for it
+	for _, c := range running {
+		if c.handlerCtx.end(context.Canceled) {
+			go d.overrun(c) // answers 503 for it; joined through d.goroutines, which overrun leaves last
+		}
 	}
 	giveUp := time.AfterFunc(answerGrace, d.giveUpAnswers) // runs on its own goroutine; ends at once
 	d.calls.Wait()

@@ -74,7 +74,7 @@ func (td *testDispatcher) submit(method string) string {
 	c := td.take(&transport.MethodRequest{Name: method, RequestID: id}, td.origin)
 	td.goroutines.Add(1)
 	go func() { // owned by the dispatcher: joined through td.goroutines
-		if td.run(c) {
+		if td.run(c, newDeadlineTimer(td.dispatcher)) {
 			td.finish()
 		}
 	}()
