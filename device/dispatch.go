@@ -63,10 +63,10 @@ type dispatcher struct {
 	giveUpAnswers context.CancelFunc
 
 	mu       sync.Mutex
-	crew     *crew              // the current connection's (crew.go)
-	running  map[*call]struct{} // calls whose handlers run, or whose answers go out
-	idle     chan struct{}      // closed when running empties; made by waitIdle
-	stopping bool               // shutting down: no handler starts any more
+	crew     *crew         // the current connection's (crew.go)
+	running  callList      // calls whose handlers run, or whose answers go out
+	idle     chan struct{} // closed when running empties; made by waitIdle
+	stopping bool          // shutting down: no handler starts any more
 
 	calls      sync.WaitGroup // calls in our care, from receipt to answer
 	goroutines sync.WaitGroup // the handlers' goroutines, but those left to a handler past its deadline
@@ -81,6 +81,37 @@ type call struct {
 	deadline   time.Time   // the handler's, once it starts
 	handlerCtx callContext // set up before the call is in running
 	answerCtx  callContext
+	prev, next *call // in dispatcher.running
+}
+
+// callList is the calls whose handlers run or whose answers go out,
+// linked through the calls themselves: adding or removing one costs
+// neither an allocation nor a hash.
+type callList struct {
+	head *call
+	n    int
+}
+
+func (l *callList) add(c *call) {
+	c.next = l.head
+	if l.head != nil {
+		l.head.prev = c
+	}
+	l.head = c
+	l.n++
+}
+
+func (l *callList) remove(c *call) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+	l.n--
 }
 
 // newDispatcher returns a dispatcher whose handlers' contexts carry the
@@ -89,8 +120,7 @@ type call struct {
 func newDispatcher(runCtx context.Context, h MethodHandler, o *ClientOptions, counters *counters) *dispatcher {
 	d := &dispatcher{
 		handler: h, timeout: o.MethodTimeout, log: o.Logger, counters: counters,
-		slots:   make(chan struct{}, o.MaxConcurrentMethods),
-		running: make(map[*call]struct{}),
+		slots: make(chan struct{}, o.MaxConcurrentMethods),
 	}
 	d.handlers = context.WithoutCancel(runCtx)
 	d.answers, d.giveUpAnswers = context.WithCancel(d.handlers)
@@ -138,7 +168,7 @@ func (d *dispatcher) run(c *call, dt *deadlineTimer) bool {
 	}
 	c.deadline = time.Now().Add(d.timeout)
 	c.handlerCtx.parent, c.handlerCtx.deadline = d.handlers, c.deadline
-	d.running[c] = struct{}{}
+	d.running.add(c)
 	d.mu.Unlock()
 
 	dt.arm(c)
@@ -173,8 +203,8 @@ func (d *dispatcher) finish() {
 // stopped takes c out of the running calls, once it is answered.
 func (d *dispatcher) stopped(c *call) {
 	d.mu.Lock()
-	delete(d.running, c)
-	if len(d.running) == 0 && d.idle != nil {
+	d.running.remove(c)
+	if d.running.n == 0 && d.idle != nil {
 		close(d.idle)
 		d.idle = nil
 	}
@@ -298,7 +328,7 @@ func checkRequest(req *transport.MethodRequest) (int, []byte, bool) {
 // is done.
 func (d *dispatcher) waitIdle(ctx context.Context) {
 	d.mu.Lock()
-	if len(d.running) == 0 {
+	if d.running.n == 0 {
 		d.mu.Unlock()
 		return
 	}
@@ -332,8 +362,8 @@ func (d *dispatcher) shutdownUntil(graceCtx context.Context) {
 	d.mu.Unlock()
 	d.waitIdle(graceCtx)
 	d.mu.Lock()
-	running := make([]*call, 0, len(d.running))
-	for c := range d.running {
+	running := make([]*call, 0, d.running.n)
+	for c := d.running.head; c != nil; c = c.next {
 		running = append(running, c)
 	}
 	d.mu.Unlock()

@@ -3,6 +3,7 @@ package device
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/directmethods/iotdevice/transport"
 )
@@ -16,8 +17,9 @@ import (
 // pair the request went out on. An answer whose connection has ended is
 // dropped; its caller gets 504101 from the hub, as with every other SDK.
 type origin struct {
-	conn transport.Conn
-	lost <-chan struct{} // closed when conn ends, if it can tell (transport.EndNotifier); else nil
+	conn      transport.Conn
+	lost      <-chan struct{} // closed when conn ends, if it can tell (transport.EndNotifier); else nil
+	wasClosed atomic.Bool     // isClosed, read without the lock
 
 	mu       sync.Mutex
 	isClosed bool          // conn has been closed: nothing more can be answered on it
@@ -79,6 +81,7 @@ func (o *origin) close() {
 	o.mu.Lock()
 	if !o.isClosed {
 		o.isClosed = true
+		o.wasClosed.Store(true)
 		close(o.closedCh)
 	}
 	o.mu.Unlock()
@@ -88,10 +91,11 @@ func (o *origin) close() {
 // closed reports whether the connection has been closed, or has failed:
 // either way nothing more can be answered on it.
 func (o *origin) closed() bool {
-	select {
-	case <-o.lost:
+	if o.wasClosed.Load() {
 		return true
-	case <-o.closedCh:
+	}
+	select { // one case: read without a lock
+	case <-o.lost:
 		return true
 	default:
 		return false
