@@ -355,21 +355,7 @@ func testConcurrency(s *suite) {
 			}
 		})
 	}
-	var callers sync.WaitGroup
-	for c := range size {
-		callers.Go(func() { // owned by the subtest: ends after its calls, joined below
-			for round := range concurrencyRounds {
-				n := round*size + c
-				ctx, cancel := s.bounded()
-				status, body, err := s.h.Invoke(ctx, "concurrent", payload(n))
-				cancel()
-				if err != nil || status != 200 || !sameJSON(payload(n), body) {
-					t.Errorf("call %d = %d %s, %v; want 200 %s", n, status, body, err, payload(n))
-				}
-			}
-		})
-	}
-	callers.Wait()
+	s.callConcurrently("concurrent", size)
 	close(stopAnswering)
 	answerers.Wait()
 	if t.Failed() {
@@ -435,6 +421,27 @@ func testConcurrency(s *suite) {
 	}
 }
 
+// callConcurrently makes concurrencyRounds calls of method from each of
+// size goroutines, each expecting its payload echoed with 200, and
+// returns once all are answered.
+func (s *suite) callConcurrently(method string, size int) {
+	var callers sync.WaitGroup
+	for c := range size {
+		callers.Go(func() { // owned by callConcurrently: ends after its calls, joined below
+			for round := range concurrencyRounds {
+				n := round*size + c
+				ctx, cancel := s.bounded()
+				status, body, err := s.h.Invoke(ctx, method, payload(n))
+				cancel()
+				if err != nil || status != 200 || !sameJSON(payload(n), body) {
+					s.t.Errorf("call %d = %d %s, %v; want 200 %s", n, status, body, err, payload(n))
+				}
+			}
+		})
+	}
+	callers.Wait()
+}
+
 // manyReceivers is how many goroutines wait in Receive at once in
 // testManyReceivers.
 const manyReceivers = 4
@@ -470,21 +477,7 @@ func testManyReceivers(s *suite) {
 		})
 	}
 	size := s.h.QueueSize
-	var callers sync.WaitGroup
-	for c := range size {
-		callers.Go(func() { // owned by the subtest: ends after its calls, joined below
-			for round := range concurrencyRounds {
-				n := round*size + c
-				ctx, cancel := s.bounded()
-				status, body, err := s.h.Invoke(ctx, "many-receivers", payload(n))
-				cancel()
-				if err != nil || status != 200 || !sameJSON(payload(n), body) {
-					t.Errorf("call %d = %d %s, %v; want 200 %s", n, status, body, err, payload(n))
-				}
-			}
-		})
-	}
-	callers.Wait()
+	s.callConcurrently("many-receivers", size)
 	if !s.h.Drop() {
 		t.Fatal("Drop found no connection to drop")
 	}
