@@ -15,7 +15,8 @@ const maxWaiting = 2
 // members, that each take a request from the connection and run its call
 // to the end themselves, handler and answer: a request crosses one
 // goroutine handoff, from the transport's reader to the goroutine that
-// answers it, as in a server written by hand.
+// answers it: the least a client can do that keeps handlers off the
+// goroutine reading the network.
 //
 // Each member holds one of the dispatcher's handler slots, so at most
 // MaxConcurrentMethods calls run and requests beyond them wait in the
@@ -37,8 +38,8 @@ type crew struct {
 
 	mu      sync.Mutex
 	waiting int   // members in Receive or about to call it, each with a slot
-	over    bool  // a Receive has failed: no member calls it again
-	err     error // that Receive's error
+	over    bool  // a Receive has failed, or stop was called: no member calls it again
+	err     error // that Receive's error (context.Canceled after stop)
 	done    chan struct{}
 	closed  bool // done is closed: ended, and no member is left in Receive
 }
