@@ -108,7 +108,7 @@ func TestSlowUplink(t *testing.T) {
 		pathBuffer = 32 << 10
 		keepAlive  = 5 * time.Second
 	)
-	transfer := time.Duration(calls * answerSize * int(time.Second) / uplink)
+	transfer := time.Duration(calls*answerSize) * time.Second / uplink
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
 			t.Parallel()

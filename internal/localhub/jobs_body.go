@@ -25,7 +25,7 @@ const (
 	defaultMaxExecution = 3600
 	// maxMaxExecution bounds maxExecutionTimeInSeconds to what the hub's
 	// clock arithmetic holds: 100 years.
-	maxMaxExecution = 100 * 365 * 24 * 3600
+	maxMaxExecution int64 = 100 * 365 * 24 * 3600
 )
 
 // jobBody is the JSON body of PUT /jobs/v2/{jobId}.

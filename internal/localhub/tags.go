@@ -23,8 +23,8 @@ const (
 	// maxTagInteger and minTagInteger bound integers: "Integers can have a
 	// minimum value of -4503599627370496 and a maximum value of
 	// 4503599627370495."
-	maxTagInteger = 4503599627370495
-	minTagInteger = -4503599627370496
+	maxTagInteger int64 = 4503599627370495
+	minTagInteger int64 = -4503599627370496
 )
 
 // errInvalidTags is wrapped by the errors of tag validation.

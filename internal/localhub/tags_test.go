@@ -175,7 +175,7 @@ func TestTwinTagsPersist(t *testing.T) {
 	h := startHub(t, Options{Dir: dir, Devices: []string{"dev", "dev/mod"}})
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
-	if _, err := h.ServiceClient().UpdateTwinTags(ctx, "dev", "mod", map[string]any{"big": 4503599627370495}, ""); err != nil {
+	if _, err := h.ServiceClient().UpdateTwinTags(ctx, "dev", "mod", map[string]any{"big": maxTagInteger}, ""); err != nil {
 		t.Fatal(err)
 	}
 	h.Close()

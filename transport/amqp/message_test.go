@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -134,14 +135,18 @@ func response(id any, status int32, payload string) *goamqp.Message {
 }
 
 func TestNewResponseErrors(t *testing.T) {
-	tests := []struct {
+	type test struct {
 		name   string
 		req    *transport.MethodRequest
 		status int
-	}{
+	}
+	tests := []test{
 		{"nil request", nil, 200},
 		{"no id at all", &transport.MethodRequest{Name: "m"}, 200},
-		{"status too large", &transport.MethodRequest{RequestID: "a", Handle: "a"}, math.MaxInt32 + 1},
+	}
+	if strconv.IntSize == 64 { // only a 64-bit int can exceed an int32
+		tooLarge := int64(math.MaxInt32) + 1
+		tests = append(tests, test{"status too large", &transport.MethodRequest{RequestID: "a", Handle: "a"}, int(tooLarge)})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
