@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -15,8 +16,10 @@ import (
 func Compare(ctx context.Context, t *Target, cfg Config, pair Pair, runs int, report func(Result)) (Comparison, error) {
 	runs = max(runs, 1)
 	kinds := []string{pair.SDK, pair.Raw}
-	if pair.Floor != "" {
-		kinds = append(kinds, pair.Floor)
+	for _, kind := range []string{pair.Floor, pair.Handoff} {
+		if kind != "" {
+			kinds = append(kinds, kind)
+		}
 	}
 	results := make([][]Result, len(kinds)) // results[k][i]: kind k in round i
 	for i := range runs {
@@ -41,9 +44,14 @@ func Compare(ctx context.Context, t *Target, cfg Config, pair Pair, runs int, re
 	c := Comparison{Transport: cfg.Transport, SDKKind: pair.SDK, RawKind: pair.Raw, Runs: runs, SDK: medianResult(sdk), Raw: medianResult(raw)}
 	c.P50Ratio, c.RateRatio, c.CPURatio = roundRatios(sdk, raw)
 	if pair.Floor != "" {
-		floor := results[2]
+		floor := results[slices.Index(kinds, pair.Floor)]
 		c.FloorKind, c.Floor = pair.Floor, medianResult(floor)
 		c.FloorP50Ratio, c.FloorRateRatio, c.FloorCPURatio = roundRatios(sdk, floor)
+	}
+	if pair.Handoff != "" {
+		handoff := results[slices.Index(kinds, pair.Handoff)]
+		c.HandoffKind, c.Handoff = pair.Handoff, medianResult(handoff)
+		c.HandoffP50Ratio, c.HandoffRateRatio, c.HandoffCPURatio = roundRatios(sdk, handoff)
 	}
 	return c, nil
 }

@@ -33,6 +33,13 @@ const (
 	// KindFloorAtLeastOnce is KindFloor answering at QoS 1; it reads and
 	// discards the hub's acknowledgements in the same loop.
 	KindFloorAtLeastOnce = "floor-at-least-once"
+	// KindFloorHandoff is KindFloor with one goroutine handoff per call:
+	// the loop hands each request to one of 16 workers, which answers it
+	// at QoS 0. As the SDK never runs a handler on the goroutine that
+	// reads the network, this is the least it can spend per call.
+	KindFloorHandoff = "floor-handoff"
+	// KindFloorHandoffAtLeastOnce is KindFloorHandoff answering at QoS 1.
+	KindFloorHandoffAtLeastOnce = "floor-handoff-at-least-once"
 )
 
 // EchoMethod is the method every benchmark device answers: status 200 and
@@ -52,18 +59,23 @@ func Connect(ctx context.Context, kind, name string, t *Target, connectionString
 		return connectSDK(ctx, kind, name, t, connectionString)
 	case KindRaw, KindRawAtLeastOnce:
 		return connectRaw(ctx, name, kind == KindRawAtLeastOnce, t, connectionString)
-	case KindFloor, KindFloorAtLeastOnce:
+	case KindFloor, KindFloorAtLeastOnce, KindFloorHandoff, KindFloorHandoffAtLeastOnce:
 		var qos byte
-		if kind == KindFloorAtLeastOnce {
+		if kind == KindFloorAtLeastOnce || kind == KindFloorHandoffAtLeastOnce {
 			qos = 1
+		}
+		workers := 0
+		if kind == KindFloorHandoff || kind == KindFloorHandoffAtLeastOnce {
+			workers = floorHandoffWorkers
 		}
 		switch name {
 		case "mqtt", "mqtt-ws":
-			return connectFloor(ctx, name == "mqtt-ws", qos, t, connectionString)
+			return connectFloor(ctx, name == "mqtt-ws", qos, workers, t, connectionString)
 		}
 		return nil, fmt.Errorf("bench: no floor device for transport %q (MQTT only)", name)
 	}
-	return nil, fmt.Errorf("bench: unknown device kind %q: want %s, %s, %s, %s, %s or %s", kind, KindSDK, KindSDKAtMostOnce, KindRaw, KindRawAtLeastOnce, KindFloor, KindFloorAtLeastOnce)
+	return nil, fmt.Errorf("bench: unknown device kind %q: want %s, %s, %s, %s, %s, %s, %s or %s", kind, KindSDK, KindSDKAtMostOnce, KindRaw, KindRawAtLeastOnce,
+		KindFloor, KindFloorAtLeastOnce, KindFloorHandoff, KindFloorHandoffAtLeastOnce)
 }
 
 // connectRaw picks the raw device of a transport; acknowledged selects
@@ -96,13 +108,17 @@ func echoPayload(request []byte) []byte {
 
 // Pair is an SDK device kind and the devices it is measured against: the
 // raw kind that is its floor in latency and rate (the same protocol
-// behaviour on the protocol library, with none of the SDK's code), and
-// the floor kind that is the floor of its CPU per call.
+// behaviour on the protocol library, with none of the SDK's code), the
+// floor kind that is the floor of its CPU per call, and the handoff floor
+// that is the floor of a device that answers off its reading goroutine.
 type Pair struct {
 	SDK, Raw string
 	// Floor is the hand-written device answering as SDK does; empty on a
 	// transport that has none (AMQP).
 	Floor string
+	// Handoff is Floor with one goroutine handoff per call; empty where
+	// Floor is.
+	Handoff string
 }
 
 // Pairs returns the comparisons to make on transport name: the SDK's
@@ -112,6 +128,7 @@ func Pairs(name string) []Pair {
 	pairs := []Pair{{SDK: KindSDK, Raw: KindRawAtLeastOnce}, {SDK: KindSDKAtMostOnce, Raw: KindRaw}}
 	if name == "mqtt" || name == "mqtt-ws" {
 		pairs[0].Floor, pairs[1].Floor = KindFloorAtLeastOnce, KindFloor
+		pairs[0].Handoff, pairs[1].Handoff = KindFloorHandoffAtLeastOnce, KindFloorHandoff
 	}
 	return pairs
 }

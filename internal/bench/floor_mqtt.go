@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +37,10 @@ const (
 // largest method payload (128 KB) with room for its topic.
 const floorMaxPacket = 132 << 10
 
+// floorHandoffWorkers is how many goroutines answer the requests of a
+// handoff floor device.
+const floorHandoffWorkers = 16
+
 // errFloorStopped tells the loop's end that Close stopped it.
 var errFloorStopped = errors.New("bench: floor device: closed")
 
@@ -51,30 +57,60 @@ var errFloorProtocol = errors.New("bench: floor device: protocol error")
 // It pings when it has read nothing for half its keep-alive: the loop
 // reads under a deadline that it moves once a quarter of the keep-alive
 // has passed, so the deadline costs nothing per call.
+//
+// With workers, it is the handoff floor: the loop acknowledges each
+// request and hands a copy of it to one of the workers, goroutines that
+// wait on a channel, build the answer in a buffer of their own and write
+// it. That is one goroutine handoff per call, the least a device that
+// never answers on the goroutine reading the network can do.
 type floorMQTT struct {
 	conn net.Conn      // the TLS connection
+	w    floorWriter   // conn, for every write after the handshake
 	r    *bufio.Reader // the MQTT stream: conn's bytes, or the WebSocket frames' payloads
 	ws   *floorWS      // nil for MQTT over TLS
 	qos  byte          // of the answers
 	// keepAlive is floorKeepAlive but in tests: the loop pings when it has
 	// read nothing for half of it.
 	keepAlive time.Duration
+	packetID  atomic.Uint32 // of the last answer at QoS 1, in its low 16 bits
 
 	// Used by the loop alone.
-	in       []byte    // the packet being read
-	out      []byte    // the packet being written, after room for a frame header
-	packetID uint16    // of the last answer at QoS 1
-	moved    time.Time // when the read deadline was last moved
+	in    []byte    // the packet being read
+	out   []byte    // the packet being written, after room for a frame header
+	moved time.Time // when the read deadline was last moved
 
-	mu      sync.Mutex // guards closing and the read deadline
-	closing bool
-	done    chan error // the loop's result
+	// With workers: the loop sends them requests on jobs and closes it
+	// when it ends; workers counts them until they have ended.
+	workers sync.WaitGroup
+	jobs    chan floorJob
+
+	mu    sync.Mutex // guards cause and the read deadline
+	cause error      // why the loop is to stop: errFloorStopped by Close, or a worker's failed write
+	done  chan error // the loop's result
+}
+
+// floorJob is a request the loop hands to a worker: its topic and payload,
+// in a copy of the packet, as the loop reads the next one into d.in.
+type floorJob struct{ topic, payload []byte }
+
+// floorWriter writes to a connection under a mutex. Each packet, and
+// over WebSockets each frame, is written in one Write, so the writes of
+// the loop and of the workers never interleave.
+type floorWriter struct {
+	mu   sync.Mutex
+	conn io.Writer
+}
+
+func (w *floorWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.conn.Write(p)
 }
 
 // connectFloor dials, connects as the identity of connectionString,
-// subscribes to methods and starts the device's goroutine; it answers at
-// QoS qos.
-func connectFloor(ctx context.Context, webSocket bool, qos byte, t *Target, connectionString string) (Device, error) {
+// subscribes to methods and starts the device's goroutines; it answers at
+// QoS qos, from the loop or, when workers > 0, from that many workers.
+func connectFloor(ctx context.Context, webSocket bool, qos byte, workers int, t *Target, connectionString string) (Device, error) {
 	cs, password, err := rawIdentity(connectionString)
 	if err != nil {
 		return nil, err
@@ -95,7 +131,7 @@ func connectFloor(ctx context.Context, webSocket bool, qos byte, t *Target, conn
 	if err != nil {
 		return nil, fmt.Errorf("bench: floor device: %w", err)
 	}
-	d := newFloorMQTT(nc, qos, floorKeepAlive)
+	d := newFloorMQTT(nc, qos, workers, floorKeepAlive)
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) }) // ends the handshake's I/O
 	err = d.handshake(webSocket, address, cs.DeviceID, cs.HostName+"/"+cs.DeviceID+"/?api-version="+rawAPIVersion, password)
 	if !stop() {
@@ -110,17 +146,25 @@ func connectFloor(ctx context.Context, webSocket bool, qos byte, t *Target, conn
 	return d, nil
 }
 
-// newFloorMQTT returns the device on nc, before its handshake.
-func newFloorMQTT(nc net.Conn, qos byte, keepAlive time.Duration) *floorMQTT {
-	return &floorMQTT{
-		conn: nc, r: bufio.NewReaderSize(nc, 4096), qos: qos, keepAlive: keepAlive,
+// newFloorMQTT returns the device on nc, before its handshake, with
+// workers goroutines to answer (none: the loop answers).
+func newFloorMQTT(nc net.Conn, qos byte, workers int, keepAlive time.Duration) *floorMQTT {
+	d := &floorMQTT{
+		conn: nc, w: floorWriter{conn: nc}, r: bufio.NewReaderSize(nc, 4096), qos: qos, keepAlive: keepAlive,
 		out: make([]byte, floorWSHeaderRoom, 512), done: make(chan error, 1),
 	}
+	if workers > 0 {
+		d.jobs = make(chan floorJob, workers)
+	}
+	return d
 }
 
-// start starts the device's goroutine once the handshake is done.
+// start starts the device's goroutines once the handshake is done.
 func (d *floorMQTT) start() {
 	d.moveDeadline(time.Now())
+	for range cap(d.jobs) {
+		d.workers.Go(d.work) // owned by d: ends when the loop closes d.jobs; joined by run
+	}
 	go d.run() // owned by d: ends when the connection does; joined by Close
 }
 
@@ -128,7 +172,7 @@ func (d *floorMQTT) start() {
 // and reads their acknowledgements.
 func (d *floorMQTT) handshake(webSocket bool, address, clientID, username, password string) error {
 	if webSocket {
-		ws, err := openFloorWS(d.conn, d.r, address)
+		ws, err := openFloorWS(&d.w, d.r, address)
 		if err != nil {
 			return err
 		}
@@ -177,17 +221,33 @@ func appendFloorString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// run is the device's goroutine: it serves until the connection ends or
-// Close stops it, says goodbye when stopped, and closes the connection.
+// run is the device's loop: it serves until the connection ends or
+// Close or a worker stops it, stops the workers and waits for them, says
+// goodbye when Close stopped it, and closes the connection.
 func (d *floorMQTT) run() {
 	err := d.serve()
+	d.conn.SetWriteDeadline(time.Now().Add(time.Second)) // bounds the workers' last answers and the goodbye
+	if d.jobs != nil {
+		close(d.jobs)
+		d.workers.Wait()
+	}
 	if errors.Is(err, errFloorStopped) {
-		d.conn.SetWriteDeadline(time.Now().Add(time.Second))
 		d.write(floorDISCONNECT<<4, nil)
 		err = nil
 	}
 	d.conn.Close()
 	d.done <- err
+}
+
+// work is a worker: it answers the requests the loop hands it until the
+// loop closes d.jobs. A failed write stops the loop.
+func (d *floorMQTT) work() {
+	out := make([]byte, floorWSHeaderRoom, 512)
+	for job := range d.jobs {
+		if err := d.answer(job.topic, job.payload, &out); err != nil {
+			d.stop(err)
+		}
+	}
 }
 
 // serve reads packets and answers each request, until an error.
@@ -198,8 +258,8 @@ func (d *floorMQTT) serve() error {
 			if !isTimeout(err) {
 				return err
 			}
-			if d.stopped() {
-				return errFloorStopped
+			if err := d.stopCause(); err != nil {
+				return err
 			}
 			// Nothing read for half the keep-alive (or Close): ping.
 			if err := d.write(floorPINGREQ<<4, nil); err != nil {
@@ -214,7 +274,16 @@ func (d *floorMQTT) serve() error {
 		}
 		switch first >> 4 {
 		case floorPUBLISH:
-			if err := d.answer(first, body); err != nil {
+			if d.jobs != nil {
+				body = bytes.Clone(body) // the worker's
+			}
+			topic, payload, err := d.accept(first, body)
+			if err != nil {
+				return err
+			}
+			if d.jobs != nil {
+				d.jobs <- floorJob{topic, payload}
+			} else if err := d.answer(topic, payload, &d.out); err != nil {
 				return err
 			}
 		case floorPUBACK, floorPINGRESP: // acknowledgements of answers and pings: nothing to do
@@ -233,19 +302,30 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// stopped reports whether Close was called.
-func (d *floorMQTT) stopped() bool {
+// stop has the loop stop for cause, through a read deadline in the past,
+// unless it is stopping already.
+func (d *floorMQTT) stop(cause error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.closing
+	if d.cause == nil {
+		d.cause = cause
+	}
+	d.conn.SetReadDeadline(time.Unix(1, 0))
+}
+
+// stopCause returns why the loop is to stop, or nil.
+func (d *floorMQTT) stopCause() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cause
 }
 
 // moveDeadline sets the read deadline to half the keep-alive after now,
-// unless Close has set it in the past.
+// unless stop has set it in the past.
 func (d *floorMQTT) moveDeadline(now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.closing {
+	if d.cause == nil {
 		d.moved = now
 		d.conn.SetReadDeadline(now.Add(d.keepAlive / 2))
 	}
@@ -300,28 +380,34 @@ func noTimeout(err error) error {
 	return err
 }
 
-// answer answers the PUBLISH whose first byte and body were read: 200 and
-// the request's payload for EchoMethod, 501 for any other method. A
-// PUBLISH that is not a method request is dropped, as no answer can reach
-// its sender.
-func (d *floorMQTT) answer(first byte, body []byte) error {
+// accept splits the PUBLISH whose first byte and body were read into its
+// topic and payload, and acknowledges it when it is at QoS 1.
+func (d *floorMQTT) accept(first byte, body []byte) (topic, payload []byte, err error) {
 	if len(body) < 2 {
-		return fmt.Errorf("%w: short PUBLISH", errFloorProtocol)
+		return nil, nil, fmt.Errorf("%w: short PUBLISH", errFloorProtocol)
 	}
 	topicLen := int(binary.BigEndian.Uint16(body))
 	if 2+topicLen > len(body) {
-		return fmt.Errorf("%w: short PUBLISH", errFloorProtocol)
+		return nil, nil, fmt.Errorf("%w: short PUBLISH", errFloorProtocol)
 	}
-	topic, payload := body[2:2+topicLen], body[2+topicLen:]
+	topic, payload = body[2:2+topicLen], body[2+topicLen:]
 	if qos := first >> 1 & 3; qos > 0 {
 		if len(payload) < 2 {
-			return fmt.Errorf("%w: short PUBLISH", errFloorProtocol)
+			return nil, nil, fmt.Errorf("%w: short PUBLISH", errFloorProtocol)
 		}
 		if err := d.write(floorPUBACK<<4, payload[:2]); err != nil {
-			return err
+			return nil, nil, err
 		}
 		payload = payload[2:]
 	}
+	return topic, payload, nil
+}
+
+// answer answers the PUBLISH of topic and payload, building the answer in
+// *out, past its room for a frame header: 200 and the request's payload
+// for EchoMethod, 501 for any other method. A PUBLISH that is not a
+// method request is dropped, as no answer can reach its sender.
+func (d *floorMQTT) answer(topic, payload []byte, out *[]byte) error {
 	name, rid, ok := parseFloorTopic(topic)
 	if !ok {
 		return nil
@@ -333,26 +419,27 @@ func (d *floorMQTT) answer(first byte, body []byte) error {
 		status, payload = "501", []byte(`{"error":"unknown method"}`)
 	}
 
-	topicLen = len(rawResponsePrefix) + len(status) + len(rawRIDSeparator) + len(rid)
+	topicLen := len(rawResponsePrefix) + len(status) + len(rawRIDSeparator) + len(rid)
 	n := 2 + topicLen + len(payload)
 	if d.qos > 0 {
 		n += 2
 	}
-	out := appendFloorHeader(d.out[:floorWSHeaderRoom], floorPUBLISH<<4|d.qos<<1, n)
-	out = binary.BigEndian.AppendUint16(out, uint16(topicLen))
-	out = append(out, rawResponsePrefix...)
-	out = append(out, status...)
-	out = append(out, rawRIDSeparator...)
-	out = append(out, rid...)
+	b := appendFloorHeader((*out)[:floorWSHeaderRoom], floorPUBLISH<<4|d.qos<<1, n)
+	b = binary.BigEndian.AppendUint16(b, uint16(topicLen))
+	b = append(b, rawResponsePrefix...)
+	b = append(b, status...)
+	b = append(b, rawRIDSeparator...)
+	b = append(b, rid...)
 	if d.qos > 0 {
-		if d.packetID++; d.packetID == 0 {
-			d.packetID = 1
+		id := uint16(d.packetID.Add(1))
+		if id == 0 {
+			id = uint16(d.packetID.Add(1))
 		}
-		out = binary.BigEndian.AppendUint16(out, d.packetID)
+		b = binary.BigEndian.AppendUint16(b, id)
 	}
-	out = append(out, payload...)
-	d.out = out
-	return d.send(out)
+	b = append(b, payload...)
+	*out = b
+	return d.send(b)
 }
 
 // parseFloorTopic splits "$iothub/methods/POST/{name}/?$rid={rid}[&…]"
@@ -419,7 +506,7 @@ func (d *floorMQTT) send(packet []byte) error {
 	if d.ws != nil {
 		err = d.ws.writeFrame(floorWSBinary, packet)
 	} else {
-		_, err = d.conn.Write(packet[floorWSHeaderRoom:])
+		_, err = d.w.Write(packet[floorWSHeaderRoom:])
 	}
 	if err != nil {
 		return fmt.Errorf("bench: floor device: write: %w", err)
@@ -427,13 +514,10 @@ func (d *floorMQTT) send(packet []byte) error {
 	return nil
 }
 
-// Close stops the loop (through a read deadline in the past), which says
-// goodbye and closes the connection, and waits for it.
+// Close stops the loop, which stops the workers, says goodbye and closes
+// the connection, and waits for it.
 func (d *floorMQTT) Close() error {
-	d.mu.Lock()
-	d.closing = true
-	d.conn.SetReadDeadline(time.Unix(1, 0))
-	d.mu.Unlock()
+	d.stop(errFloorStopped)
 	err := <-d.done
 	d.done <- err // Close is idempotent
 	return err

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,14 +64,15 @@ type floorRead struct {
 	err    error
 }
 
-// startFloorOnPipe starts a floor device, past its handshake, on one end
-// of a pipe and returns the hub's end and the device.
-func startFloorOnPipe(t *testing.T, qos byte, ws bool, keepAlive time.Duration) (*floorHub, *floorMQTT) {
+// startFloorOnPipe starts a floor device with workers (none: the plain
+// floor), past its handshake, on one end of a pipe and returns the hub's
+// end and the device.
+func startFloorOnPipe(t *testing.T, qos byte, ws bool, workers int, keepAlive time.Duration) (*floorHub, *floorMQTT) {
 	t.Helper()
 	deviceEnd, hubEnd := net.Pipe()
-	d := newFloorMQTT(deviceEnd, qos, keepAlive)
+	d := newFloorMQTT(deviceEnd, qos, workers, keepAlive)
 	if ws {
-		d.ws = &floorWS{conn: deviceEnd, br: d.r}
+		d.ws = &floorWS{conn: &d.w, br: d.r}
 		d.r = bufio.NewReader(d.ws)
 	}
 	d.start()
@@ -89,8 +92,20 @@ func startFloorOnPipe(t *testing.T, qos byte, ws bool, keepAlive time.Duration) 
 		hubEnd.Close()
 		for range h.packets { // until the goroutine ends
 		}
+		d.Close() // joins the device's goroutines, which the closed pipe ended
 	})
 	return h, d
+}
+
+// floorVariants are the floor devices the pipe tests run: the plain
+// floor and the handoff floor, over TCP and WebSockets.
+var floorVariants = []struct {
+	name    string
+	workers int
+	ws      bool
+}{
+	{"floor/tcp", 0, false}, {"floor/ws", 0, true},
+	{"handoff/tcp", floorHandoffWorkers, false}, {"handoff/ws", floorHandoffWorkers, true},
 }
 
 // write sends one packet, in a frame of opcode when over a WebSocket.
@@ -209,22 +224,18 @@ func floorPublish(qos byte, id uint16, topic string, payload []byte) []byte {
 }
 
 func TestFloorLoop(t *testing.T) {
-	for _, ws := range []bool{false, true} {
+	for _, v := range floorVariants {
 		for _, qos := range []byte{0, 1} {
-			name := "tcp"
-			if ws {
-				name = "ws"
-			}
-			t.Run(fmt.Sprintf("%s/qos%d", name, qos), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/qos%d", v.name, qos), func(t *testing.T) {
 				t.Parallel()
-				testFloorLoop(t, qos, ws)
+				testFloorLoop(t, qos, v.ws, v.workers)
 			})
 		}
 	}
 }
 
-func testFloorLoop(t *testing.T, qos byte, ws bool) {
-	hub, d := startFloorOnPipe(t, qos, ws, 40*time.Millisecond)
+func testFloorLoop(t *testing.T, qos byte, ws bool, workers int) {
+	hub, d := startFloorOnPipe(t, qos, ws, workers, 40*time.Millisecond)
 	frame := byte(0)
 	if ws {
 		frame = floorWSBinary
@@ -305,15 +316,90 @@ func TestFloorLoopEndsOnProtocolErrors(t *testing.T) {
 		{"remaining length of 5 bytes", []byte{floorPUBLISH << 4, 0xFF, 0xFF, 0xFF, 0xFF, 1}, errFloorProtocol},
 		{"end of stream", nil, io.EOF},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
+		for _, workers := range []int{0, floorHandoffWorkers} {
+			t.Run(fmt.Sprintf("%s/workers=%d", tt.name, workers), func(t *testing.T) {
+				t.Parallel()
+				hub, d := startFloorOnPipe(t, 0, false, workers, time.Hour)
+				hub.c.Write(tt.packet) // fails once the device stops reading
+				hub.c.Close()
+				if err := d.Close(); !errors.Is(err, tt.want) {
+					t.Errorf("Close after %s: %v, want %v", tt.name, err, tt.want)
+				}
+			})
+		}
+	}
+}
+
+func TestFloorFailedWriteEndsLoop(t *testing.T) {
+	for _, v := range floorVariants {
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			hub, d := startFloorOnPipe(t, 0, false, time.Hour)
-			hub.c.Write(tt.packet) // fails once the device stops reading
-			hub.c.Close()
-			if err := d.Close(); !errors.Is(err, tt.want) {
-				t.Errorf("Close after %s: %v, want %v", tt.name, err, tt.want)
+			hub, d := startFloorOnPipe(t, 0, v.ws, v.workers, time.Hour)
+			d.conn.SetWriteDeadline(time.Unix(1, 0)) // the answer's write fails
+			hub.write(floorPublish(0, 0, "$iothub/methods/POST/echo/?$rid=1", []byte("1")), floorWSBinary)
+			for r := range hub.packets { // until the device closes the connection
+				if r.err == nil {
+					t.Errorf("the device wrote %x after its write failed", r.packet)
+				}
+			}
+			if err := d.Close(); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Close after a failed write: %v, want the write's error", err)
 			}
 		})
+	}
+}
+
+func TestFloorHandoffAnswersConcurrently(t *testing.T) {
+	for _, ws := range []bool{false, true} {
+		for _, qos := range []byte{0, 1} {
+			t.Run(fmt.Sprintf("ws=%v/qos%d", ws, qos), func(t *testing.T) {
+				t.Parallel()
+				testFloorHandoffAnswersConcurrently(t, qos, ws)
+			})
+		}
+	}
+}
+
+// testFloorHandoffAnswersConcurrently sends requests back to back, so
+// that the workers answer them at once, and checks that every answer
+// arrives whole, each at QoS 1 with a packet identifier of its own.
+func testFloorHandoffAnswersConcurrently(t *testing.T, qos byte, ws bool) {
+	hub, d := startFloorOnPipe(t, qos, ws, floorHandoffWorkers, time.Hour)
+	const n = 64 // fewer than the hub's reader buffers
+	want, ids := map[string]bool{}, map[uint16]bool{}
+	for i := range n {
+		rid := strconv.Itoa(i)
+		want[rid] = true
+		hub.write(floorPublish(0, 0, "$iothub/methods/POST/echo/?$rid="+rid, Payload(i+2)), floorWSBinary)
+	}
+	for range n {
+		_, packet := hub.read(false)
+		first, body := packet[0], packet[1:]
+		for body[0]&0x80 != 0 { // the remaining length
+			body = body[1:]
+		}
+		body = body[1:]
+		topicLen := int(binary.BigEndian.Uint16(body))
+		topic, rest := string(body[2:2+topicLen]), body[2+topicLen:]
+		if first != floorPUBLISH<<4|qos<<1 {
+			t.Fatalf("answer %x: first byte %#x", packet, first)
+		}
+		if qos > 0 {
+			ids[binary.BigEndian.Uint16(rest)] = true
+			rest = rest[2:]
+		}
+		rid, ok := strings.CutPrefix(topic, "$iothub/methods/res/200/?$rid=")
+		i, err := strconv.Atoi(rid)
+		if !ok || err != nil || !want[rid] || !bytes.Equal(rest, Payload(i+2)) {
+			t.Fatalf("answer %q with payload of %d bytes: not the answer to one of the requests not yet answered", topic, len(rest))
+		}
+		delete(want, rid)
+	}
+	if qos > 0 && (len(ids) != n || ids[0]) {
+		t.Errorf("%d distinct packet identifiers (0 among them: %v), want %d", len(ids), ids[0], n)
+	}
+	if err := d.Close(); err != nil {
+		t.Errorf("Close: %v", err)
 	}
 }
 
@@ -329,7 +415,7 @@ func TestFloorWebSocketRejects(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			hub, d := startFloorOnPipe(t, 0, true, time.Hour)
+			hub, d := startFloorOnPipe(t, 0, true, 0, time.Hour)
 			hub.c.Write(tt.frame) // fails once the device stops reading
 			hub.c.Close()
 			if err := d.Close(); !errors.Is(err, errFloorWS) || !strings.Contains(err.Error(), tt.want) {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	mathrand "math/rand/v2"
-	"net"
 	"net/http"
 )
 
@@ -37,19 +36,19 @@ const floorWSGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 var errFloorWS = errors.New("bench: floor device: websocket")
 
 // floorWS is the client side of a WebSocket, written by hand for the
-// floor device: the opening handshake, and frames read from and written to
-// the TLS connection by the device's goroutine alone. Read yields the data
-// frames' payloads as one stream, answering pings on the way; each write
-// is one masked binary frame.
+// floor device: the opening handshake, and frames read from the TLS
+// connection by the device's loop alone and written to it in one write
+// each. Read yields the data frames' payloads as one stream, answering
+// pings on the way; each write is one masked binary frame.
 type floorWS struct {
-	conn net.Conn
+	conn io.Writer     // the connection, through the device's floorWriter
 	br   *bufio.Reader // the connection's bytes
 	left uint64        // payload bytes left in the current data frame
 }
 
 // openFloorWS sends the opening handshake for MQTT on conn and reads the
 // hub's answer with br, which then reads the frames.
-func openFloorWS(conn net.Conn, br *bufio.Reader, address string) (*floorWS, error) {
+func openFloorWS(conn io.Writer, br *bufio.Reader, address string) (*floorWS, error) {
 	var nonce [16]byte
 	rand.Read(nonce[:])
 	key := base64.StdEncoding.EncodeToString(nonce[:])

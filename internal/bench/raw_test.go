@@ -73,7 +73,7 @@ func TestRawDeviceAnswers(t *testing.T) {
 }
 
 func TestFloorDeviceAnswers(t *testing.T) {
-	for _, kind := range []string{KindFloor, KindFloorAtLeastOnce} {
+	for _, kind := range []string{KindFloor, KindFloorAtLeastOnce, KindFloorHandoff, KindFloorHandoffAtLeastOnce} {
 		for _, transportName := range []string{"mqtt", "mqtt-ws"} {
 			t.Run(kind+"/"+transportName, func(t *testing.T) { testRawDeviceAnswers(t, kind, transportName) })
 		}

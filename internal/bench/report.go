@@ -69,17 +69,19 @@ const (
 )
 
 // Comparison is an SDK device against its raw floor, and on MQTT its
-// hand-written floor, on one transport: the medians over Runs rounds of
-// one run of each.
+// hand-written floor and handoff floor, on one transport: the medians
+// over Runs rounds of one run of each.
 type Comparison struct {
-	Transport string `json:"transport"`
-	SDKKind   string `json:"sdk_device"`             // KindSDK or KindSDKAtMostOnce
-	RawKind   string `json:"raw_device"`             // KindRawAtLeastOnce or KindRaw
-	FloorKind string `json:"floor_device,omitempty"` // KindFloorAtLeastOnce, KindFloor or none
-	Runs      int    `json:"runs"`
-	SDK       Result `json:"sdk"`
-	Raw       Result `json:"raw"`
-	Floor     Result `json:"floor,omitzero"`
+	Transport   string `json:"transport"`
+	SDKKind     string `json:"sdk_device"`               // KindSDK or KindSDKAtMostOnce
+	RawKind     string `json:"raw_device"`               // KindRawAtLeastOnce or KindRaw
+	FloorKind   string `json:"floor_device,omitempty"`   // KindFloorAtLeastOnce, KindFloor or none
+	HandoffKind string `json:"handoff_device,omitempty"` // KindFloorHandoffAtLeastOnce, KindFloorHandoff or none
+	Runs        int    `json:"runs"`
+	SDK         Result `json:"sdk"`
+	Raw         Result `json:"raw"`
+	Floor       Result `json:"floor,omitzero"`
+	Handoff     Result `json:"handoff,omitzero"`
 	// Medians over the rounds of sdk / raw: p50, rate and CPU per call
 	// (0 when the CPU was not measured).
 	P50Ratio  float64 `json:"p50_ratio"`
@@ -89,6 +91,10 @@ type Comparison struct {
 	FloorP50Ratio  float64 `json:"floor_p50_ratio,omitempty"`
 	FloorRateRatio float64 `json:"floor_rate_ratio,omitempty"`
 	FloorCPURatio  float64 `json:"floor_cpu_ratio,omitempty"`
+	// The same, of sdk / handoff floor; they have no target.
+	HandoffP50Ratio  float64 `json:"handoff_p50_ratio,omitempty"`
+	HandoffRateRatio float64 `json:"handoff_rate_ratio,omitempty"`
+	HandoffCPURatio  float64 `json:"handoff_cpu_ratio,omitempty"`
 }
 
 // Met reports whether the targets are met: p50 and rate against raw and,
@@ -112,6 +118,12 @@ func (c Comparison) String() string {
 		fmt.Fprintf(&b, "; vs %s: p50 sdk/floor=%.3f rate sdk/floor=%.3f", c.FloorKind, c.FloorP50Ratio, c.FloorRateRatio)
 		if c.FloorCPURatio > 0 {
 			fmt.Fprintf(&b, " cpu sdk/floor=%.3f (target <= %.2f: %s)", c.FloorCPURatio, MaxFloorCPURatio, verdict(c.floorCPUMet()))
+		}
+	}
+	if c.HandoffKind != "" {
+		fmt.Fprintf(&b, "; vs %s: p50 sdk/handoff=%.3f rate sdk/handoff=%.3f", c.HandoffKind, c.HandoffP50Ratio, c.HandoffRateRatio)
+		if c.HandoffCPURatio > 0 {
+			fmt.Fprintf(&b, " cpu sdk/handoff=%.3f", c.HandoffCPURatio)
 		}
 	}
 	fmt.Fprintf(&b, " runs=%d", c.Runs)

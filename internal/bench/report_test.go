@@ -114,6 +114,54 @@ func TestComparison(t *testing.T) {
 	}
 }
 
+func TestComparisonWithHandoffFloor(t *testing.T) {
+	c := Comparison{Transport: "mqtt", SDKKind: KindSDK, RawKind: KindRawAtLeastOnce, Runs: 3, SDK: sampleResult, Raw: sampleResult, P50Ratio: 1, RateRatio: 1, CPURatio: 0.9,
+		FloorKind: KindFloorAtLeastOnce, Floor: sampleResult, FloorP50Ratio: 1.2, FloorRateRatio: 0.8, FloorCPURatio: 1.6,
+		HandoffKind: KindFloorHandoffAtLeastOnce, Handoff: sampleResult, HandoffP50Ratio: 1.1, HandoffRateRatio: 0.9, HandoffCPURatio: 1.3}
+	if c.Met() { // the handoff floor has no target: the floor's CPU ratio still decides
+		t.Error("Met() = true with the CPU ratio to the floor missed")
+	}
+	want := "cpu sdk/floor=1.600 (target <= 1.50: MISSED); vs floor-handoff-at-least-once: p50 sdk/handoff=1.100 rate sdk/handoff=0.900 cpu sdk/handoff=1.300 runs=3"
+	if s := c.String(); !strings.Contains(s, want) {
+		t.Errorf("String() = %q, want it to contain %q", s, want)
+	}
+	handoffFields := func(c Comparison) map[string]any {
+		t.Helper()
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all map[string]any
+		if err := json.Unmarshal(b, &all); err != nil {
+			t.Fatal(err)
+		}
+		fields := map[string]any{}
+		for k, v := range all {
+			if strings.HasPrefix(k, "handoff") {
+				fields[k] = v
+			}
+		}
+		if h, ok := fields["handoff"].(map[string]any); ok {
+			fields["handoff"] = h["device"]
+		}
+		return fields
+	}
+	wantJSON := map[string]any{
+		"handoff_device": KindFloorHandoffAtLeastOnce, "handoff": sampleResult.Device,
+		"handoff_p50_ratio": 1.1, "handoff_rate_ratio": 0.9, "handoff_cpu_ratio": 1.3,
+	}
+	if diff := cmp.Diff(wantJSON, handoffFields(c)); diff != "" {
+		t.Errorf("JSON's handoff fields (-want +got):\n%s", diff)
+	}
+	c.HandoffKind, c.Handoff, c.HandoffP50Ratio, c.HandoffRateRatio, c.HandoffCPURatio = "", Result{}, 0, 0, 0
+	if diff := cmp.Diff(map[string]any{}, handoffFields(c)); diff != "" {
+		t.Errorf("JSON without the handoff floor (-want +got):\n%s", diff)
+	}
+	if s := c.String(); strings.Contains(s, "handoff") {
+		t.Errorf("String() without the handoff floor = %q", s)
+	}
+}
+
 func TestMedianResult(t *testing.T) {
 	mk := func(p50 time.Duration, rate float64, calls int) Result {
 		return Result{Transport: "mqtt", Device: KindRaw, Calls: calls, Rate: rate, CPUPerCall: 10 * p50, Latencies: Latencies{P50: p50, P90: p50, P99: p50, Max: p50}}

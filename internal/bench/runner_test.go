@@ -63,8 +63,8 @@ func TestRunNeedsIdentities(t *testing.T) {
 }
 
 func TestPairs(t *testing.T) {
-	mqtt := []Pair{{KindSDK, KindRawAtLeastOnce, KindFloorAtLeastOnce}, {KindSDKAtMostOnce, KindRaw, KindFloor}}
-	amqp := []Pair{{KindSDK, KindRawAtLeastOnce, ""}, {KindSDKAtMostOnce, KindRaw, ""}}
+	mqtt := []Pair{{KindSDK, KindRawAtLeastOnce, KindFloorAtLeastOnce, KindFloorHandoffAtLeastOnce}, {KindSDKAtMostOnce, KindRaw, KindFloor, KindFloorHandoff}}
+	amqp := []Pair{{KindSDK, KindRawAtLeastOnce, "", ""}, {KindSDKAtMostOnce, KindRaw, "", ""}}
 	for name, want := range map[string][]Pair{"mqtt": mqtt, "mqtt-ws": mqtt, "amqp": amqp, "amqp-ws": amqp} {
 		if diff := cmp.Diff(want, Pairs(name)); diff != "" {
 			t.Errorf("Pairs(%q) (-want +got):\n%s", name, diff)
@@ -85,7 +85,7 @@ func TestCompare(t *testing.T) {
 			}
 			want := []string{pair.SDK, pair.Raw, pair.Raw, pair.SDK}
 			if pair.Floor != "" {
-				want = []string{pair.SDK, pair.Raw, pair.Floor, pair.Floor, pair.Raw, pair.SDK}
+				want = []string{pair.SDK, pair.Raw, pair.Floor, pair.Handoff, pair.Handoff, pair.Floor, pair.Raw, pair.SDK}
 			}
 			if diff := cmp.Diff(want, kinds); diff != "" {
 				t.Errorf("%s: run order (-want +got):\n%s", transportName, diff)
@@ -97,8 +97,11 @@ func TestCompare(t *testing.T) {
 			if c.FloorKind != pair.Floor || pair.Floor != "" && (c.Floor.Calls != 10 || c.Floor.Errors != 0 || c.FloorP50Ratio <= 0 || c.FloorRateRatio <= 0) {
 				t.Errorf("%s: Compare's floor = %+v", transportName, c)
 			}
-			if c.CPURatio != 0 || c.FloorCPURatio != 0 { // devices in this process: not measured
-				t.Errorf("%s: CPU ratios %v and %v without child devices", transportName, c.CPURatio, c.FloorCPURatio)
+			if c.HandoffKind != pair.Handoff || pair.Handoff != "" && (c.Handoff.Device != pair.Handoff || c.Handoff.Calls != 10 || c.Handoff.Errors != 0 || c.HandoffP50Ratio <= 0 || c.HandoffRateRatio <= 0) {
+				t.Errorf("%s: Compare's handoff floor = %+v", transportName, c)
+			}
+			if c.CPURatio != 0 || c.FloorCPURatio != 0 || c.HandoffCPURatio != 0 { // devices in this process: not measured
+				t.Errorf("%s: CPU ratios %v, %v and %v without child devices", transportName, c.CPURatio, c.FloorCPURatio, c.HandoffCPURatio)
 			}
 		}
 	}
@@ -121,7 +124,7 @@ func childDevicesCommand(t *testing.T) []string {
 func TestRunChildDevicesMeasuresCPU(t *testing.T) {
 	target := startHub(t, 2)
 	command := childDevicesCommand(t)
-	for _, tt := range []struct{ kind, transport string }{{KindSDK, "mqtt"}, {KindFloor, "mqtt-ws"}, {KindRawAtLeastOnce, "amqp"}} {
+	for _, tt := range []struct{ kind, transport string }{{KindSDK, "mqtt"}, {KindFloor, "mqtt-ws"}, {KindFloorHandoffAtLeastOnce, "mqtt-ws"}, {KindRawAtLeastOnce, "amqp"}} {
 		t.Run(tt.kind+"/"+tt.transport, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
@@ -247,8 +250,10 @@ func TestMainCompareText(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	wantPrefixes := []string{
-		"mqtt     sdk  calls=3 ", "mqtt     raw-at-least-once calls=3 ", "mqtt     floor-at-least-once calls=3 ", "compare  mqtt     sdk vs raw-at-least-once: ",
-		"mqtt     sdk-at-most-once calls=3 ", "mqtt     raw  calls=3 ", "mqtt     floor calls=3 ", "compare  mqtt     sdk-at-most-once vs raw: ",
+		"mqtt     sdk  calls=3 ", "mqtt     raw-at-least-once calls=3 ", "mqtt     floor-at-least-once calls=3 ", "mqtt     floor-handoff-at-least-once calls=3 ",
+		"compare  mqtt     sdk vs raw-at-least-once: ",
+		"mqtt     sdk-at-most-once calls=3 ", "mqtt     raw  calls=3 ", "mqtt     floor calls=3 ", "mqtt     floor-handoff calls=3 ",
+		"compare  mqtt     sdk-at-most-once vs raw: ",
 	}
 	if len(lines) != len(wantPrefixes) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(lines), len(wantPrefixes), out.String())
@@ -259,6 +264,9 @@ func TestMainCompareText(t *testing.T) {
 		}
 		if ChildDevicesSupported && !strings.Contains(lines[i], "cpu") { // the devices ran in child processes
 			t.Errorf("line %d = %q, without CPU figures", i, lines[i])
+		}
+		if strings.HasPrefix(prefix, "compare") && ChildDevicesSupported && !strings.Contains(lines[i], " cpu sdk/handoff=") {
+			t.Errorf("line %d = %q, without the CPU ratio to the handoff floor", i, lines[i])
 		}
 	}
 }
