@@ -16,7 +16,11 @@ import (
 // transport rarely waits to send (over MQTT, only behind another write),
 // its timer is set only once Done is asked for. context.WithDeadline and
 // context.AfterFunc cost 13 of a call's 16 allocations, two timers and a
-// registration with the parent per call (BenchmarkDispatchSDK).
+// registration with the parent per call. End to end over MQTT (the
+// bench's sdk device against the same tree on package context, 7
+// alternating rounds) this type saves 6 % of the device's CPU per call at
+// concurrency 16 (30.9 against 33.1 µs; lower in 6 rounds of 7) and adds
+// 3 % to its rate; at concurrency 1 the two are within the noise.
 //
 // Contexts derived from it follow its end through its AfterFunc method,
 // which package context looks for, without a goroutine each.
