@@ -47,8 +47,9 @@
 //     dispatch.go) and writes the answer itself (dispatcher.answer), on
 //     the connection the request arrived on (origin.go): over MQTT, the
 //     write goes straight to the network when no other is in progress.
-//     If the deadline passes first, a timer (context.AfterFunc) answers
-//     504 on the handler's behalf and hands its slot to a new goroutine.
+//     If the deadline passes first, the goroutine's timer (deadlineTimer,
+//     in callctx.go) answers 504 on the handler's behalf and hands its
+//     slot to a new goroutine.
 //     Then it waits for the next request, or ends if two others wait.
 //  3. The hub's acknowledgement of the answer is awaited by the transport,
 //     apart from the handler, which is done (Stats.AnswersLost counts the

@@ -17,15 +17,14 @@ import (
 // pair the request went out on. An answer whose connection has ended is
 // dropped; its caller gets 504101 from the hub, as with every other SDK.
 type origin struct {
-	conn      transport.Conn
-	lost      <-chan struct{} // closed when conn ends, if it can tell (transport.EndNotifier); else nil
-	wasClosed atomic.Bool     // isClosed, read without the lock
+	conn     transport.Conn
+	lost     <-chan struct{} // closed when conn ends, if it can tell (transport.EndNotifier); else nil
+	isClosed atomic.Bool     // conn has been closed: nothing more can be answered on it
+	closedCh chan struct{}   // closed with isClosed
 
-	mu       sync.Mutex
-	isClosed bool          // conn has been closed: nothing more can be answered on it
-	closedCh chan struct{} // closed with isClosed
-	open     int           // calls delivered on conn and not yet answered or dropped
-	idle     chan struct{} // closed when open drops to 0; made by settled
+	mu   sync.Mutex
+	open int           // calls delivered on conn and not yet answered or dropped
+	idle chan struct{} // closed when open drops to 0; made by settled
 }
 
 func newOrigin(conn transport.Conn) *origin {
@@ -78,20 +77,16 @@ func (o *origin) settled() <-chan struct{} {
 // close closes the connection; calls still open are dropped from now on.
 // It is idempotent.
 func (o *origin) close() {
-	o.mu.Lock()
-	if !o.isClosed {
-		o.isClosed = true
-		o.wasClosed.Store(true)
+	if o.isClosed.CompareAndSwap(false, true) {
 		close(o.closedCh)
 	}
-	o.mu.Unlock()
 	o.conn.Close()
 }
 
 // closed reports whether the connection has been closed, or has failed:
 // either way nothing more can be answered on it.
 func (o *origin) closed() bool {
-	if o.wasClosed.Load() {
+	if o.isClosed.Load() {
 		return true
 	}
 	select { // one case: read without a lock

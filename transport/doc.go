@@ -20,6 +20,7 @@
 //
 // # Concurrency
 //
-// One goroutine calls Receive; Respond may be called from many goroutines at
-// once, and concurrently with Receive and Close.
+// Several goroutines may wait in Receive at once, each request going to one
+// of them; Respond may be called from many goroutines at once, and
+// concurrently with Receive and Close.
 package transport

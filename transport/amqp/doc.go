@@ -106,8 +106,9 @@
 //
 // # Concurrency
 //
-// One goroutine calls Receive; Respond and RefreshToken may be called from
-// many goroutines, concurrently with Receive and Close. Answers reach
+// Receive, Respond and RefreshToken may each be called from many
+// goroutines, concurrently with each other and with Close; each request
+// goes to one Receive. Answers reach
 // go-amqp one at a time, each waiting its turn only until its ctx ends.
 // Each Conn runs three goroutines, joined by Close: one takes requests
 // from go-amqp's receiver and queues them (Options.QueueSize), answering

@@ -90,12 +90,12 @@
 //
 // # Concurrency
 //
-// One goroutine calls Receive; Respond may be called from many goroutines,
-// concurrently with Receive and Close. One goroutine reads the network
-// connection, in order; Close joins it. Writes have no goroutine of their
-// own: the caller that finds no write in progress writes its packet, and
-// those queued meanwhile, and hands the writing on once its own is out;
-// the keep-alive runs on a timer. The reader never blocks on anything but
+// Receive and Respond may each be called from many goroutines, concurrently
+// with each other and with Close; each request goes to one Receive. One
+// goroutine reads the network connection, in order; Close joins it.
+// Writes have no goroutine of their own: the caller that finds no write
+// in progress writes its packet, and those queued meanwhile, and hands
+// the writing on once its own is out; the keep-alive runs on a timer. The reader never blocks on anything but
 // the network: it queues each request and, when the queue is full, answers
 // 503 at once. Because one goroutine reads the stream in order, every
 // request the hub sent before an UNSUBACK is queued before Quiesce
