@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/coder/websocket"
+	"github.com/directmethods/iotdevice/internal/ws"
 )
 
 // webSocketProtocols are the subprotocols the hub serves on
@@ -29,7 +30,7 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	switch strings.ToLower(c.Subprotocol()) {
 	case "mqtt":
-		conn := websocket.NetConn(h.ctx, c, websocket.MessageBinary)
+		conn := ws.NetConn(h.ctx, c)
 		s := newMQTTSession(h, conn, "mqtt-ws", peerChain)
 		if !h.track(s) {
 			conn.Close()
@@ -38,7 +39,7 @@ func (h *Hub) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		defer h.untrack(s)
 		s.serve()
 	case "amqpwsb10":
-		conn := websocket.NetConn(h.ctx, c, websocket.MessageBinary)
+		conn := ws.NetConn(h.ctx, c)
 		ac := newAMQPConn(h, conn, "amqp-ws", peerChain)
 		if !h.track(ac) {
 			conn.Close()

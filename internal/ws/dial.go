@@ -84,7 +84,7 @@ func Dial(ctx context.Context, address string, opts Options) (net.Conn, error) {
 	}
 
 	lifetime, cancel := context.WithCancel(context.Background())
-	nc := websocket.NetConn(lifetime, c, websocket.MessageBinary)
+	nc := NetConn(lifetime, c)
 	// NetConn lifts the read limit; restore a bound after it.
 	c.SetReadLimit(maxMessageSize)
 	return &conn{Conn: nc, cancel: cancel}, nil
