@@ -7,15 +7,6 @@ import (
 	"strings"
 )
 
-// Identities returns the registered identities ("dev" or "dev/mod"), sorted.
-func (h *Hub) Identities() []string {
-	var names []string
-	for _, id := range h.reg.all() {
-		names = append(names, id.name())
-	}
-	return names
-}
-
 // ConnectionFileName is the file WriteConnectionFiles writes an identity's
 // connection string to: "dev.txt", or "dev_mod.txt" for a module.
 func ConnectionFileName(identity string) string {

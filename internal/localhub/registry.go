@@ -360,3 +360,12 @@ func (r *registry) authorizeService(token, target string, now time.Time) error {
 	}
 	return nil
 }
+
+// Identities returns the registered identities ("dev" or "dev/mod"), sorted.
+func (h *Hub) Identities() []string {
+	var names []string
+	for _, id := range h.reg.all() {
+		names = append(names, id.name())
+	}
+	return names
+}
