@@ -304,7 +304,7 @@ func (d *dispatcher) response(req *transport.MethodRequest, resp *MethodResponse
 	case len(body) > MaxPayloadSize:
 		d.log.Error("method response too large; answering 500", "method", req.Name, "request_id", req.RequestID, "size", len(body))
 		return StatusInternalServerError, errorBody(fmt.Sprintf("invalid response: payload of %d bytes exceeds the limit of %d", len(body), MaxPayloadSize))
-	case !validJSON(body):
+	case !json.Valid(body):
 		d.log.Error("method response is not valid JSON; answering 500", "method", req.Name, "request_id", req.RequestID)
 		return StatusInternalServerError, errorBody("invalid response: payload is not valid JSON")
 	}
@@ -318,7 +318,7 @@ func checkRequest(req *transport.MethodRequest) (int, []byte, bool) {
 	switch {
 	case len(req.Payload) > MaxPayloadSize:
 		return StatusRequestEntityTooLarge, errorBody(fmt.Sprintf("request payload of %d bytes exceeds the limit of %d", len(req.Payload), MaxPayloadSize)), false
-	case len(req.Payload) > 0 && !validJSON(req.Payload):
+	case len(req.Payload) > 0 && !json.Valid(req.Payload):
 		return StatusBadRequest, errorBody("request payload is not valid JSON"), false
 	}
 	return 0, nil, true
