@@ -235,7 +235,11 @@ func TestFloorLoop(t *testing.T) {
 }
 
 func testFloorLoop(t *testing.T, qos byte, ws bool, workers int) {
-	hub, d := startFloorOnPipe(t, qos, ws, workers, 40*time.Millisecond)
+	// The device's read deadline is half the keep-alive, and one that
+	// passes in the middle of a packet ends the device, so the keep-alive
+	// must outlast any stall of a loaded machine while the hub writes the
+	// 70 KB request below, yet be short enough to wait for its PINGREQ.
+	hub, d := startFloorOnPipe(t, qos, ws, workers, time.Second)
 	frame := byte(0)
 	if ws {
 		frame = floorWSBinary
