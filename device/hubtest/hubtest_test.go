@@ -224,6 +224,39 @@ func TestDisconnectAndReconnect(t *testing.T) {
 	}
 }
 
+// TestWaitDisconnected checks that WaitDisconnected waits while the
+// device is connected and returns once its client has closed.
+func TestWaitDisconnected(t *testing.T) {
+	hub := hubtest.New(t, nil)
+	id, err := hub.AddDevice("restarting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := id.NewClient(hubtest.MQTT, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- client.Run(context.Background(), device.NewMethodMux()) }() // joined below
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
+	defer cancel()
+	if err := id.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	connected, stop := context.WithCancel(ctx)
+	stop() // already over: the device is still connected, so it fails
+	if err := id.WaitDisconnected(connected); err == nil {
+		t.Error("WaitDisconnected returned nil while the device was connected")
+	}
+	client.Close()
+	if err := <-done; !errors.Is(err, device.ErrClientClosed) {
+		t.Errorf("Run = %v, want ErrClientClosed", err)
+	}
+	if err := id.WaitDisconnected(ctx); err != nil {
+		t.Errorf("WaitDisconnected after Close: %v", err)
+	}
+}
+
 // TestTLSIsVerified checks that the hub is reached only by trusting its
 // CA: with the system roots, Run fails for good on the hub's certificate.
 func TestTLSIsVerified(t *testing.T) {

@@ -127,6 +127,19 @@ func (id *Identity) WaitConnected(ctx context.Context) error {
 	return nil
 }
 
+// WaitDisconnected waits until the hub no longer routes method requests to
+// the identity: it has seen the identity's connection, or its method
+// subscription, go. A test that stops a device and starts it again calls
+// it in between, so that its next call cannot reach the connection that
+// is closing, which would answer it 504101 after the response timeout, as
+// IoT Hub does.
+func (id *Identity) WaitDisconnected(ctx context.Context) error {
+	if err := id.hub.hub.WaitOffline(ctx, id.name()); err != nil {
+		return fmt.Errorf("hubtest: %w", err)
+	}
+	return nil
+}
+
 // Disconnect drops the identity's connections, as IoT Hub sometimes does,
 // and returns how many it dropped. A client reconnects on its own.
 func (id *Identity) Disconnect() int { return id.hub.hub.Disconnect(id.name()) }

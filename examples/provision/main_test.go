@@ -116,6 +116,11 @@ func TestProvisionAndServe(t *testing.T) {
 		if err := r.wait(); err != nil {
 			t.Errorf("round %d: run after a stop = %v, want nil", round, err)
 		}
+		// The next round's call must not reach this round's closing
+		// connection.
+		if err := dev.WaitDisconnected(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := os.Stat(cache); err != nil {
 			t.Errorf("round %d: no cached assignment: %v", round, err)
 		}
