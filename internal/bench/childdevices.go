@@ -151,14 +151,20 @@ func startChildDevices(ctx context.Context, t *Target, cfg Config) (*childDevice
 		RootsPEM: string(t.RootsPEM), ConnectionStrings: t.ConnectionStrings[:cfg.Devices], ConnectTimeout: cfg.ConnectTimeout,
 		CPUProfile: cfg.DeviceCPUProfile,
 	}
-	if err := c.enc.Encode(spec); err != nil {
-		c.close()
-		return nil, fmt.Errorf("bench: child devices: %w", err)
+	// A command that is not a bench child may end before it reads the
+	// spec or after: either way the missing reply says what went wrong.
+	sendErr := c.enc.Encode(spec)
+	_, err = c.reply()
+	if err == nil && sendErr != nil {
+		err = fmt.Errorf("bench: child devices: send spec: %w", sendErr)
 	}
-	if _, err := c.reply(); err != nil {
+	if err != nil {
 		c.close()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("bench: child devices: %w", context.Cause(ctx))
+		}
+		if sendErr != nil {
+			err = fmt.Errorf("%w (sending the spec failed too: %v)", err, sendErr)
 		}
 		return nil, err
 	}
